@@ -1,0 +1,153 @@
+//! File helpers for adapters: copying trees, atomic symlink flips, and errors that tell the
+//! operator when a path is outside the directories granted to the plugin.
+//!
+//! Files are reachable only through the directories the host preopened for this call; the
+//! host lists them in the `CUTOVER_GRANTED_DIRS` environment variable (`path=access`,
+//! separated by `;`), so a denial can name the grant to add.
+
+use crate::adapter_types::StepError;
+use crate::step::fail;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The directories this call may touch, with their access (`read` or `read-write`).
+pub fn granted_dirs() -> Vec<(PathBuf, String)> {
+    std::env::var("CUTOVER_GRANTED_DIRS")
+        .unwrap_or_default()
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.rsplit_once('=') {
+            Some((p, a)) => (PathBuf::from(p), a.to_string()),
+            None => (PathBuf::from(s), "read".to_string()),
+        })
+        .collect()
+}
+
+/// Turn an I/O error on `path` into a step error; when the path is outside every granted
+/// directory, say so and name the grant to add.
+pub fn io_error(action: &str, path: &Path, err: io::Error) -> StepError {
+    let granted = granted_dirs();
+    let inside = granted.iter().find(|(g, _)| path.starts_with(g));
+    let message = match inside {
+        None => format!(
+            "{action} {}: denied: the path is outside the directories granted to this plugin \
+             ({}); request it in describe() and grant it under [grants] dirs",
+            path.display(),
+            list(&granted)
+        ),
+        Some((g, access)) if access == "read" && err.kind() != io::ErrorKind::NotFound => {
+            format!(
+                "{action} {}: {err} (granted read-only through {}; grant read-write under \
+                 [grants] dirs if the plugin must write here)",
+                path.display(),
+                g.display()
+            )
+        }
+        Some(_) => format!("{action} {}: {err}", path.display()),
+    };
+    fail(message)
+}
+
+fn list(granted: &[(PathBuf, String)]) -> String {
+    if granted.is_empty() {
+        return "none".into();
+    }
+    granted
+        .iter()
+        .map(|(p, a)| format!("{} {a}", p.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Read a file to a string, with a grant-aware error.
+pub fn read_string(path: &Path) -> Result<String, StepError> {
+    fs::read_to_string(path).map_err(|e| io_error("reading", path, e))
+}
+
+/// Write a file through a temporary sibling and a rename (readers never see half a file).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StepError> {
+    let tmp = sibling(path, ".cutover-tmp");
+    fs::write(&tmp, contents).map_err(|e| io_error("writing", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| io_error("renaming into", path, e))
+}
+
+/// What a copy did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CopyStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+}
+
+/// Copy the tree `from` into `to` (created as needed), overwriting files that exist: a
+/// re-run after a crash completes the copy instead of failing. `on_file` sees each file.
+pub fn copy_tree(
+    from: &Path,
+    to: &Path,
+    on_file: &mut dyn FnMut(&CopyStats),
+) -> Result<CopyStats, StepError> {
+    let mut stats = CopyStats::default();
+    copy_dir(from, to, &mut stats, on_file)?;
+    Ok(stats)
+}
+
+fn copy_dir(
+    from: &Path,
+    to: &Path,
+    stats: &mut CopyStats,
+    on_file: &mut dyn FnMut(&CopyStats),
+) -> Result<(), StepError> {
+    fs::create_dir_all(to).map_err(|e| io_error("creating", to, e))?;
+    stats.dirs += 1;
+    let entries = fs::read_dir(from).map_err(|e| io_error("listing", from, e))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("listing", from, e))?;
+        names.push(entry.file_name());
+    }
+    names.sort();
+    for name in names {
+        let src = from.join(&name);
+        let dst = to.join(&name);
+        let meta = fs::symlink_metadata(&src).map_err(|e| io_error("reading", &src, e))?;
+        if meta.is_dir() {
+            copy_dir(&src, &dst, stats, on_file)?;
+        } else if meta.file_type().is_symlink() {
+            let target = fs::read_link(&src).map_err(|e| io_error("reading link", &src, e))?;
+            let _ = fs::remove_file(&dst);
+            symlink(&target, &dst)?;
+        } else {
+            let n = fs::copy(&src, &dst).map_err(|e| io_error("copying to", &dst, e))?;
+            stats.files += 1;
+            stats.bytes += n;
+            on_file(stats);
+        }
+    }
+    Ok(())
+}
+
+/// Create a symbolic link `link` pointing at `target`.
+pub fn symlink(target: &Path, link: &Path) -> Result<(), StepError> {
+    #[allow(deprecated)] // the portable std call; WASI has no `std::os::unix`
+    fs::soft_link(target, link).map_err(|e| io_error("linking", link, e))
+}
+
+/// Point the symlink `link` at `target` atomically (new link beside it, then rename over).
+pub fn flip_symlink(link: &Path, target: &Path) -> Result<(), StepError> {
+    let tmp = sibling(link, ".cutover-new");
+    let _ = fs::remove_file(&tmp);
+    symlink(target, &tmp)?;
+    fs::rename(&tmp, link).map_err(|e| io_error("replacing", link, e))
+}
+
+/// Where the symlink `link` points, if it is one.
+pub fn read_symlink(link: &Path) -> Option<PathBuf> {
+    fs::read_link(link).ok()
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
