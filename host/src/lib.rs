@@ -1,0 +1,7 @@
+//! Cutover: zero-downtime fleet rollouts driven by sandboxed WebAssembly plugins.
+//!
+//! The binary is a thin CLI over this library: [`spec`] reads a rollout spec, [`plugin`]
+//! loads and sandboxes plugins, [`engine`] runs a rollout and [`journal`] makes it durable.
+
+pub mod plugin;
+pub mod spec;

@@ -1,0 +1,36 @@
+//! Host-side bindings of the two worlds in `wit/` (they share `types` and `log`).
+
+/// The `strategy` world.
+pub mod strategy {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "strategy",
+        imports: { default: async },
+        exports: { default: async },
+    });
+}
+
+/// The `adapter` world.
+pub mod adapter {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "adapter",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "cutover:plugin/types": super::strategy::cutover::plugin::types,
+            "cutover:plugin/log": super::strategy::cutover::plugin::log,
+        },
+    });
+}
+
+pub use adapter::cutover::plugin::adapter_types::{
+    Access, Capability, Description, Finding, Output, Phase, Scope, Severity, Step, StepContext,
+    StepError,
+};
+pub use strategy::cutover::plugin::strategy_types::{
+    Decision, DecisionKind, Gate, Plan, Stage, Wave, WaveReport,
+};
+pub use strategy::cutover::plugin::types::{
+    Constraint, ConstraintKind, Level, MaxTogether, Order, Pair, PluginError, Target,
+};

@@ -1,0 +1,509 @@
+//! The rollout spec: one TOML file naming the strategy, the adapter, the targets and the
+//! grants. Every error names the file, the line and the key to fix.
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A parsed, validated spec.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Where it was read from (relative paths inside are relative to its folder).
+    pub path: PathBuf,
+    /// The file's text, kept in the journal so `resume` needs nothing else.
+    pub text: String,
+    pub name: String,
+    /// Targets in flight at once inside a wave.
+    pub concurrency: usize,
+    pub strategy: PluginRef,
+    pub adapter: PluginRef,
+    /// Per-step time budgets that override the adapter's defaults.
+    pub timeouts: BTreeMap<String, Duration>,
+    pub limits: Limits,
+    pub grants: Grants,
+    /// Secret name → where its value comes from.
+    pub secrets: BTreeMap<String, SecretSource>,
+    pub targets: Vec<TargetSpec>,
+}
+
+/// A plugin named by the spec.
+#[derive(Debug, Clone)]
+pub struct PluginRef {
+    pub path: PathBuf,
+    pub sha256: Option<String>,
+    pub params: Vec<(String, String)>,
+}
+
+/// Resource limits for plugin calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Linear memory cap per plugin instance, in bytes.
+    pub memory: usize,
+    /// Budget of calls that are not steps (describe, preflight, plan, decide).
+    pub call_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 256 << 20,
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the operator grants to plugins.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    pub dirs: Vec<DirGrant>,
+    /// Glob patterns of programs `exec` may start.
+    pub exec: Vec<String>,
+    /// Glob patterns of `host[:port]` that HTTP may reach.
+    pub http: Vec<String>,
+}
+
+/// A granted directory.
+#[derive(Debug, Clone)]
+pub struct DirGrant {
+    pub path: PathBuf,
+    pub write: bool,
+}
+
+/// Where a secret's value comes from.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+/// One target of the fleet.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    pub id: String,
+    pub host: String,
+    pub labels: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    rollout: Option<RawRollout>,
+    strategy: Spanned<RawPlugin>,
+    adapter: Spanned<RawAdapter>,
+    limits: Option<RawLimits>,
+    grants: Option<RawGrants>,
+    #[serde(default)]
+    secrets: BTreeMap<String, Spanned<RawSecret>>,
+    #[serde(default)]
+    targets: Vec<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollout {
+    name: Option<String>,
+    concurrency: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    plugin: String,
+    sha256: Option<Spanned<String>>,
+    #[serde(default)]
+    params: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdapter {
+    plugin: String,
+    sha256: Option<Spanned<String>>,
+    #[serde(default)]
+    params: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    timeouts: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLimits {
+    memory: Option<Spanned<String>>,
+    call_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrants {
+    #[serde(default)]
+    dirs: Vec<Spanned<RawDir>>,
+    #[serde(default)]
+    exec: Vec<String>,
+    #[serde(default)]
+    http: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDir {
+    path: String,
+    #[serde(default)]
+    access: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    env: Option<String>,
+    file: Option<String>,
+}
+
+/// A spec error: `file:line:col: message`.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{col}: {message}")]
+pub struct SpecError {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+struct Ctx<'a> {
+    file: String,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> SpecError {
+        let upto = &self.text[..span.start.min(self.text.len())];
+        let line = upto.matches('\n').count() + 1;
+        let col = upto.len() - upto.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+        SpecError {
+            file: self.file.clone(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+}
+
+/// Read and validate a spec file.
+pub fn load(path: &Path) -> anyhow::Result<Spec> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read spec {}: {e}", path.display()))?;
+    Ok(parse(path, &text)?)
+}
+
+/// Parse and validate spec text read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+    let cx = Ctx {
+        file: path.display().to_string(),
+        text,
+    };
+    let raw: Raw = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        cx.err(span, e.message().trim().to_string())
+    })?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+
+    let rollout = raw.rollout.unwrap_or(RawRollout {
+        name: None,
+        concurrency: None,
+    });
+    let concurrency = match rollout.concurrency {
+        None => 8,
+        Some(c) if *c.get_ref() >= 1 && *c.get_ref() <= 100_000 => *c.get_ref() as usize,
+        Some(c) => {
+            return Err(cx.err(
+                c.span(),
+                "key `rollout.concurrency` must be between 1 and 100000",
+            ))
+        }
+    };
+
+    let pin = |s: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, SpecError> {
+        match s {
+            None => Ok(None),
+            Some(v) => {
+                let h = v.get_ref().trim().to_ascii_lowercase();
+                if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) {
+                    Ok(Some(h))
+                } else {
+                    Err(cx.err(
+                        v.span(),
+                        format!("key `{key}.sha256` must be 64 hex digits (sha256 of the .wasm file)"),
+                    ))
+                }
+            }
+        }
+    };
+    let sspan = raw.strategy.span();
+    let s = raw.strategy.into_inner();
+    if s.plugin.trim().is_empty() {
+        return Err(cx.err(sspan, "key `strategy.plugin` is empty"));
+    }
+    let strategy = PluginRef {
+        path: resolve(&s.plugin),
+        sha256: pin(&s.sha256, "strategy")?,
+        params: flatten(&s.params),
+    };
+    let aspan = raw.adapter.span();
+    let a = raw.adapter.into_inner();
+    if a.plugin.trim().is_empty() {
+        return Err(cx.err(aspan, "key `adapter.plugin` is empty"));
+    }
+    let mut timeouts = BTreeMap::new();
+    for (step, v) in &a.timeouts {
+        let d = humantime::parse_duration(v.get_ref()).map_err(|e| {
+            cx.err(
+                v.span(),
+                format!("key `adapter.timeouts.{step}`: {e} (write e.g. \"90s\" or \"2m\")"),
+            )
+        })?;
+        timeouts.insert(step.clone(), d);
+    }
+    let adapter = PluginRef {
+        path: resolve(&a.plugin),
+        sha256: pin(&a.sha256, "adapter")?,
+        params: flatten(&a.params),
+    };
+
+    let mut limits = Limits::default();
+    if let Some(l) = raw.limits {
+        if let Some(m) = l.memory {
+            limits.memory = parse_size(m.get_ref()).ok_or_else(|| {
+                cx.err(
+                    m.span(),
+                    "key `limits.memory` must be a size such as \"256MiB\" or \"1GiB\"",
+                )
+            })?;
+        }
+        if let Some(t) = l.call_timeout {
+            limits.call_timeout = humantime::parse_duration(t.get_ref())
+                .map_err(|e| cx.err(t.span(), format!("key `limits.call-timeout`: {e}")))?;
+        }
+    }
+
+    let mut grants = Grants::default();
+    if let Some(g) = raw.grants {
+        for d in g.dirs {
+            let span = d.span();
+            let d = d.into_inner();
+            let write = match d.access.as_deref() {
+                None | Some("read") => false,
+                Some("read-write") => true,
+                Some(other) => {
+                    return Err(cx.err(
+                        span,
+                        format!("key `grants.dirs.access`: `{other}` is not `read` or `read-write`"),
+                    ))
+                }
+            };
+            grants.dirs.push(DirGrant {
+                path: resolve(&d.path),
+                write,
+            });
+        }
+        grants.exec = g.exec.iter().map(|e| absolutize(&resolve(e))).collect();
+        grants.http = g.http;
+    }
+
+    let mut secrets = BTreeMap::new();
+    for (name, s) in raw.secrets {
+        let span = s.span();
+        let s = s.into_inner();
+        let src = match (s.env, s.file) {
+            (Some(e), None) => SecretSource::Env(e),
+            (None, Some(f)) => SecretSource::File(resolve(&f)),
+            _ => {
+                return Err(cx.err(
+                    span,
+                    format!("key `secrets.{name}` needs exactly one of `env` or `file`"),
+                ))
+            }
+        };
+        secrets.insert(name, src);
+    }
+
+    let mut targets = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, t) in raw.targets.into_iter().enumerate() {
+        let span = t.span();
+        let mut map = t.into_inner();
+        let id = match map.remove("id") {
+            Some(v) => match v.get_ref() {
+                toml::Value::String(s) if !s.trim().is_empty() => s.clone(),
+                _ => return Err(cx.err(v.span(), format!("key `targets[{i}].id` must be a non-empty string"))),
+            },
+            None => return Err(cx.err(span, format!("key `targets[{i}].id` is missing"))),
+        };
+        let host = match map.remove("host") {
+            Some(v) => match v.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                _ => return Err(cx.err(v.span(), format!("key `targets[{i}].host` must be a string"))),
+            },
+            None => "local".to_string(),
+        };
+        if host != "local" {
+            return Err(cx.err(
+                span,
+                format!("key `targets[{i}].host`: only \"local\" targets are supported by this version"),
+            ));
+        }
+        if !seen.insert(id.clone()) {
+            return Err(cx.err(span, format!("key `targets[{i}].id`: duplicate target id `{id}`")));
+        }
+        let labels = map
+            .into_iter()
+            .map(|(k, v)| (k, value_string(v.get_ref())))
+            .collect();
+        targets.push(TargetSpec { id, host, labels });
+    }
+    if targets.is_empty() {
+        return Err(cx.err(0..0, "no [[targets]]: add at least one target"));
+    }
+
+    Ok(Spec {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+        name: rollout.name.unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "rollout".into())
+        }),
+        concurrency,
+        strategy,
+        adapter,
+        timeouts,
+        limits,
+        grants,
+        secrets,
+        targets,
+    })
+}
+
+fn absolutize(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn flatten(params: &BTreeMap<String, toml::Value>) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| (k.clone(), value_string(v)))
+        .collect()
+}
+
+/// A TOML value as the string a plugin sees (strings unquoted, the rest as JSON).
+fn value_string(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+/// "256MiB", "1GiB", "512KiB", or plain bytes.
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "KB" => 1 << 10,
+        "MiB" | "M" | "MB" => 1 << 20,
+        "GiB" | "G" | "GB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[rollout]
+concurrency = 2
+[strategy]
+plugin = "s.wasm"
+[strategy.params]
+group-size = 4
+[adapter]
+plugin = "/abs/a.wasm"
+[adapter.params]
+version = "2.0"
+[adapter.timeouts]
+start = "90s"
+[grants]
+dirs = [{ path = "/srv", access = "read-write" }]
+exec = ["/srv/*/bin/*"]
+[[targets]]
+id = "n1"
+root = "/srv/n1"
+"#;
+
+    #[test]
+    fn parses_a_good_spec_relative_to_its_folder() {
+        let s = parse(Path::new("/etc/specs/x.toml"), GOOD).unwrap();
+        assert_eq!(s.concurrency, 2);
+        assert_eq!(s.strategy.path, PathBuf::from("/etc/specs/s.wasm"));
+        assert_eq!(s.adapter.path, PathBuf::from("/abs/a.wasm"));
+        assert_eq!(s.strategy.params, vec![("group-size".into(), "4".into())]);
+        assert_eq!(s.timeouts["start"], Duration::from_secs(90));
+        assert!(s.grants.dirs[0].write);
+        assert_eq!(s.targets[0].labels, vec![("root".into(), "/srv/n1".into())]);
+        assert_eq!(s.name, "x");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = GOOD.replace("concurrency = 2", "concurency = 2");
+        let e = parse(Path::new("x.toml"), &text).unwrap_err().to_string();
+        assert!(e.starts_with("x.toml:3:"), "{e}");
+        assert!(e.contains("concurency"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        let text = GOOD.replace("start = \"90s\"", "start = \"soon\"");
+        let e = parse(Path::new("x.toml"), &text).unwrap_err();
+        assert_eq!(e.line, 14, "{e}");
+        assert!(e.message.contains("adapter.timeouts.start"), "{e}");
+
+        let text = format!("{GOOD}\n[[targets]]\nid = \"n1\"\n");
+        let e = parse(Path::new("x.toml"), &text).unwrap_err();
+        assert!(e.message.contains("duplicate target id `n1`"), "{e}");
+        assert_eq!(e.line, 20, "{e}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB"), Some(256 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("lots"), None);
+    }
+}
