@@ -1,0 +1,271 @@
+//! From a strategy's plan to the stages the engine runs, verified against the targets, the
+//! adapter's steps and its constraints. A plan that breaks any rule never runs.
+
+use crate::plugin::bindings::{
+    Constraint, ConstraintKind, Description, Gate, Phase, Plan, Scope, Stage, Target,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One stage the engine runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum XStage {
+    /// A fleet-scope step of the adapter.
+    Fleet { step: String },
+    /// Targets running the adapter's target steps of one phase.
+    Wave {
+        name: String,
+        targets: Vec<String>,
+        /// Finalize-phase steps (after every wave) instead of rollout-phase ones.
+        finalize: bool,
+        /// Position among the strategy's waves (none for the finalize wave).
+        index: Option<u32>,
+    },
+    /// Wait for `cutover approve`.
+    Approval { message: String },
+    /// Wait this long.
+    Soak { seconds: u64 },
+}
+
+/// The stages of a rollout, as journaled.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct XPlan {
+    pub stages: Vec<XStage>,
+    /// Number of strategy waves.
+    pub waves: u32,
+}
+
+impl XStage {
+    /// One line for plans and progress.
+    pub fn describe(&self) -> String {
+        match self {
+            XStage::Fleet { step } => format!("fleet step `{step}`"),
+            XStage::Wave {
+                name,
+                targets,
+                finalize,
+                ..
+            } => format!(
+                "{}wave {name}: {} target{} ({})",
+                if *finalize { "finalize " } else { "" },
+                targets.len(),
+                if targets.len() == 1 { "" } else { "s" },
+                abbreviate(targets)
+            ),
+            XStage::Approval { message } => format!("gate: wait for `cutover approve` ({message})"),
+            XStage::Soak { seconds } => format!("gate: soak for {seconds}s"),
+        }
+    }
+}
+
+fn abbreviate(ids: &[String]) -> String {
+    if ids.len() <= 6 {
+        ids.join(", ")
+    } else {
+        format!("{}, ... {}", ids[..3].join(", "), ids[ids.len() - 1])
+    }
+}
+
+/// Check the strategy's plan and expand it with the adapter's fleet and finalize steps.
+pub fn expand(
+    plan: &Plan,
+    desc: &Description,
+    targets: &[Target],
+    constraints: &[Constraint],
+) -> Result<XPlan, String> {
+    let known: BTreeSet<&str> = targets.iter().map(|t| t.id.as_str()).collect();
+    let fleet_steps = |phase: Phase| -> Vec<String> {
+        desc.steps
+            .iter()
+            .filter(|s| s.scope == Scope::Fleet && s.phase == phase)
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    let switch_steps = fleet_steps(Phase::Switch);
+
+    let mut stages: Vec<XStage> = fleet_steps(Phase::Prepare)
+        .into_iter()
+        .map(|step| XStage::Fleet { step })
+        .collect();
+    let mut wave_of: BTreeMap<&str, (usize, String)> = BTreeMap::new();
+    let mut named_switch = BTreeSet::new();
+    let mut waves = 0u32;
+    for (i, stage) in plan.stages.iter().enumerate() {
+        match stage {
+            Stage::Wave(w) => {
+                if w.targets.is_empty() {
+                    continue;
+                }
+                for t in &w.targets {
+                    if !known.contains(t.as_str()) {
+                        return Err(format!(
+                            "stage {} ({}) names target `{t}`, which is not in the spec",
+                            i + 1,
+                            w.name
+                        ));
+                    }
+                    if let Some((_, other)) = wave_of.get(t.as_str()) {
+                        return Err(format!(
+                            "target `{t}` is in two waves ({other} and {}): every target must be updated exactly once",
+                            w.name
+                        ));
+                    }
+                    wave_of.insert(t.as_str(), (waves as usize, w.name.clone()));
+                }
+                stages.push(XStage::Wave {
+                    name: w.name.clone(),
+                    targets: w.targets.clone(),
+                    finalize: false,
+                    index: Some(waves),
+                });
+                waves += 1;
+            }
+            Stage::FleetStep(name) => {
+                if !switch_steps.contains(name) {
+                    return Err(format!(
+                        "stage {} asks for fleet step `{name}`, which the adapter {} does not have (its switch steps: {})",
+                        i + 1,
+                        desc.name,
+                        if switch_steps.is_empty() { "none".into() } else { switch_steps.join(", ") }
+                    ));
+                }
+                named_switch.insert(name.clone());
+                stages.push(XStage::Fleet { step: name.clone() });
+            }
+            Stage::Gate(Gate::Approval(m)) => stages.push(XStage::Approval { message: m.clone() }),
+            Stage::Gate(Gate::Soak(s)) => stages.push(XStage::Soak { seconds: *s }),
+        }
+    }
+    let missing: Vec<&str> = known
+        .iter()
+        .filter(|t| !wave_of.contains_key(*t))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the plan leaves out {} target(s): {}; every target must be in exactly one wave",
+            missing.len(),
+            abbreviate(&missing.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        ));
+    }
+    check_constraints(&stages, constraints, &wave_of)?;
+
+    for step in switch_steps {
+        if !named_switch.contains(&step) {
+            stages.push(XStage::Fleet { step });
+        }
+    }
+    stages.extend(
+        fleet_steps(Phase::Finalize)
+            .into_iter()
+            .map(|step| XStage::Fleet { step }),
+    );
+    let has_target_finalize = desc
+        .steps
+        .iter()
+        .any(|s| s.scope == Scope::Target && s.phase == Phase::Finalize);
+    if has_target_finalize {
+        stages.push(XStage::Wave {
+            name: "finalize".into(),
+            targets: targets.iter().map(|t| t.id.clone()).collect(),
+            finalize: true,
+            index: None,
+        });
+    }
+    Ok(XPlan { stages, waves })
+}
+
+/// Check constraints against the waves; a violation names the constraint and the stage.
+pub fn check_constraints(
+    stages: &[XStage],
+    constraints: &[Constraint],
+    wave_of: &BTreeMap<&str, (usize, String)>,
+) -> Result<(), String> {
+    for c in constraints {
+        match &c.kind {
+            ConstraintKind::MaxTogether(m) => {
+                for (i, s) in stages.iter().enumerate() {
+                    if let XStage::Wave { name, targets, .. } = s {
+                        let together: Vec<&String> =
+                            targets.iter().filter(|t| m.members.contains(t)).collect();
+                        if together.len() as u32 > m.max {
+                            return Err(format!(
+                                "constraint `{}` is broken by stage {} (wave {name}): it updates {} of [{}] at once ({}), at most {} may be down together",
+                                c.name,
+                                i + 1,
+                                together.len(),
+                                m.members.join(", "),
+                                together.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                                m.max
+                            ));
+                        }
+                    }
+                }
+            }
+            ConstraintKind::Order(o) => {
+                for f in &o.first {
+                    for t in &o.then {
+                        if let (Some((fw, fname)), Some((tw, tname))) =
+                            (wave_of.get(f.as_str()), wave_of.get(t.as_str()))
+                        {
+                            if fw >= tw {
+                                return Err(format!(
+                                    "constraint `{}` is broken: `{f}` (wave {fname}) must be updated in an earlier wave than `{t}` (wave {tname})",
+                                    c.name
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Worst-case duration: per wave, the sum of its steps' timeouts (targets in a wave run in
+/// parallel up to `concurrency`), plus fleet steps and soaks.
+pub fn worst_case(
+    plan: &XPlan,
+    desc: &Description,
+    timeouts: &BTreeMap<String, std::time::Duration>,
+    concurrency: usize,
+) -> std::time::Duration {
+    let budget = |name: &str| -> u64 {
+        timeouts
+            .get(name)
+            .map(|d| d.as_secs())
+            .unwrap_or_else(|| {
+                desc.steps
+                    .iter()
+                    .find(|s| s.name == name)
+                    .map(|s| s.default_timeout_s as u64)
+                    .unwrap_or(0)
+            })
+    };
+    let per_target = |finalize: bool| -> u64 {
+        let phase = if finalize { Phase::Finalize } else { Phase::Rollout };
+        desc.steps
+            .iter()
+            .filter(|s| s.scope == Scope::Target && s.phase == phase)
+            .map(|s| budget(&s.name))
+            .sum()
+    };
+    let secs: u64 = plan
+        .stages
+        .iter()
+        .map(|s| match s {
+            XStage::Fleet { step } => budget(step),
+            XStage::Wave {
+                targets, finalize, ..
+            } => {
+                let rounds = targets.len().div_ceil(concurrency.max(1)) as u64;
+                rounds * per_target(*finalize)
+            }
+            XStage::Soak { seconds } => *seconds,
+            XStage::Approval { .. } => 0,
+        })
+        .sum();
+    std::time::Duration::from_secs(secs)
+}

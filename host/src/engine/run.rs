@@ -1,0 +1,758 @@
+//! Running the stages of a rollout: waves of targets with bounded concurrency, each target's
+//! steps in order with every start and end journaled before the next, undo on failure, the
+//! strategy's decision after each wave.
+
+use super::plan::{XPlan, XStage};
+use super::state::{derive, Progress};
+use super::transport::{Local, StepCall, StepFailure, Transport};
+use super::{Env, Prepared};
+use crate::journal::{Action, Op, OutputRec, Status, TargetState};
+use crate::plugin::bindings::{DecisionKind, Output, Phase, Scope, Step, StepContext, WaveReport};
+use crate::plugin::CallEnv;
+use anyhow::Result;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// How a rollout ended (or paused).
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub id: i64,
+    pub status: Status,
+    pub reason: String,
+}
+
+/// What to do with a non-idempotent step that was running when cutover stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InFlight {
+    /// It completed: go on after it.
+    Done,
+    /// Run it again.
+    Retry,
+    /// It failed: undo the target.
+    Failed,
+}
+
+/// Most attempts of a step that fails with a transient error.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// One rollout being driven by this process.
+pub(crate) struct Run {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    env: Env,
+    id: i64,
+    p: Prepared,
+    plan: XPlan,
+    transport: Arc<dyn Transport>,
+    steps: HashMap<String, Step>,
+    seq: AtomicI64,
+    abort: AtomicBool,
+    failed_total: AtomicU32,
+}
+
+impl Run {
+    pub(crate) fn new(env: Env, id: i64, p: Prepared, plan: XPlan, first_seq: i64) -> Result<Run> {
+        let transport = Arc::new(Local {
+            adapter: p.adapter.clone(),
+            label: p.adapter_label.clone(),
+            sink: env.sink(Some(id)),
+            secrets: p.secrets.clone(),
+        });
+        let steps = p
+            .desc
+            .steps
+            .iter()
+            .map(|s| (s.name.clone(), s.clone()))
+            .collect();
+        let failed_total = env
+            .journal
+            .targets(id)?
+            .iter()
+            .filter(|t| matches!(t.state, TargetState::Failed | TargetState::NeedsAttention))
+            .count() as u32;
+        Ok(Run {
+            inner: Arc::new(Inner {
+                env,
+                id,
+                p,
+                plan,
+                transport,
+                steps,
+                seq: AtomicI64::new(first_seq),
+                abort: AtomicBool::new(false),
+                failed_total: AtomicU32::new(failed_total),
+            }),
+        })
+    }
+
+    pub(crate) fn target_keys(&self) -> Vec<String> {
+        self.inner
+            .p
+            .targets
+            .iter()
+            .map(|t| format!("{}/{}", t.host, t.id))
+            .collect()
+    }
+
+    /// Resolve records left `started` by a crash. Returns an outcome when the rollout must
+    /// pause for the operator.
+    pub(crate) fn settle_in_flight(&self, choice: Option<InFlight>) -> Result<Option<Outcome>> {
+        let me = &self.inner;
+        let rows = me.env.journal.steps(me.id)?;
+        let mut blocked = Vec::new();
+        for p in derive(&rows).values() {
+            for r in &p.in_flight {
+                let idempotent = me.steps.get(&r.step).map(|s| s.idempotent).unwrap_or(false);
+                let who = if r.target.is_empty() { "the fleet".to_string() } else { format!("target `{}`", r.target) };
+                if r.action == Action::Undo || idempotent {
+                    me.env.journal.settle(me.id, r.seq, "abandoned")?;
+                    me.env.ui.note(&format!(
+                        "{} of step `{}` on {who} was in flight when cutover stopped: it is idempotent and runs again",
+                        if r.action == Action::Undo { "undo" } else { "run" },
+                        r.step
+                    ));
+                    continue;
+                }
+                match choice {
+                    Some(InFlight::Done) => me.env.journal.settle(me.id, r.seq, "ok")?,
+                    Some(InFlight::Retry) => me.env.journal.settle(me.id, r.seq, "abandoned")?,
+                    Some(InFlight::Failed) => me.env.journal.settle(me.id, r.seq, "failed")?,
+                    None => blocked.push(format!("step `{}` on {who}", r.step)),
+                }
+            }
+        }
+        if blocked.is_empty() {
+            return Ok(None);
+        }
+        let reason = format!(
+            "{} was in flight when cutover stopped and is not idempotent: check it, then run `cutover resume {id} --in-flight done` if it completed, `--in-flight retry` to run it again, or `--in-flight failed` to undo the target",
+            blocked.join(", "),
+            id = me.id
+        );
+        me.env.journal.set_status(me.id, Status::Paused, &reason)?;
+        Ok(Some(Outcome {
+            id: me.id,
+            status: Status::Paused,
+            reason,
+        }))
+    }
+
+    /// Run the stages from the journaled cursor to the end (or a pause).
+    pub(crate) async fn drive(self) -> Result<Outcome> {
+        let me = self.inner.clone();
+        let poller = tokio::spawn(poll_abort(me.clone()));
+        let out = me.clone().drive_stages().await;
+        poller.abort();
+        out
+    }
+
+    /// Undo every target and fleet step that completed.
+    pub(crate) async fn rollback_all(self, reason: &str) -> Result<Outcome> {
+        let me = self.inner.clone();
+        me.rollback_all(me.plan.stages.len(), reason).await
+    }
+}
+
+async fn poll_abort(me: Arc<Inner>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Ok(r) = me.env.journal.rollout(me.id) {
+            if r.abort_requested {
+                me.abort.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+    }
+}
+
+fn to_rec(o: &Output) -> OutputRec {
+    OutputRec {
+        key: o.key.clone(),
+        value: o.value.clone(),
+        secret: o.secret,
+    }
+}
+
+fn to_out(o: &OutputRec) -> Output {
+    Output {
+        key: o.key.clone(),
+        value: o.value.clone(),
+        secret: o.secret,
+    }
+}
+
+impl Inner {
+    fn next_seq(&self) -> i64 {
+        self.seq.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn budget(&self, step: &str) -> Duration {
+        self.p.spec.timeouts.get(step).copied().unwrap_or_else(|| {
+            let s = self.steps.get(step).map(|s| s.default_timeout_s).unwrap_or(0);
+            Duration::from_secs(if s == 0 { 300 } else { s as u64 })
+        })
+    }
+
+    fn finish(&self, status: Status, reason: String) -> Result<Outcome> {
+        self.env.journal.set_status(self.id, status, &reason)?;
+        if status.is_final() {
+            self.env.journal.release(self.id)?;
+        }
+        Ok(Outcome {
+            id: self.id,
+            status,
+            reason,
+        })
+    }
+
+    fn progress(&self) -> Result<HashMap<String, Progress>> {
+        Ok(derive(&self.env.journal.steps(self.id)?))
+    }
+
+    async fn drive_stages(self: Arc<Self>) -> Result<Outcome> {
+        let mut cursor = self.env.journal.rollout(self.id)?.stage as usize;
+        let total = self.plan.stages.len();
+        while cursor < total {
+            if self.abort.load(Ordering::SeqCst) {
+                return self.finish(Status::Aborted, format!("aborted by the operator before stage {}", cursor + 1));
+            }
+            let stage = &self.plan.stages[cursor];
+            self.env
+                .ui
+                .note(&format!("[stage {}/{total}] {}", cursor + 1, stage.describe()));
+            match stage {
+                XStage::Fleet { step } => {
+                    if let Err(e) = self.clone().fleet_step(cursor, step).await {
+                        let reason = format!("fleet step `{step}` failed: {}", e.message);
+                        self.env.ui.note(&format!("✘ {reason}; rolling back"));
+                        return self.rollback_all(cursor, &reason).await;
+                    }
+                }
+                XStage::Wave {
+                    name,
+                    targets,
+                    finalize,
+                    index,
+                } => {
+                    let (succeeded, failed) =
+                        self.clone().wave(cursor, name, targets, *finalize).await?;
+                    if self.abort.load(Ordering::SeqCst) {
+                        self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
+                        return self.finish(Status::Aborted, format!("aborted by the operator during wave {name}"));
+                    }
+                    if let Some(index) = index {
+                        let report = WaveReport {
+                            wave_index: *index,
+                            wave_count: self.plan.waves,
+                            succeeded,
+                            failed: failed.clone(),
+                            failed_total: self.failed_total.load(Ordering::SeqCst),
+                            target_count: self.p.targets.len() as u32,
+                        };
+                        let senv = CallEnv::bare(
+                            &self.p.strategy_label,
+                            self.p.spec.limits.call_timeout,
+                            self.env.sink(Some(self.id)),
+                        );
+                        let decision = match self
+                            .p
+                            .strategy
+                            .decide(senv, &report, &self.p.strategy_params)
+                            .await
+                        {
+                            Ok(d) => d,
+                            Err(fault) => {
+                                self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
+                                return self.finish(
+                                    Status::Paused,
+                                    format!("the strategy could not decide after wave {name}: {fault}; `cutover resume {}` goes on, `cutover rollback {}` undoes", self.id, self.id),
+                                );
+                            }
+                        };
+                        let reason = if decision.reason.is_empty() {
+                            format!("{:?}", decision.kind).to_lowercase()
+                        } else {
+                            decision.reason.clone()
+                        };
+                        if !failed.is_empty() || decision.kind != DecisionKind::Proceed {
+                            self.env.ui.note(&format!(
+                                "strategy {}: {} ({reason})",
+                                self.p.strategy_label,
+                                format!("{:?}", decision.kind).to_lowercase()
+                            ));
+                        }
+                        self.env.journal.write_later(vec![Op::Event {
+                            rollout: self.id,
+                            level: "info".into(),
+                            target: String::new(),
+                            step: String::new(),
+                            message: format!("after wave {name}: {:?}: {reason}", decision.kind),
+                        }]);
+                        match decision.kind {
+                            DecisionKind::Proceed => {}
+                            DecisionKind::Pause => {
+                                self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
+                                return self.finish(
+                                    Status::Paused,
+                                    format!("{reason}; `cutover resume {id}` or `cutover approve {id}` goes on, `cutover rollback {id}` undoes", id = self.id),
+                                );
+                            }
+                            DecisionKind::Abort => {
+                                self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
+                                return self.finish(Status::Aborted, reason);
+                            }
+                            DecisionKind::Rollback => {
+                                return self.rollback_all(cursor, &reason).await;
+                            }
+                        }
+                    }
+                }
+                XStage::Approval { message } => {
+                    if !self.env.journal.approved(self.id, cursor as i64)? {
+                        self.env.journal.set_stage(self.id, cursor as i64)?;
+                        return self.finish(
+                            Status::Paused,
+                            format!("waiting for approval: {message}; run `cutover approve {}`", self.id),
+                        );
+                    }
+                }
+                XStage::Soak { seconds } => {
+                    let until = std::time::Instant::now() + Duration::from_secs(*seconds);
+                    while std::time::Instant::now() < until {
+                        if self.abort.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            cursor += 1;
+            self.env.journal.set_stage(self.id, cursor as i64)?;
+        }
+        let failed: Vec<String> = self
+            .env
+            .journal
+            .targets(self.id)?
+            .into_iter()
+            .filter(|t| matches!(t.state, TargetState::Failed | TargetState::NeedsAttention))
+            .map(|t| t.target)
+            .collect();
+        if failed.is_empty() {
+            self.finish(Status::Completed, String::new())
+        } else {
+            self.finish(
+                Status::CompletedWithFailures,
+                format!("{} target(s) failed and stay on the old version: {}", failed.len(), failed.join(", ")),
+            )
+        }
+    }
+
+    /// Run one wave; returns (succeeded, failed) target ids.
+    async fn wave(
+        self: Arc<Self>,
+        stage: usize,
+        name: &str,
+        targets: &[String],
+        finalize: bool,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let states: HashMap<String, TargetState> = self
+            .env
+            .journal
+            .targets(self.id)?
+            .into_iter()
+            .map(|t| (t.target, t.state))
+            .collect();
+        let progress = self.progress()?;
+        let limit = self.p.spec.concurrency.min(crate::plugin::runtime::MAX_LIVE_INSTANCES as usize / 2);
+        let sem = Arc::new(Semaphore::new(limit));
+        let mut succeeded = Vec::new();
+        let mut failed = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        self.env.ui.wave_start(name, targets.len());
+        for t in targets {
+            let state = states.get(t).copied().unwrap_or(TargetState::Pending);
+            let runnable = if finalize {
+                state == TargetState::Updated
+            } else {
+                matches!(state, TargetState::Pending | TargetState::Running)
+            };
+            if !runnable {
+                match state {
+                    TargetState::Updated => succeeded.push(t.clone()),
+                    TargetState::Pending => {}
+                    _ => failed.push(t.clone()),
+                }
+                continue;
+            }
+            let me = self.clone();
+            let prog = progress.get(t).cloned().unwrap_or_default();
+            let sem = sem.clone();
+            let t = t.clone();
+            tasks.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                if me.abort.load(Ordering::SeqCst) {
+                    return Ok((t, None));
+                }
+                let r = me.target(stage, &t, prog, finalize).await;
+                r.map(|s| (t, Some(s)))
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (t, state) = joined??;
+            match state {
+                Some(TargetState::Updated) => succeeded.push(t),
+                Some(_) => {
+                    self.failed_total.fetch_add(1, Ordering::SeqCst);
+                    failed.push(t)
+                }
+                None => {}
+            }
+        }
+        self.env.ui.wave_end();
+        Ok((succeeded, failed))
+    }
+
+    fn target_steps(&self, finalize: bool) -> Vec<&Step> {
+        let phase = if finalize { Phase::Finalize } else { Phase::Rollout };
+        self.p
+            .desc
+            .steps
+            .iter()
+            .filter(|s| s.scope == Scope::Target && s.phase == phase)
+            .collect()
+    }
+
+    fn context(&self, outputs: &[OutputRec], attempt: u32) -> StepContext {
+        StepContext {
+            rollout_id: self.id.to_string(),
+            params: self.p.adapter_params.clone(),
+            outputs: outputs.iter().map(to_out).collect(),
+            attempt,
+            fleet: self.p.targets.clone(),
+        }
+    }
+
+    fn call(&self, step: &str, target: &str, outputs: &[OutputRec], attempt: u32) -> StepCall {
+        let t = self.p.targets.iter().find(|x| x.id == target).cloned();
+        let caps = if target.is_empty() {
+            self.p.fleet_caps.clone()
+        } else {
+            self.p.target_caps.get(target).cloned().unwrap_or_default()
+        };
+        StepCall {
+            step: step.to_string(),
+            target: t,
+            ctx: self.context(outputs, attempt),
+            caps,
+            budget: self.budget(step),
+        }
+    }
+
+    /// Run the steps a target still needs; on failure undo what it completed.
+    async fn target(
+        self: Arc<Self>,
+        stage: usize,
+        target: &str,
+        mut prog: Progress,
+        finalize: bool,
+    ) -> Result<TargetState> {
+        let steps = self.target_steps(finalize);
+        let mut pending = vec![Op::Target {
+            rollout: self.id,
+            target: target.to_string(),
+            state: TargetState::Running,
+            detail: String::new(),
+        }];
+        let mut failure: Option<String> = prog
+            .failed
+            .as_ref()
+            .filter(|(s, _, _)| !prog.is_done(s) && steps.iter().any(|x| &x.name == s))
+            .map(|(s, _, e)| format!("step `{s}` failed: {e}"));
+        if failure.is_none() {
+            for (n, step) in steps.iter().enumerate() {
+                if prog.is_done(&step.name) {
+                    continue;
+                }
+                self.env.ui.step(target, &step.name, n + 1, steps.len());
+                let mut attempt = prog.attempts.get(&step.name).copied().unwrap_or(0) + 1;
+                loop {
+                    let seq = self.next_seq();
+                    pending.push(Op::StepStart {
+                        rollout: self.id,
+                        seq,
+                        stage: stage as i64,
+                        target: target.to_string(),
+                        step: step.name.clone(),
+                        action: Action::Run,
+                        attempt,
+                    });
+                    self.env.journal.write(std::mem::take(&mut pending)).await?;
+                    let call = self.call(&step.name, target, &prog.outputs(), attempt);
+                    match self.transport.run(&call).await {
+                        Ok(outs) => {
+                            let recs: Vec<OutputRec> = outs.iter().map(to_rec).collect();
+                            for o in recs.iter().filter(|o| o.secret) {
+                                self.env.redact.add(&o.value);
+                            }
+                            pending.push(Op::StepEnd {
+                                rollout: self.id,
+                                seq,
+                                ok: true,
+                                outputs: recs.clone(),
+                                error: None,
+                            });
+                            prog.done.push((step.name.clone(), recs));
+                            break;
+                        }
+                        Err(StepFailure {
+                            message,
+                            transient,
+                            outputs,
+                        }) => {
+                            let recs: Vec<OutputRec> = outputs.iter().map(to_rec).collect();
+                            for o in recs.iter().filter(|o| o.secret) {
+                                self.env.redact.add(&o.value);
+                            }
+                            let message = self.env.redact.redact(&message);
+                            self.env.journal
+                                .write(vec![Op::StepEnd {
+                                    rollout: self.id,
+                                    seq,
+                                    ok: false,
+                                    outputs: recs.clone(),
+                                    error: Some(message.clone()),
+                                }])
+                                .await?;
+                            prog.failed = Some((step.name.clone(), recs, message.clone()));
+                            if transient && attempt < MAX_ATTEMPTS {
+                                self.env.ui.log(target, &step.name, crate::plugin::bindings::Level::Warn,
+                                    &format!("attempt {attempt} failed ({message}); retrying"));
+                                tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                                attempt += 1;
+                                continue;
+                            }
+                            failure = Some(format!("step `{}` failed: {message}", step.name));
+                            break;
+                        }
+                    }
+                }
+                if failure.is_some() {
+                    break;
+                }
+            }
+        }
+        let (state, detail) = match failure {
+            None => (TargetState::Updated, String::new()),
+            Some(why) => match self.undo_target(stage, target, &prog).await {
+                Ok(n) => (
+                    TargetState::Failed,
+                    format!("{why}; {n} completed step(s) undone"),
+                ),
+                Err(e) => (TargetState::NeedsAttention, format!("{why}; undo failed: {e}")),
+            },
+        };
+        pending.push(Op::Target {
+            rollout: self.id,
+            target: target.to_string(),
+            state,
+            detail: detail.clone(),
+        });
+        self.env.journal.write(pending).await?;
+        self.env.ui.target_done(target, state, &detail);
+        Ok(state)
+    }
+
+    /// Undo a target's completed undoable steps, newest first. Returns how many.
+    async fn undo_target(&self, stage: usize, target: &str, prog: &Progress) -> Result<usize, String> {
+        let outputs = prog.outputs();
+        let mut n = 0;
+        for (step, _) in prog.done.iter().rev() {
+            let undoable = self.steps.get(step).map(|s| s.undoable).unwrap_or(false);
+            if !undoable {
+                continue;
+            }
+            self.env.ui.step(target, &format!("undo {step}"), n + 1, prog.done.len());
+            let seq = self.next_seq();
+            self.env
+                .journal
+                .write(vec![Op::StepStart {
+                    rollout: self.id,
+                    seq,
+                    stage: stage as i64,
+                    target: target.to_string(),
+                    step: step.clone(),
+                    action: Action::Undo,
+                    attempt: 1,
+                }])
+                .await
+                .map_err(|e| e.to_string())?;
+            let call = self.call(step, target, &outputs, 1);
+            let result = self.transport.undo(&call).await;
+            let error = result.as_ref().err().map(|f| self.env.redact.redact(&f.message));
+            self.env
+                .journal
+                .write(vec![Op::StepEnd {
+                    rollout: self.id,
+                    seq,
+                    ok: error.is_none(),
+                    outputs: Vec::new(),
+                    error: error.clone(),
+                }])
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(e) = error {
+                return Err(format!("undo of `{step}`: {e}"));
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Run a fleet step unless it already completed.
+    async fn fleet_step(self: Arc<Self>, stage: usize, step: &str) -> Result<(), StepFailure> {
+        let prog = self
+            .progress()
+            .map_err(|e| failure(e.to_string()))?
+            .remove("")
+            .unwrap_or_default();
+        if prog.is_done(step) {
+            return Ok(());
+        }
+        let mut attempt = prog.attempts.get(step).copied().unwrap_or(0) + 1;
+        loop {
+            let seq = self.next_seq();
+            self.env
+                .journal
+                .write(vec![Op::StepStart {
+                    rollout: self.id,
+                    seq,
+                    stage: stage as i64,
+                    target: String::new(),
+                    step: step.to_string(),
+                    action: Action::Run,
+                    attempt,
+                }])
+                .await
+                .map_err(|e| failure(e.to_string()))?;
+            let call = self.call(step, "", &prog.outputs(), attempt);
+            let result = self.transport.run(&call).await;
+            let (ok, outputs, error) = match &result {
+                Ok(o) => (true, o.iter().map(to_rec).collect(), None),
+                Err(f) => (false, f.outputs.iter().map(to_rec).collect::<Vec<_>>(), Some(f.message.clone())),
+            };
+            for o in outputs.iter().filter(|o: &&OutputRec| o.secret) {
+                self.env.redact.add(&o.value);
+            }
+            self.env
+                .journal
+                .write(vec![Op::StepEnd {
+                    rollout: self.id,
+                    seq,
+                    ok,
+                    outputs,
+                    error,
+                }])
+                .await
+                .map_err(|e| failure(e.to_string()))?;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(f) if f.transient && attempt < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                }
+                Err(f) => return Err(f),
+            }
+        }
+    }
+
+    /// Undo everything completed in stages `..=upto`, newest stage first.
+    async fn rollback_all(self: &Arc<Self>, upto: usize, reason: &str) -> Result<Outcome> {
+        self.env.ui.note(&format!("↺ rolling back: {reason}"));
+        let progress = self.progress()?;
+        let last = upto.min(self.plan.stages.len().saturating_sub(1));
+        let mut trouble = Vec::new();
+        for i in (0..=last).rev() {
+            match &self.plan.stages[i] {
+                XStage::Wave { name, targets, .. } => {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    let sem = Arc::new(Semaphore::new(self.p.spec.concurrency));
+                    let touched: Vec<&String> = targets
+                        .iter()
+                        .filter(|t| progress.get(*t).map(|p| !p.done.is_empty()).unwrap_or(false))
+                        .collect();
+                    if touched.is_empty() {
+                        continue;
+                    }
+                    self.env.ui.wave_start(&format!("rollback of {name}"), touched.len());
+                    for t in touched {
+                        let me = self.clone();
+                        let prog = progress.get(t).cloned().unwrap_or_default();
+                        let t = t.clone();
+                        let sem = sem.clone();
+                        tasks.spawn(async move {
+                            let _p = sem.acquire_owned().await;
+                            let r = me.undo_target(i, &t, &prog).await;
+                            let (state, detail) = match &r {
+                                Ok(n) => (TargetState::RolledBack, format!("{n} step(s) undone")),
+                                Err(e) => (TargetState::NeedsAttention, format!("undo failed: {e}")),
+                            };
+                            me.env
+                                .journal
+                                .write(vec![Op::Target {
+                                    rollout: me.id,
+                                    target: t.clone(),
+                                    state,
+                                    detail: detail.clone(),
+                                }])
+                                .await?;
+                            me.env.ui.target_done(&t, state, &detail);
+                            anyhow::Ok(r.err().map(|e| format!("{t}: {e}")))
+                        });
+                    }
+                    while let Some(j) = tasks.join_next().await {
+                        if let Some(e) = j?? {
+                            trouble.push(e);
+                        }
+                    }
+                    self.env.ui.wave_end();
+                }
+                XStage::Fleet { step } => {
+                    let fleet = progress.get("").cloned().unwrap_or_default();
+                    let undoable = self.steps.get(step).map(|s| s.undoable).unwrap_or(false);
+                    if fleet.is_done(step) && undoable {
+                        let only = Progress {
+                            done: fleet.done.iter().filter(|(s, _)| s == step).cloned().collect(),
+                            ..fleet.clone()
+                        };
+                        if let Err(e) = self.undo_target(i, "", &only).await {
+                            trouble.push(format!("fleet: {e}"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if trouble.is_empty() {
+            self.finish(Status::RolledBack, reason.to_string())
+        } else {
+            self.finish(
+                Status::Failed,
+                format!("{reason}; rollback incomplete, needs attention: {}", trouble.join("; ")),
+            )
+        }
+    }
+}
+
+fn failure(message: String) -> StepFailure {
+    StepFailure {
+        message,
+        transient: false,
+        outputs: Vec::new(),
+    }
+}

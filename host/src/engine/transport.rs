@@ -1,0 +1,114 @@
+//! The boundary between the engine and where adapter code runs. Local targets run the
+//! adapter in this process's sandbox; a remote transport runs the same sandbox on the
+//! target's host, so adapters never change.
+
+use crate::plugin::bindings::{Output, StepContext, Target};
+use crate::plugin::caps::Effective;
+use crate::plugin::{AdapterPlugin, CallEnv, Sink};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A boxed future, as a trait object can return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One step call.
+pub struct StepCall {
+    pub step: String,
+    pub target: Option<Target>,
+    pub ctx: StepContext,
+    pub caps: Effective,
+    pub budget: Duration,
+}
+
+/// Why a step did not complete: the adapter's own error or a fault of its sandbox.
+#[derive(Debug, Clone)]
+pub struct StepFailure {
+    pub message: String,
+    pub transient: bool,
+    pub outputs: Vec<Output>,
+}
+
+/// Runs adapter steps somewhere.
+pub trait Transport: Send + Sync {
+    /// Run a step.
+    fn run<'a>(&'a self, call: &'a StepCall) -> BoxFuture<'a, Result<Vec<Output>, StepFailure>>;
+    /// Undo a completed step.
+    fn undo<'a>(&'a self, call: &'a StepCall) -> BoxFuture<'a, Result<(), StepFailure>>;
+}
+
+/// Adapter steps in this process's sandbox.
+pub struct Local {
+    pub adapter: Arc<AdapterPlugin>,
+    pub label: String,
+    pub sink: Arc<dyn Sink>,
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl Local {
+    fn env(&self, call: &StepCall) -> Arc<CallEnv> {
+        let secrets = call
+            .caps
+            .secrets
+            .iter()
+            .filter_map(|n| self.secrets.get(n).map(|v| (n.clone(), v.clone())))
+            .collect();
+        Arc::new(CallEnv {
+            plugin: self.label.clone(),
+            step: Some(call.step.clone()),
+            target: call.target.as_ref().map(|t| t.id.clone()),
+            caps: call.caps.clone(),
+            secrets,
+            sink: self.sink.clone(),
+            budget: call.budget,
+        })
+    }
+}
+
+fn fault(e: crate::plugin::PluginFault) -> StepFailure {
+    StepFailure {
+        message: e.to_string(),
+        transient: false,
+        outputs: Vec::new(),
+    }
+}
+
+impl Transport for Local {
+    fn run<'a>(&'a self, call: &'a StepCall) -> BoxFuture<'a, Result<Vec<Output>, StepFailure>> {
+        Box::pin(async move {
+            match self
+                .adapter
+                .run_step(self.env(call), &call.step, call.target.as_ref(), &call.ctx)
+                .await
+            {
+                Ok(Ok(out)) => Ok(out),
+                Ok(Err(e)) => Err(StepFailure {
+                    message: e.message,
+                    transient: e.transient,
+                    outputs: e.outputs,
+                }),
+                Err(f) => Err(fault(f)),
+            }
+        })
+    }
+
+    fn undo<'a>(&'a self, call: &'a StepCall) -> BoxFuture<'a, Result<(), StepFailure>> {
+        Box::pin(async move {
+            match self
+                .adapter
+                .undo_step(self.env(call), &call.step, call.target.as_ref(), &call.ctx)
+                .await
+            {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(StepFailure {
+                    message: e.message,
+                    transient: e.transient,
+                    outputs: e.outputs,
+                }),
+                Err(f) => Err(fault(f)),
+            }
+        })
+    }
+}

@@ -1,0 +1,686 @@
+//! The journal: every rollout, stage, step start and end, in embedded SQLite (WAL mode).
+//!
+//! Hot-path records go through one writer thread that commits whatever is queued in a single
+//! transaction (group commit across concurrent targets) and acknowledges each record only
+//! once it is durable, so a step never starts before its start record is on disk.
+
+use anyhow::{anyhow, bail, Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
+use tokio::sync::oneshot;
+
+/// A value a step produced, as journaled.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutputRec {
+    pub key: String,
+    pub value: String,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// One journaled write.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A step (or its undo) starts.
+    StepStart {
+        rollout: i64,
+        seq: i64,
+        stage: i64,
+        target: String,
+        step: String,
+        action: Action,
+        attempt: u32,
+    },
+    /// It ended; `ok` false with an error message when it failed.
+    StepEnd {
+        rollout: i64,
+        seq: i64,
+        ok: bool,
+        outputs: Vec<OutputRec>,
+        error: Option<String>,
+    },
+    /// A target's state in the rollout.
+    Target {
+        rollout: i64,
+        target: String,
+        state: TargetState,
+        detail: String,
+    },
+    /// A log line of a plugin or the engine.
+    Event {
+        rollout: i64,
+        level: String,
+        target: String,
+        step: String,
+        message: String,
+    },
+}
+
+/// Run or undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Run,
+    Undo,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Run => "run",
+            Action::Undo => "undo",
+        }
+    }
+}
+
+/// Where a target stands in a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetState {
+    Pending,
+    Running,
+    Updated,
+    Failed,
+    RolledBack,
+    /// An undo failed: the operator must look.
+    NeedsAttention,
+}
+
+impl TargetState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetState::Pending => "pending",
+            TargetState::Running => "running",
+            TargetState::Updated => "updated",
+            TargetState::Failed => "failed",
+            TargetState::RolledBack => "rolled-back",
+            TargetState::NeedsAttention => "needs-attention",
+        }
+    }
+
+    fn parse(s: &str) -> TargetState {
+        match s {
+            "running" => TargetState::Running,
+            "updated" => TargetState::Updated,
+            "failed" => TargetState::Failed,
+            "rolled-back" => TargetState::RolledBack,
+            "needs-attention" => TargetState::NeedsAttention,
+            _ => TargetState::Pending,
+        }
+    }
+}
+
+/// A rollout's overall status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Running,
+    Paused,
+    Completed,
+    CompletedWithFailures,
+    Aborted,
+    RolledBack,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Completed => "completed",
+            Status::CompletedWithFailures => "completed-with-failures",
+            Status::Aborted => "aborted",
+            Status::RolledBack => "rolled-back",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Status {
+        match s {
+            "paused" => Status::Paused,
+            "completed" => Status::Completed,
+            "completed-with-failures" => Status::CompletedWithFailures,
+            "aborted" => Status::Aborted,
+            "rolled-back" => Status::RolledBack,
+            "failed" => Status::Failed,
+            _ => Status::Running,
+        }
+    }
+
+    /// Finished rollouts hold no lease and cannot be resumed.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Status::Running | Status::Paused)
+    }
+}
+
+/// A rollout row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutRow {
+    pub id: i64,
+    pub name: String,
+    pub spec_path: String,
+    #[serde(skip)]
+    pub spec_text: String,
+    pub status: Status,
+    pub reason: String,
+    #[serde(skip)]
+    pub plan: String,
+    /// Index of the next stage to run.
+    pub stage: i64,
+    pub pid: i64,
+    pub created: i64,
+    pub updated: i64,
+    /// Set by `cutover abort` while another process runs the rollout.
+    pub abort_requested: bool,
+}
+
+/// A step row.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRow {
+    pub seq: i64,
+    pub stage: i64,
+    pub target: String,
+    pub step: String,
+    pub action: Action,
+    pub attempt: u32,
+    /// `started`, `ok`, `failed` or `abandoned`.
+    pub state: String,
+    pub outputs: Vec<OutputRec>,
+    pub error: Option<String>,
+    pub started: i64,
+    pub ended: Option<i64>,
+}
+
+/// A target row.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRow {
+    pub target: String,
+    pub state: TargetState,
+    pub detail: String,
+}
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// fsync the WAL at every commit: survives power loss (the default).
+    Full,
+    /// Survives a crash of cutover, not of the machine.
+    Normal,
+}
+
+struct Msg {
+    ops: Vec<Op>,
+    ack: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// The journal of a machine: control-plane queries on one connection, hot-path writes on a
+/// writer thread.
+pub struct Journal {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS rollouts(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, spec_path TEXT NOT NULL,
+  spec_text TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+  plan TEXT NOT NULL DEFAULT '', stage INTEGER NOT NULL DEFAULT 0, pid INTEGER NOT NULL DEFAULT 0,
+  created INTEGER NOT NULL, updated INTEGER NOT NULL, abort_requested INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS leases(target TEXT PRIMARY KEY, rollout INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS steps(
+  rollout INTEGER NOT NULL, seq INTEGER NOT NULL, stage INTEGER NOT NULL, target TEXT NOT NULL,
+  step TEXT NOT NULL, action TEXT NOT NULL, attempt INTEGER NOT NULL, state TEXT NOT NULL,
+  outputs TEXT NOT NULL DEFAULT '[]', error TEXT, started INTEGER NOT NULL, ended INTEGER,
+  PRIMARY KEY(rollout, seq));
+CREATE TABLE IF NOT EXISTS targets(
+  rollout INTEGER NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(rollout, target));
+CREATE TABLE IF NOT EXISTS events(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, rollout INTEGER NOT NULL, ts INTEGER NOT NULL,
+  level TEXT NOT NULL, target TEXT NOT NULL, step TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals(rollout INTEGER NOT NULL, stage INTEGER NOT NULL,
+  PRIMARY KEY(rollout, stage));
+"#;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn connect(path: &Path, sync: Sync) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open journal {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            Sync::Full => "FULL",
+            Sync::Normal => "NORMAL",
+        },
+    )?;
+    Ok(conn)
+}
+
+impl Journal {
+    /// Open (creating if needed) the journal at `path`.
+    pub fn open(path: &Path, sync: Sync) -> Result<Journal> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+        }
+        let conn = connect(path, sync)?;
+        conn.execute_batch(SCHEMA)?;
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let wconn = connect(path, sync)?;
+        let writer = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer_loop(wconn, rx))?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Where the journal lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Msg>> {
+        self.tx
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or_else(|| anyhow!("journal closed"))
+    }
+
+    /// Write `ops` and wait until they are durable.
+    pub async fn write(&self, ops: Vec<Op>) -> Result<()> {
+        let (ack, done) = oneshot::channel();
+        self.sender()?
+            .send(Msg {
+                ops,
+                ack: Some(ack),
+            })
+            .map_err(|_| anyhow!("journal writer stopped"))?;
+        done.await
+            .map_err(|_| anyhow!("journal writer stopped"))?
+            .map_err(|e| anyhow!("journal write failed: {e}"))
+    }
+
+    /// Queue `ops` without waiting (log lines).
+    pub fn write_later(&self, ops: Vec<Op>) {
+        if let Ok(tx) = self.sender() {
+            let _ = tx.send(Msg { ops, ack: None });
+        }
+    }
+
+    /// Wait for queued writes and stop the writer.
+    pub fn close(&self) {
+        self.tx.lock().unwrap().take();
+        if let Some(h) = self.writer.lock().unwrap().take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Record a new rollout; returns its id.
+    pub fn create_rollout(&self, name: &str, spec_path: &str, spec_text: &str) -> Result<i64> {
+        let c = self.conn.lock().unwrap();
+        let now = now_ms();
+        c.execute(
+            "INSERT INTO rollouts(name, spec_path, spec_text, status, created, updated, pid) VALUES(?1, ?2, ?3, 'running', ?4, ?4, ?5)",
+            params![name, spec_path, spec_text, now, std::process::id()],
+        )?;
+        Ok(c.last_insert_rowid())
+    }
+
+    /// Take the lease on `targets` for `rollout`, or name the rollout that holds one.
+    pub fn acquire(&self, rollout: i64, targets: &[String]) -> Result<()> {
+        let mut c = self.conn.lock().unwrap();
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for t in targets {
+            let holder: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT l.rollout, r.status FROM leases l JOIN rollouts r ON r.id = l.rollout WHERE l.target = ?1",
+                    params![t],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((other, status)) = holder {
+                if other != rollout && !Status::parse(&status).is_final() {
+                    bail!(
+                        "target `{t}` is in rollout {other} ({status}): only one rollout per target at a time; finish it with `cutover resume {other}`, `cutover abort {other}` or `cutover rollback {other}`"
+                    );
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO leases(target, rollout) VALUES(?1, ?2)",
+                params![t, rollout],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Drop the leases of `rollout`.
+    pub fn release(&self, rollout: i64) -> Result<()> {
+        let c = self.conn.lock().unwrap();
+        c.execute("DELETE FROM leases WHERE rollout = ?1", params![rollout])?;
+        Ok(())
+    }
+
+    /// Set status and reason (durable on return).
+    pub fn set_status(&self, rollout: i64, status: Status, reason: &str) -> Result<()> {
+        let c = self.conn.lock().unwrap();
+        c.execute(
+            "UPDATE rollouts SET status = ?2, reason = ?3, updated = ?4 WHERE id = ?1",
+            params![rollout, status.as_str(), reason, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Store the plan (JSON).
+    pub fn set_plan(&self, rollout: i64, plan: &str) -> Result<()> {
+        let c = self.conn.lock().unwrap();
+        c.execute(
+            "UPDATE rollouts SET plan = ?2, updated = ?3 WHERE id = ?1",
+            params![rollout, plan, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Move the stage cursor (durable on return).
+    pub fn set_stage(&self, rollout: i64, stage: i64) -> Result<()> {
+        let c = self.conn.lock().unwrap();
+        c.execute(
+            "UPDATE rollouts SET stage = ?2, updated = ?3 WHERE id = ?1",
+            params![rollout, stage, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Record the process now running the rollout.
+    pub fn claim(&self, rollout: i64) -> Result<()> {
+        let c = self.conn.lock().unwrap();
+        c.execute(
+            "UPDATE rollouts SET pid = ?2, status = 'running', abort_requested = 0, updated = ?3 WHERE id = ?1",
+            params![rollout, std::process::id(), now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Ask the process running `rollout` to stop after its current steps.
+    pub fn request_abort(&self, rollout: i64) -> Result<()> {
+        let c = self.conn.lock().unwrap();
+        c.execute(
+            "UPDATE rollouts SET abort_requested = 1 WHERE id = ?1",
+            params![rollout],
+        )?;
+        Ok(())
+    }
+
+    /// Record an approval of the gate at `stage`.
+    pub fn approve(&self, rollout: i64, stage: i64) -> Result<()> {
+        let c = self.conn.lock().unwrap();
+        c.execute(
+            "INSERT OR IGNORE INTO approvals(rollout, stage) VALUES(?1, ?2)",
+            params![rollout, stage],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the gate at `stage` was approved.
+    pub fn approved(&self, rollout: i64, stage: i64) -> Result<bool> {
+        let c = self.conn.lock().unwrap();
+        Ok(c.query_row(
+            "SELECT 1 FROM approvals WHERE rollout = ?1 AND stage = ?2",
+            params![rollout, stage],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+    }
+
+    /// Mark a step row that was in flight at a crash as `ok`, `failed` or `abandoned`.
+    pub fn settle(&self, rollout: i64, seq: i64, state: &str) -> Result<()> {
+        let c = self.conn.lock().unwrap();
+        c.execute(
+            "UPDATE steps SET state = ?3, ended = ?4, error = CASE WHEN ?3 = 'failed' THEN 'marked failed by the operator after a crash' ELSE error END WHERE rollout = ?1 AND seq = ?2 AND state = 'started'",
+            params![rollout, seq, state, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// One rollout.
+    pub fn rollout(&self, id: i64) -> Result<RolloutRow> {
+        let c = self.conn.lock().unwrap();
+        c.query_row(
+            &format!("{ROLLOUT_COLS} WHERE id = ?1"),
+            params![id],
+            rollout_row,
+        )
+        .optional()?
+        .ok_or_else(|| anyhow!("no rollout {id} in journal {}", self.path.display()))
+    }
+
+    /// Every rollout, newest first.
+    pub fn rollouts(&self) -> Result<Vec<RolloutRow>> {
+        let c = self.conn.lock().unwrap();
+        let mut st = c.prepare(&format!("{ROLLOUT_COLS} ORDER BY id DESC"))?;
+        let rows = st.query_map([], rollout_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The newest rollout, if any.
+    pub fn latest(&self) -> Result<Option<i64>> {
+        let c = self.conn.lock().unwrap();
+        Ok(c.query_row("SELECT MAX(id) FROM rollouts", [], |r| r.get(0))?)
+    }
+
+    /// Step rows of a rollout in order.
+    pub fn steps(&self, rollout: i64) -> Result<Vec<StepRow>> {
+        let c = self.conn.lock().unwrap();
+        let mut st = c.prepare(
+            "SELECT seq, stage, target, step, action, attempt, state, outputs, error, started, ended FROM steps WHERE rollout = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map(params![rollout], |r| {
+            let outputs: String = r.get(7)?;
+            let action: String = r.get(4)?;
+            Ok(StepRow {
+                seq: r.get(0)?,
+                stage: r.get(1)?,
+                target: r.get(2)?,
+                step: r.get(3)?,
+                action: if action == "undo" { Action::Undo } else { Action::Run },
+                attempt: r.get(5)?,
+                state: r.get(6)?,
+                outputs: serde_json::from_str(&outputs).unwrap_or_default(),
+                error: r.get(8)?,
+                started: r.get(9)?,
+                ended: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Target rows of a rollout.
+    pub fn targets(&self, rollout: i64) -> Result<Vec<TargetRow>> {
+        let c = self.conn.lock().unwrap();
+        let mut st =
+            c.prepare("SELECT target, state, detail FROM targets WHERE rollout = ?1 ORDER BY rowid")?;
+        let rows = st.query_map(params![rollout], |r| {
+            let s: String = r.get(1)?;
+            Ok(TargetRow {
+                target: r.get(0)?,
+                state: TargetState::parse(&s),
+                detail: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The last `limit` log lines of a rollout, oldest first.
+    pub fn events(&self, rollout: i64, limit: usize) -> Result<Vec<(i64, String, String, String, String)>> {
+        let c = self.conn.lock().unwrap();
+        let mut st = c.prepare(
+            "SELECT ts, level, target, step, message FROM (SELECT * FROM events WHERE rollout = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+        )?;
+        let rows = st.query_map(params![rollout, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+const ROLLOUT_COLS: &str = "SELECT id, name, spec_path, spec_text, status, reason, plan, stage, pid, created, updated, abort_requested FROM rollouts";
+
+fn rollout_row(r: &rusqlite::Row) -> rusqlite::Result<RolloutRow> {
+    let status: String = r.get(4)?;
+    Ok(RolloutRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        spec_path: r.get(2)?,
+        spec_text: r.get(3)?,
+        status: Status::parse(&status),
+        reason: r.get(5)?,
+        plan: r.get(6)?,
+        stage: r.get(7)?,
+        pid: r.get(8)?,
+        created: r.get(9)?,
+        updated: r.get(10)?,
+        abort_requested: r.get::<_, i64>(11)? != 0,
+    })
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+            if batch.len() >= 4096 {
+                break;
+            }
+        }
+        let result = apply(&mut conn, &batch).map_err(|e| e.to_string());
+        for m in batch {
+            if let Some(ack) = m.ack {
+                let _ = ack.send(result.clone());
+            }
+        }
+    }
+}
+
+fn apply(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    let now = now_ms();
+    for op in batch.iter().flat_map(|m| m.ops.iter()) {
+        match op {
+            Op::StepStart {
+                rollout,
+                seq,
+                stage,
+                target,
+                step,
+                action,
+                attempt,
+            } => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO steps(rollout, seq, stage, target, step, action, attempt, state, started) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'started', ?8)",
+                )?
+                .execute(params![rollout, seq, stage, target, step, action.as_str(), attempt, now])?;
+            }
+            Op::StepEnd {
+                rollout,
+                seq,
+                ok,
+                outputs,
+                error,
+            } => {
+                let out = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".into());
+                tx.prepare_cached(
+                    "UPDATE steps SET state = ?3, outputs = ?4, error = ?5, ended = ?6 WHERE rollout = ?1 AND seq = ?2",
+                )?
+                .execute(params![rollout, seq, if *ok { "ok" } else { "failed" }, out, error, now])?;
+            }
+            Op::Target {
+                rollout,
+                target,
+                state,
+                detail,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO targets(rollout, target, state, detail) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(rollout, target) DO UPDATE SET state = excluded.state, detail = excluded.detail",
+                )?
+                .execute(params![rollout, target, state.as_str(), detail])?;
+            }
+            Op::Event {
+                rollout,
+                level,
+                target,
+                step,
+                message,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO events(rollout, ts, level, target, step, message) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![rollout, now, level, target, step, message])?;
+            }
+        }
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn records_are_durable_and_leases_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let j = Journal::open(&path, Sync::Full).unwrap();
+        let a = j.create_rollout("a", "a.toml", "x").unwrap();
+        let b = j.create_rollout("b", "b.toml", "x").unwrap();
+        j.acquire(a, &["local/n1".into(), "local/n2".into()]).unwrap();
+        let err = j.acquire(b, &["local/n2".into()]).unwrap_err().to_string();
+        assert!(err.contains(&format!("rollout {a}")), "{err}");
+        j.write(vec![Op::StepStart {
+            rollout: a,
+            seq: 1,
+            stage: 0,
+            target: "n1".into(),
+            step: "stop".into(),
+            action: Action::Run,
+            attempt: 1,
+        }])
+        .await
+        .unwrap();
+        // A second connection (another process) sees it as soon as `write` returned.
+        let other = Journal::open(&path, Sync::Full).unwrap();
+        let steps = other.steps(a).unwrap();
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].state, "started");
+        j.set_status(a, Status::Completed, "").unwrap();
+        other.acquire(b, &["local/n2".into()]).unwrap();
+    }
+}
