@@ -9,3 +9,5 @@ pub mod spec;
 pub mod engine;
 pub mod redact;
 pub mod ui;
+pub mod bench;
+pub mod cli;

@@ -1,1 +1,121 @@
-fn main(){}
+//! `cutover`: the command line.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use cutover::cli;
+use std::path::PathBuf;
+
+/// Zero-downtime fleet rollouts driven by sandboxed WebAssembly plugins.
+#[derive(Parser)]
+#[command(name = "cutover", version, about)]
+struct Args {
+    /// The journal (SQLite). Default: $CUTOVER_JOURNAL, else .cutover/journal.db.
+    #[arg(long, global = true, env = "CUTOVER_JOURNAL")]
+    journal: Option<PathBuf>,
+    /// Show every step and plugin log line.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the stages, waves and gates a spec would run, and a worst-case duration.
+    Plan {
+        spec: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a rollout.
+    Run { spec: PathBuf },
+    /// Show a rollout (the newest when no id is given).
+    Status {
+        id: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue a paused or interrupted rollout at the step where it stopped.
+    Resume {
+        id: i64,
+        /// What to do with a non-idempotent step that was running at a crash.
+        #[arg(long, value_enum)]
+        in_flight: Option<cutover::engine::InFlight>,
+    },
+    /// Stop a rollout (a running one stops after its current steps).
+    Abort { id: i64 },
+    /// Undo every updated target of a rollout.
+    Rollback { id: i64 },
+    /// Release a rollout waiting at an approval gate or paused by its strategy.
+    Approve { id: i64 },
+    /// List rollouts.
+    History {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Measure plugin load time and engine throughput.
+    Bench {
+        /// Folder with the built plugins (noop-adapter.wasm, grouped.wasm).
+        #[arg(long, default_value = "plugins/target/wasm32-wasip2/release")]
+        plugins: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        targets: usize,
+        /// Targets in flight at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// World, API version, steps and requested capabilities of a plugin.
+    Inspect {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    let args = Args::parse();
+    let code = match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(args: Args) -> Result<i32> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let ctx = cli::Ctx::new(args.journal, args.verbose);
+    rt.block_on(async move {
+        match args.command {
+            Command::Plan { spec, json } => cli::plan(&ctx, &spec, json).await,
+            Command::Run { spec } => cli::run(&ctx, &spec).await,
+            Command::Status { id, json } => cli::status(&ctx, id, json),
+            Command::Resume { id, in_flight } => cli::resume(&ctx, id, in_flight).await,
+            Command::Abort { id } => cli::abort(&ctx, id),
+            Command::Rollback { id } => cli::rollback(&ctx, id).await,
+            Command::Approve { id } => cli::approve(&ctx, id).await,
+            Command::History { json } => cli::history(&ctx, json),
+            Command::Plugin {
+                command: PluginCommand::Inspect { path, json },
+            } => cli::inspect(&ctx, &path, json).await,
+            Command::Bench {
+                plugins,
+                targets,
+                concurrency,
+            } => cutover::bench::run(&plugins, targets, concurrency).await,
+        }
+    })
+}

@@ -77,15 +77,6 @@ impl Term {
     }
 }
 
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Debug => "debug",
-        Level::Info => "info",
-        Level::Warn => "warn",
-        Level::Error => "error",
-    }
-}
-
 impl Ui for Term {
     fn note(&self, message: &str) {
         self.line(message);
@@ -162,7 +153,7 @@ impl Ui for Term {
     fn log(&self, target: &str, step: &str, level: Level, message: &str) {
         if self.verbose || !matches!(level, Level::Debug | Level::Info) {
             let who = if target.is_empty() { "fleet" } else { target };
-            self.line(&format!("    [{}] {who} {step}: {message}", level_name(level)));
+            self.line(&format!("    [{}] {who} {step}: {message}", crate::plugin::bindings::level_name(level)));
         }
     }
 

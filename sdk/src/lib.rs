@@ -12,6 +12,8 @@ pub mod cmd;
 pub mod files;
 pub mod params;
 pub mod step;
+pub mod wait;
+pub mod waves;
 pub mod web;
 
 /// Bindings of the `strategy` world (generated from `wit/`).

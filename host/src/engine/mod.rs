@@ -71,7 +71,7 @@ impl Sink for EngineSink {
         if let Some(r) = self.rollout {
             self.journal.write_later(vec![Op::Event {
                 rollout: r,
-                level: format!("{level:?}").to_lowercase(),
+                level: crate::plugin::bindings::level_name(level).to_string(),
                 target,
                 step,
                 message: self.redact.redact(message),

@@ -276,7 +276,7 @@ impl Inner {
                             }
                         };
                         let reason = if decision.reason.is_empty() {
-                            format!("{:?}", decision.kind).to_lowercase()
+                            crate::plugin::bindings::decision_name(decision.kind).to_string()
                         } else {
                             decision.reason.clone()
                         };
@@ -284,7 +284,7 @@ impl Inner {
                             self.env.ui.note(&format!(
                                 "strategy {}: {} ({reason})",
                                 self.p.strategy_label,
-                                format!("{:?}", decision.kind).to_lowercase()
+                                crate::plugin::bindings::decision_name(decision.kind).to_string()
                             ));
                         }
                         self.env.journal.write_later(vec![Op::Event {
@@ -292,7 +292,7 @@ impl Inner {
                             level: "info".into(),
                             target: String::new(),
                             step: String::new(),
-                            message: format!("after wave {name}: {:?}: {reason}", decision.kind),
+                            message: format!("after wave {name}: {}: {reason}", crate::plugin::bindings::decision_name(decision.kind)),
                         }]);
                         match decision.kind {
                             DecisionKind::Proceed => {}

@@ -34,3 +34,32 @@ pub use strategy::cutover::plugin::strategy_types::{
 pub use strategy::cutover::plugin::types::{
     Constraint, ConstraintKind, Level, MaxTogether, Order, Pair, PluginError, Target,
 };
+
+/// Lowercase name of a log level.
+pub fn level_name(l: Level) -> &'static str {
+    match l {
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
+    }
+}
+
+/// Lowercase name of a decision.
+pub fn decision_name(d: DecisionKind) -> &'static str {
+    match d {
+        DecisionKind::Proceed => "proceed",
+        DecisionKind::Pause => "pause",
+        DecisionKind::Abort => "abort",
+        DecisionKind::Rollback => "rollback",
+    }
+}
+
+/// Lowercase name of a finding's severity.
+pub fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Blocker => "blocker",
+    }
+}

@@ -21,11 +21,13 @@ pub struct Effective {
 }
 
 /// Fill `{key}` placeholders from the target's labels, then the params.
+/// `{key?}` marks an optional value: when it is missing the capability is not needed
+/// (`Ok(None)`).
 pub fn expand(
     template: &str,
     target: Option<&Target>,
     params: &[(String, String)],
-) -> Result<String, String> {
+) -> Result<Option<String>, String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -34,12 +36,16 @@ pub fn expand(
         let close = after
             .find('}')
             .ok_or_else(|| format!("unclosed `{{` in `{template}`"))?;
-        let key = &after[..close];
+        let (key, optional) = match after[..close].strip_suffix('?') {
+            Some(k) => (k, true),
+            None => (&after[..close], false),
+        };
         let value = target
             .and_then(|t| t.labels.iter().find(|p| p.key == key).map(|p| p.value.clone()))
             .or_else(|| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()));
         match value {
             Some(v) => out.push_str(&v),
+            None if optional => return Ok(None),
             None if target.is_none() => return Err(format!("needs target label `{key}`")),
             None => {
                 return Err(format!(
@@ -51,7 +57,23 @@ pub fn expand(
         rest = &after[close + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(Some(out))
+}
+
+/// `host[:port]` of a URL, or the value itself when it is not a URL.
+fn authority(value: &str) -> String {
+    match value.split_once("://") {
+        Some((scheme, rest)) => {
+            let auth = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+            let auth = auth.rsplit('@').next().unwrap_or(auth);
+            if auth.contains(':') && !auth.ends_with(']') {
+                auth.to_string()
+            } else {
+                format!("{auth}:{}", if scheme == "https" { 443 } else { 80 })
+            }
+        }
+        None => value.to_string(),
+    }
 }
 
 /// Lexically normalise an absolute path (`a/./b/../c` → `a/c`).
@@ -102,7 +124,8 @@ pub fn resolve(
             match cap {
                 Capability::Dir(d) => {
                     let path = match exp(&d.path) {
-                        Ok(p) => normalize(Path::new(&p)),
+                        Ok(None) => continue,
+                        Ok(Some(p)) => normalize(Path::new(&p)),
                         Err(e) => {
                             denied.push(format!("{plugin} requests directory {}: {e}", d.path));
                             continue;
@@ -142,7 +165,8 @@ pub fn resolve(
                     }
                 }
                 Capability::Exec(e) => match exp(e) {
-                    Ok(prog) => {
+                    Ok(None) => {}
+                    Ok(Some(prog)) => {
                         let prog = normalize(Path::new(&prog)).display().to_string();
                         if grants.exec.iter().any(|g| matches(g, &prog)) {
                             if !eff.exec.contains(&prog) {
@@ -157,7 +181,9 @@ pub fn resolve(
                     Err(err) => denied.push(format!("{plugin} requests exec {e}: {err}")),
                 },
                 Capability::Http(h) => match exp(h) {
-                    Ok(host) => {
+                    Ok(None) => {}
+                    Ok(Some(host)) => {
+                        let host = authority(&host);
                         if grants.http.iter().any(|g| matches(g, &host)) {
                             if !eff.http.contains(&host) {
                                 eff.http.push(host);

@@ -220,7 +220,8 @@ impl Runtime {
         let names: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
         names
             .iter()
-            .find_map(|n| n.strip_prefix("cutover:plugin/log@").map(str::to_string))
+            .filter_map(|n| n.strip_prefix("cutover:plugin/"))
+            .find_map(|n| n.split_once('@').map(|(_, v)| v.to_string()))
     }
 
     /// Load a strategy plugin.

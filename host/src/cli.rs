@@ -1,0 +1,443 @@
+//! The commands behind the CLI: each opens what it needs, prints for a person (or JSON) and
+//! returns the process exit code.
+//!
+//! Exit codes: 0 completed; 1 error; 2 completed with failed targets, rolled back or failed;
+//! 3 paused (waiting for approval or the operator); 4 aborted.
+
+use crate::engine::{self, Env, InFlight, Outcome};
+use crate::journal::{Journal, Status, Sync, TargetState};
+use crate::plugin::bindings::{Access, Capability, Phase, Scope};
+use crate::plugin::{CallEnv, NullSink, Runtime, World};
+use crate::redact::Redactor;
+use crate::ui::Term;
+use anyhow::Result;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the journal and the plugin cache live, and how verbose to be.
+pub struct Ctx {
+    journal: PathBuf,
+    verbose: bool,
+}
+
+impl Ctx {
+    /// `journal` defaults to `.cutover/journal.db`.
+    pub fn new(journal: Option<PathBuf>, verbose: bool) -> Self {
+        Ctx {
+            journal: journal.unwrap_or_else(|| PathBuf::from(".cutover/journal.db")),
+            verbose,
+        }
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.journal
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join("cache")
+    }
+
+    fn env(&self) -> Result<Env> {
+        let redact = Arc::new(Redactor::default());
+        Ok(Env {
+            runtime: Runtime::new(self.cache_dir())?,
+            journal: Arc::new(Journal::open(&self.journal, Sync::Full)?),
+            ui: Arc::new(Term::new(redact.clone(), self.verbose)),
+            redact,
+        })
+    }
+
+    fn journal(&self) -> Result<Journal> {
+        if !self.journal.exists() {
+            anyhow::bail!(
+                "no journal at {} (run a rollout first, or pass --journal)",
+                self.journal.display()
+            );
+        }
+        Journal::open(&self.journal, Sync::Full)
+    }
+}
+
+fn code(status: Status) -> i32 {
+    match status {
+        Status::Completed => 0,
+        Status::Paused | Status::Running => 3,
+        Status::Aborted => 4,
+        _ => 2,
+    }
+}
+
+/// `cutover plan SPEC`
+pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
+    let env = ctx.env()?;
+    let spec = crate::spec::load(spec)?;
+    let prepared = engine::prepare(&env, spec).await?;
+    let findings = prepared.preflight(&env, None).await?;
+    let plan = prepared.plan(&env).await?;
+    let worst = engine::plan::worst_case(
+        &plan,
+        &prepared.desc,
+        &prepared.spec.timeouts,
+        prepared.spec.concurrency,
+    );
+    if json_out {
+        let out = json!({
+            "strategy": prepared.strategy_label,
+            "adapter": prepared.adapter_label,
+            "targets": prepared.targets.len(),
+            "concurrency": prepared.spec.concurrency,
+            "waves": plan.waves,
+            "stages": plan.stages,
+            "worst_case_seconds": worst.as_secs(),
+            "findings": findings.iter().map(|f| json!({
+                "severity": crate::plugin::bindings::severity_name(f.severity),
+                "target": f.target,
+                "message": f.message,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{} with {} on {} target(s), {} at a time",
+            prepared.adapter_label,
+            prepared.strategy_label,
+            prepared.targets.len(),
+            prepared.spec.concurrency
+        );
+        let steps: Vec<String> = prepared
+            .desc
+            .steps
+            .iter()
+            .filter(|s| s.scope == Scope::Target && s.phase == Phase::Rollout)
+            .map(|s| s.name.clone())
+            .collect();
+        println!("per target: {}", steps.join(" → "));
+        for (i, s) in plan.stages.iter().enumerate() {
+            println!("  {:>3}. {}", i + 1, s.describe());
+        }
+        println!(
+            "worst case: {} (every step using its whole time budget)",
+            humantime::format_duration(worst)
+        );
+        engine::show_findings(env.ui.as_ref(), &findings);
+    }
+    Ok(0)
+}
+
+fn summary(env: &Env, outcome: &Outcome) -> Result<i32> {
+    let targets = env.journal.targets(outcome.id)?;
+    let count = |s: TargetState| targets.iter().filter(|t| t.state == s).count();
+    eprintln!();
+    eprintln!(
+        "rollout {}: {} — {} updated, {} failed, {} rolled back, {} need attention, {} not started",
+        outcome.id,
+        outcome.status.as_str(),
+        count(TargetState::Updated),
+        count(TargetState::Failed),
+        count(TargetState::RolledBack),
+        count(TargetState::NeedsAttention),
+        count(TargetState::Pending) + count(TargetState::Running),
+    );
+    if !outcome.reason.is_empty() {
+        eprintln!("  {}", env.redact.redact(&outcome.reason));
+    }
+    for t in targets
+        .iter()
+        .filter(|t| !matches!(t.state, TargetState::Updated | TargetState::Pending))
+    {
+        eprintln!("  {} {}: {}", t.target, t.state.as_str(), env.redact.redact(&t.detail));
+    }
+    Ok(code(outcome.status))
+}
+
+/// `cutover run SPEC`
+pub async fn run(ctx: &Ctx, spec: &Path) -> Result<i32> {
+    let env = ctx.env()?;
+    let spec = crate::spec::load(spec)?;
+    let outcome = engine::start(&env, spec).await?;
+    summary(&env, &outcome)
+}
+
+/// `cutover resume ID`
+pub async fn resume(ctx: &Ctx, id: i64, in_flight: Option<InFlight>) -> Result<i32> {
+    let env = ctx.env()?;
+    let outcome = engine::resume(&env, id, in_flight).await?;
+    summary(&env, &outcome)
+}
+
+/// `cutover approve ID`
+pub async fn approve(ctx: &Ctx, id: i64) -> Result<i32> {
+    let env = ctx.env()?;
+    let outcome = engine::approve(&env, id).await?;
+    summary(&env, &outcome)
+}
+
+/// `cutover rollback ID`
+pub async fn rollback(ctx: &Ctx, id: i64) -> Result<i32> {
+    let env = ctx.env()?;
+    let outcome = engine::rollback(&env, id).await?;
+    summary(&env, &outcome)
+}
+
+/// `cutover abort ID`
+pub fn abort(ctx: &Ctx, id: i64) -> Result<i32> {
+    let journal = Arc::new(ctx.journal()?);
+    let redact = Arc::new(Redactor::default());
+    let env = Env {
+        runtime: Runtime::new(ctx.cache_dir())?,
+        journal,
+        ui: Arc::new(Term::new(redact.clone(), false)),
+        redact,
+    };
+    match engine::abort(&env, id)? {
+        Status::Running => println!("rollout {id}: abort requested; it stops after its current steps"),
+        s => println!("rollout {id}: {}", s.as_str()),
+    }
+    Ok(0)
+}
+
+fn redactor_for(journal: &Journal, id: i64) -> Result<Redactor> {
+    let r = Redactor::default();
+    for s in journal.steps(id)? {
+        for o in s.outputs.iter().filter(|o| o.secret) {
+            r.add(&o.value);
+        }
+    }
+    Ok(r)
+}
+
+/// `cutover status [ID]`
+pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
+    let journal = ctx.journal()?;
+    let id = match id.or(journal.latest()?) {
+        Some(id) => id,
+        None => anyhow::bail!("the journal has no rollouts yet"),
+    };
+    let row = journal.rollout(id)?;
+    let redact = redactor_for(&journal, id)?;
+    let targets = journal.targets(id)?;
+    let steps = journal.steps(id)?;
+    let plan: Option<engine::plan::XPlan> = serde_json::from_str(&row.plan).ok();
+    let alive = engine::pid_alive(row.pid);
+    let interrupted = row.status == Status::Running && !alive;
+    let in_flight: Vec<_> = steps.iter().filter(|s| s.state == "started").collect();
+    if json_out {
+        let out = json!({
+            "id": row.id,
+            "name": row.name,
+            "spec": row.spec_path,
+            "status": row.status.as_str(),
+            "interrupted": interrupted,
+            "reason": redact.redact(&row.reason),
+            "stage": row.stage,
+            "stages": plan.as_ref().map(|p| p.stages.len()).unwrap_or(0),
+            "plan": plan,
+            "targets": targets.iter().map(|t| json!({
+                "id": t.target, "state": t.state.as_str(), "detail": redact.redact(&t.detail),
+            })).collect::<Vec<_>>(),
+            "steps": steps.iter().map(|s| json!({
+                "seq": s.seq, "stage": s.stage, "target": s.target, "step": s.step,
+                "action": s.action, "attempt": s.attempt, "state": s.state,
+                "error": s.error.as_deref().map(|e| redact.redact(e)),
+                "outputs": s.outputs.iter().map(|o| json!({
+                    "key": o.key,
+                    "value": if o.secret { "«redacted»".to_string() } else { redact.redact(&o.value) },
+                    "secret": o.secret,
+                })).collect::<Vec<_>>(),
+                "started_ms": s.started, "ended_ms": s.ended,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    let state = if interrupted {
+        format!("interrupted (process {} is gone): run `cutover resume {id}`", row.pid)
+    } else {
+        row.status.as_str().to_string()
+    };
+    println!("rollout {id} ({}): {state}", row.name);
+    println!("  spec: {}", row.spec_path);
+    if !row.reason.is_empty() {
+        println!("  why: {}", redact.redact(&row.reason));
+    }
+    if let Some(p) = &plan {
+        let next = p
+            .stages
+            .get(row.stage as usize)
+            .map(|s| s.describe())
+            .unwrap_or_else(|| "none".into());
+        println!("  stage {}/{}; next: {next}", row.stage.min(p.stages.len() as i64), p.stages.len());
+    }
+    let count = |s: TargetState| targets.iter().filter(|t| t.state == s).count();
+    println!(
+        "  targets: {} updated, {} running, {} failed, {} rolled back, {} need attention",
+        count(TargetState::Updated),
+        count(TargetState::Running),
+        count(TargetState::Failed),
+        count(TargetState::RolledBack),
+        count(TargetState::NeedsAttention)
+    );
+    for t in targets.iter().filter(|t| t.state != TargetState::Updated) {
+        let detail = if t.detail.is_empty() { String::new() } else { format!(": {}", redact.redact(&t.detail)) };
+        println!("    {} {}{detail}", t.target, t.state.as_str());
+    }
+    for s in in_flight {
+        println!(
+            "  in flight: {} `{}` on {}",
+            if s.action == crate::journal::Action::Undo { "undo of" } else { "step" },
+            s.step,
+            if s.target.is_empty() { "the fleet" } else { &s.target }
+        );
+    }
+    let events = journal.events(id, 5)?;
+    if !events.is_empty() {
+        println!("  last log lines:");
+        for (_, level, target, step, msg) in events {
+            println!("    [{level}] {target} {step}: {}", redact.redact(&msg));
+        }
+    }
+    Ok(code(if interrupted { Status::Paused } else { row.status }))
+}
+
+/// `cutover history`
+pub fn history(ctx: &Ctx, json_out: bool) -> Result<i32> {
+    let journal = ctx.journal()?;
+    let rows = journal.rollouts()?;
+    if json_out {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let targets = journal.targets(r.id).map(|t| t.len()).unwrap_or(0);
+                json!({
+                    "id": r.id, "name": r.name, "spec": r.spec_path, "status": r.status.as_str(),
+                    "reason": r.reason, "created_ms": r.created, "updated_ms": r.updated,
+                    "targets": targets,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    println!("{:>5}  {:<24} {:<24} {:>8}  started", "id", "name", "status", "targets");
+    for r in rows {
+        let started = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.created as u64),
+        );
+        let targets = journal.targets(r.id)?.len();
+        println!("{:>5}  {:<24} {:<24} {:>8}  {started}", r.id, r.name, r.status.as_str(), targets);
+    }
+    Ok(0)
+}
+
+/// `cutover plugin inspect PATH`
+pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
+    let rt = Runtime::new(ctx.cache_dir())?;
+    let (component, digest, _) = rt.component(path, None)?;
+    let world = rt.world_of(&component);
+    let api = rt.api_version(&component).unwrap_or_else(|| "unknown".into());
+    let sink = Arc::new(NullSink);
+    let budget = std::time::Duration::from_secs(10);
+    match world {
+        Some(World::Strategy) => {
+            let s = rt.strategy(path, None, 64 << 20)?;
+            let (name, version, summary) = s.info(CallEnv::bare(&s.label, budget, sink)).await?;
+            if json_out {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "world": "strategy", "api": api, "name": name, "version": version,
+                        "summary": summary, "sha256": digest,
+                    }))?
+                );
+            } else {
+                println!("{name} {version}: strategy (cutover:plugin@{api})\n  {summary}\n  sha256 {digest}");
+            }
+        }
+        Some(World::Adapter) => {
+            let a = rt.adapter(path, None, 64 << 20)?;
+            let d = a.describe(CallEnv::bare(&a.label, budget, sink)).await?;
+            let caps: Vec<String> = d
+                .capabilities
+                .iter()
+                .map(|c| match c {
+                    Capability::Dir(r) => format!(
+                        "dir {} ({})",
+                        r.path,
+                        if matches!(r.access, Access::ReadWrite) { "read-write" } else { "read" }
+                    ),
+                    Capability::Exec(e) => format!("exec {e}"),
+                    Capability::Http(h) => format!("http {h}"),
+                    Capability::Secret(s) => format!("secret {s}"),
+                })
+                .collect();
+            if json_out {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "world": "adapter", "api": api, "name": d.name, "version": d.version,
+                        "summary": d.summary, "sha256": digest, "capabilities": caps,
+                        "parameters": d.parameters.iter().map(|p| json!({
+                            "name": p.name, "description": p.description, "required": p.required,
+                            "per_target": p.per_target, "default": p.default,
+                        })).collect::<Vec<_>>(),
+                        "steps": d.steps.iter().map(|s| json!({
+                            "name": s.name, "description": s.description,
+                            "scope": scope_name(s.scope),
+                            "phase": phase_name(s.phase),
+                            "undoable": s.undoable, "idempotent": s.idempotent,
+                            "default_timeout_s": s.default_timeout_s,
+                        })).collect::<Vec<_>>(),
+                    }))?
+                );
+            } else {
+                println!("{} {}: adapter (cutover:plugin@{api})\n  {}\n  sha256 {digest}", d.name, d.version, d.summary);
+                println!("  steps:");
+                for s in &d.steps {
+                    println!(
+                        "    {:<12} {:<6} {:<8} {}{} {:>4}s  {}",
+                        s.name,
+                        scope_name(s.scope),
+                        phase_name(s.phase),
+                        if s.undoable { "undoable " } else { "" },
+                        if s.idempotent { "idempotent" } else { "" },
+                        s.default_timeout_s,
+                        s.description
+                    );
+                }
+                println!("  parameters:");
+                for p in &d.parameters {
+                    println!(
+                        "    {:<14} {}{}{}",
+                        p.name,
+                        if p.required { "required; " } else { "" },
+                        if p.per_target { "per target; " } else { "" },
+                        p.description
+                    );
+                }
+                println!("  requests:");
+                for c in caps {
+                    println!("    {c}");
+                }
+            }
+        }
+        None => anyhow::bail!("{} is neither a cutover strategy nor an adapter", path.display()),
+    }
+    Ok(0)
+}
+
+fn scope_name(s: Scope) -> &'static str {
+    match s {
+        Scope::Target => "target",
+        Scope::Fleet => "fleet",
+    }
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Prepare => "prepare",
+        Phase::Rollout => "rollout",
+        Phase::Switch => "switch",
+        Phase::Finalize => "finalize",
+    }
+}

@@ -1,0 +1,32 @@
+//! `atomic`: half of the fleet, then the other half; one target is one wave. The fleet runs
+//! at half capacity meanwhile. A failure in the first half rolls it back and stops with the
+//! old version active everywhere; after it, `on-failure` applies (default continue).
+
+use cutover_sdk::strategy_types::*;
+use cutover_sdk::waves;
+
+struct Atomic;
+
+impl cutover_sdk::Strategy for Atomic {
+    fn info() -> (String, String, String) {
+        (
+            "atomic".into(),
+            env!("CARGO_PKG_VERSION").into(),
+            "half the fleet, then the other half".into(),
+        )
+    }
+
+    fn plan(targets: Vec<Target>, constraints: Vec<Constraint>, params: Vec<Pair>) -> Result<Plan, PluginError> {
+        waves::check_policy(&params)?;
+        let half = targets.len().div_ceil(2).max(1);
+        let ids: Vec<String> = targets.into_iter().map(|t| t.id).collect();
+        let halves = waves::build_waves(&ids, half, &constraints)?;
+        Ok(Plan { stages: waves::stages("half", halves) })
+    }
+
+    fn decide(report: WaveReport, params: Vec<Pair>) -> Decision {
+        waves::decide(&report, &params, "continue")
+    }
+}
+
+cutover_sdk::export_strategy!(Atomic);

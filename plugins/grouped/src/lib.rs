@@ -1,0 +1,35 @@
+//! `grouped`: update the fleet in groups of N targets (or a share of the fleet).
+//!
+//! Parameters: `group-size` (count or "25%", default 25%), `on-failure` (continue | pause |
+//! rollback, applies after the first group; default continue), `max-failures` (stop once more
+//! targets than this have failed). A failure in the first group rolls it back and stops with
+//! the old version active everywhere.
+
+use cutover_sdk::strategy_types::*;
+use cutover_sdk::waves;
+
+struct Grouped;
+
+impl cutover_sdk::Strategy for Grouped {
+    fn info() -> (String, String, String) {
+        (
+            "grouped".into(),
+            env!("CARGO_PKG_VERSION").into(),
+            "groups of N targets; a failure in the first group rolls back".into(),
+        )
+    }
+
+    fn plan(targets: Vec<Target>, constraints: Vec<Constraint>, params: Vec<Pair>) -> Result<Plan, PluginError> {
+        waves::check_policy(&params)?;
+        let size = waves::group_size(waves::param(&params, "group-size").unwrap_or("25%"), targets.len())?;
+        let ids: Vec<String> = targets.into_iter().map(|t| t.id).collect();
+        let groups = waves::build_waves(&ids, size, &constraints)?;
+        Ok(Plan { stages: waves::stages("group", groups) })
+    }
+
+    fn decide(report: WaveReport, params: Vec<Pair>) -> Decision {
+        waves::decide(&report, &params, "continue")
+    }
+}
+
+cutover_sdk::export_strategy!(Grouped);

@@ -1,0 +1,193 @@
+//! `release-dir`: the Capistrano-style deploy. Copy a versioned artifact into
+//! `<root>/releases/<version>/`, stop the service, flip the `<root>/current` symlink
+//! atomically, start the service, wait until it is healthy. Undo flips back and restarts.
+//!
+//! Parameters: `version`, `artifact` (a directory), `health-timeout` (seconds, default 30);
+//! per target: label `root` and optionally `health-url` (polled until it answers 200 with a
+//! body naming the version).
+
+use cutover_sdk::adapter_types::*;
+use cutover_sdk::params::{get, label, output, param};
+use cutover_sdk::step::{fail, out};
+use cutover_sdk::{cmd, files, progress, wait, web};
+use std::path::{Path, PathBuf};
+
+struct ReleaseDir;
+
+const MARKER: &str = ".cutover-complete";
+
+fn step(name: &str, description: &str, undoable: bool, idempotent: bool, timeout: u32) -> Step {
+    Step {
+        name: name.into(),
+        description: description.into(),
+        scope: Scope::Target,
+        phase: Phase::Rollout,
+        undoable,
+        idempotent,
+        default_timeout_s: timeout,
+    }
+}
+
+fn parameter(name: &str, description: &str, required: bool, per_target: bool, default: Option<&str>) -> Parameter {
+    Parameter {
+        name: name.into(),
+        description: description.into(),
+        required,
+        per_target,
+        default: default.map(str::to_string),
+    }
+}
+
+fn root(t: &Target) -> Result<PathBuf, StepError> {
+    Ok(PathBuf::from(label(t, "root")?))
+}
+
+fn script(root: &Path, name: &str) -> String {
+    root.join("bin").join(name).display().to_string()
+}
+
+fn release_dir(root: &Path, version: &str) -> PathBuf {
+    root.join("releases").join(version)
+}
+
+impl cutover_sdk::Adapter for ReleaseDir {
+    fn describe() -> Description {
+        Description {
+            name: "release-dir".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "versioned release folders with an atomic `current` symlink flip".into(),
+            parameters: vec![
+                parameter("version", "name of the new release (its folder under releases/)", true, false, None),
+                parameter("artifact", "directory holding the new release's files", true, false, None),
+                parameter("health-timeout", "seconds to wait for the health URL", false, false, Some("30")),
+                parameter("root", "the node's deploy root (bin/start, bin/stop, releases/, current)", true, true, None),
+                parameter("health-url", "URL answering 200 with the running version", false, true, None),
+            ],
+            capabilities: vec![
+                Capability::Dir(DirRequest { path: "{artifact}".into(), access: Access::Read }),
+                Capability::Dir(DirRequest { path: "{root}".into(), access: Access::ReadWrite }),
+                Capability::Exec("{root}/bin/stop".into()),
+                Capability::Exec("{root}/bin/start".into()),
+                Capability::Http("{health-url?}".into()),
+            ],
+            steps: vec![
+                step("fetch", "copy the artifact into releases/<version>", false, true, 300),
+                step("stop", "stop the running release (bin/stop)", true, false, 60),
+                step("switch", "point `current` at the new release", true, true, 10),
+                step("start", "start the new release (bin/start)", true, false, 60),
+                step("health", "wait until the node reports the new version", false, true, 60),
+            ],
+        }
+    }
+
+    fn preflight(targets: Vec<Target>, params: Vec<Pair>, _strategy: String) -> Result<Vec<Finding>, PluginError> {
+        let mut findings = Vec::new();
+        let artifact = get(&params, "artifact").unwrap_or_default();
+        if !Path::new(artifact).is_dir() {
+            findings.push(Finding {
+                severity: Severity::Blocker,
+                target: None,
+                message: format!("artifact `{artifact}` is not a directory"),
+            });
+        }
+        for t in &targets {
+            let Some(root) = get(&t.labels, "root") else { continue };
+            let root = Path::new(root);
+            for s in ["start", "stop"] {
+                if !root.join("bin").join(s).exists() {
+                    findings.push(Finding {
+                        severity: Severity::Blocker,
+                        target: Some(t.id.clone()),
+                        message: format!("{} is missing", root.join("bin").join(s).display()),
+                    });
+                }
+            }
+        }
+        Ok(findings)
+    }
+
+    fn run_step(step: String, target: Option<Target>, ctx: StepContext) -> Result<Vec<Output>, StepError> {
+        let t = target.ok_or_else(|| fail("release-dir has no fleet steps"))?;
+        let root = root(&t)?;
+        let version = param(&ctx.params, "version")?;
+        match step.as_str() {
+            "fetch" => {
+                let dest = release_dir(&root, version);
+                if dest.join(MARKER).exists() {
+                    return Ok(vec![out("release", dest.display().to_string())]);
+                }
+                let artifact = PathBuf::from(param(&ctx.params, "artifact")?);
+                let stats = files::copy_tree(&artifact, &dest, &mut |s| {
+                    if s.files % 100 == 0 {
+                        progress(&format!("{} files copied", s.files), None);
+                    }
+                })?;
+                files::write_atomic(&dest.join(MARKER), b"")?;
+                Ok(vec![
+                    out("release", dest.display().to_string()),
+                    out("files", stats.files.to_string()),
+                ])
+            }
+            "stop" => {
+                let previous = files::read_symlink(&root.join("current"))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                cmd::run_ok(&script(&root, "stop"), &[], None)?;
+                Ok(vec![out("previous", previous)])
+            }
+            "switch" => {
+                files::flip_symlink(&root.join("current"), &Path::new("releases").join(version))?;
+                Ok(vec![])
+            }
+            "start" => {
+                cmd::run_ok(&script(&root, "start"), &[], None)?;
+                Ok(vec![])
+            }
+            "health" => {
+                let timeout_s = cutover_sdk::params::int(&ctx.params, "health-timeout", 30).map_err(fail)?;
+                match get(&t.labels, "health-url") {
+                    Some(url) => {
+                        let answer = wait::poll(timeout_s * 1000, 200, |n| {
+                            progress(&format!("probing {url} (try {n})"), None);
+                            match web::get(url, Some(2000)) {
+                                Ok((200, body)) if body.contains(version) => Ok(body),
+                                Ok((status, body)) => Err(format!("{url} answered {status}: {}", body.trim())),
+                                Err(e) => Err(e),
+                            }
+                        })
+                        .map_err(|e| fail(format!("not healthy: {e}")))?;
+                        Ok(vec![out("health", answer.trim().to_string())])
+                    }
+                    None => {
+                        let current = files::read_symlink(&root.join("current")).unwrap_or_default();
+                        if current.ends_with(version) {
+                            Ok(vec![])
+                        } else {
+                            Err(fail(format!("current points at {}, not {version}", current.display())))
+                        }
+                    }
+                }
+            }
+            other => Err(fail(format!("release-dir has no step `{other}`"))),
+        }
+    }
+
+    fn undo_step(step: String, target: Option<Target>, ctx: StepContext) -> Result<(), StepError> {
+        let t = target.ok_or_else(|| fail("release-dir has no fleet steps"))?;
+        let root = root(&t)?;
+        match step.as_str() {
+            "stop" => cmd::run_ok(&script(&root, "start"), &[], None).map(|_| ()),
+            "switch" => {
+                let link = root.join("current");
+                match output(&ctx.outputs, "previous").filter(|p| !p.is_empty()) {
+                    Some(prev) => files::flip_symlink(&link, Path::new(prev)),
+                    None => std::fs::remove_file(&link).map_err(|e| files::io_error("removing", &link, e)),
+                }
+            }
+            "start" => cmd::run_ok(&script(&root, "stop"), &[], None).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+}
+
+cutover_sdk::export_adapter!(ReleaseDir);

@@ -1,0 +1,236 @@
+//! Helpers strategies share: group sizes, waves that respect the adapter's constraints, and
+//! the failure policy after a wave.
+
+use crate::strategy_types::{
+    Constraint, ConstraintKind, Decision, DecisionKind, Pair, PluginError, Stage, Wave, WaveReport,
+};
+
+/// Find `key` in params.
+pub fn param<'a>(params: &'a [Pair], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|p| p.key == key)
+        .map(|p| p.value.as_str())
+}
+
+/// A plugin error with a hint.
+pub fn error(message: impl Into<String>, hint: &str) -> PluginError {
+    PluginError {
+        message: message.into(),
+        hint: Some(hint.to_string()),
+    }
+}
+
+/// Parse a group size: a count ("4") or a share of the fleet ("25%"), at least 1.
+pub fn group_size(value: &str, fleet: usize) -> Result<usize, PluginError> {
+    let v = value.trim();
+    let size = if let Some(p) = v.strip_suffix('%') {
+        let pct: f64 = p.trim().parse().map_err(|_| bad_size(v))?;
+        if !(pct > 0.0 && pct <= 100.0) {
+            return Err(bad_size(v));
+        }
+        ((fleet as f64) * pct / 100.0).ceil() as usize
+    } else {
+        let n: usize = v.parse().map_err(|_| bad_size(v))?;
+        if n == 0 {
+            return Err(bad_size(v));
+        }
+        n
+    };
+    Ok(size.max(1))
+}
+
+fn bad_size(v: &str) -> PluginError {
+    error(
+        format!("group-size `{v}` is not a count or a percentage"),
+        "write e.g. group-size = 4 or group-size = \"25%\" under [strategy.params]",
+    )
+}
+
+/// Order `ids` into waves of at most `size`, respecting the constraints: targets that must
+/// come first are in earlier waves, and no wave holds more members of a group than allowed.
+pub fn build_waves(
+    ids: &[String],
+    size: usize,
+    constraints: &[Constraint],
+) -> Result<Vec<Vec<String>>, PluginError> {
+    // Level of each target: 1 + the level of anything that must precede it.
+    let mut level = vec![0usize; ids.len()];
+    let index = |id: &str| ids.iter().position(|x| x == id);
+    for _ in 0..ids.len() {
+        let mut changed = false;
+        for c in constraints {
+            if let ConstraintKind::Order(o) = &c.kind {
+                for f in &o.first {
+                    for t in &o.then {
+                        if let (Some(fi), Some(ti)) = (index(f), index(t)) {
+                            if level[ti] < level[fi] + 1 {
+                                level[ti] = level[fi] + 1;
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+        if level.iter().any(|l| *l > ids.len()) {
+            return Err(error("the order constraints form a cycle", "check the adapter's constraints"));
+        }
+    }
+    let max_level = level.iter().copied().max().unwrap_or(0);
+    let mut waves = Vec::new();
+    for l in 0..=max_level {
+        let mut pending: Vec<&String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| level[*i] == l)
+            .map(|(_, id)| id)
+            .collect();
+        while !pending.is_empty() {
+            let mut wave: Vec<String> = Vec::new();
+            pending.retain(|id| {
+                if wave.len() >= size {
+                    return true;
+                }
+                let fits = constraints.iter().all(|c| match &c.kind {
+                    ConstraintKind::MaxTogether(m) => {
+                        !m.members.contains(id)
+                            || (wave.iter().filter(|w| m.members.contains(w)).count() as u32) < m.max
+                    }
+                    ConstraintKind::Order(_) => true,
+                });
+                if fits {
+                    wave.push((*id).clone());
+                }
+                !fits
+            });
+            if wave.is_empty() {
+                return Err(error(
+                    format!("no wave can hold `{}` under the constraints", pending[0]),
+                    "a constraint allows 0 members at once",
+                ));
+            }
+            waves.push(wave);
+        }
+    }
+    Ok(waves)
+}
+
+/// Turn waves into plan stages named "<prefix> i/n".
+pub fn stages(prefix: &str, waves: Vec<Vec<String>>) -> Vec<Stage> {
+    let n = waves.len();
+    waves
+        .into_iter()
+        .enumerate()
+        .map(|(i, targets)| {
+            Stage::Wave(Wave {
+                name: format!("{prefix} {}/{n}", i + 1),
+                targets,
+            })
+        })
+        .collect()
+}
+
+fn decision(kind: DecisionKind, reason: String) -> Decision {
+    Decision { kind, reason }
+}
+
+/// What to do after a wave, WebSphere style: a failure in the first wave rolls back (the old
+/// version stays active everywhere); after it, `on-failure` applies (`continue` and report,
+/// `pause`, or `rollback`), and more than `max-failures` failed targets in all stops the
+/// rollout.
+pub fn decide(report: &WaveReport, params: &[Pair], default_policy: &str) -> Decision {
+    if report.failed.is_empty() {
+        return decision(DecisionKind::Proceed, String::new());
+    }
+    let failed = report.failed.join(", ");
+    if report.wave_index == 0 {
+        return decision(
+            DecisionKind::Rollback,
+            format!("{failed} failed in the first wave: rolling back, the old version stays active everywhere"),
+        );
+    }
+    if let Some(max) = param(params, "max-failures").and_then(|v| v.trim().parse::<u32>().ok()) {
+        if report.failed_total > max {
+            return decision(
+                DecisionKind::Abort,
+                format!(
+                    "{} targets failed in all, more than max-failures = {max}: stopping (updated targets stay updated)",
+                    report.failed_total
+                ),
+            );
+        }
+    }
+    match param(params, "on-failure").unwrap_or(default_policy) {
+        "pause" => decision(DecisionKind::Pause, format!("{failed} failed: pausing (on-failure = pause)")),
+        "rollback" => decision(DecisionKind::Rollback, format!("{failed} failed: rolling back everything (on-failure = rollback)")),
+        _ => decision(
+            DecisionKind::Proceed,
+            format!("{failed} failed after the first wave: continuing, failed targets stay on the old version (on-failure = continue)"),
+        ),
+    }
+}
+
+/// Check `on-failure` and `max-failures` values.
+pub fn check_policy(params: &[Pair]) -> Result<(), PluginError> {
+    if let Some(p) = param(params, "on-failure") {
+        if !matches!(p, "continue" | "pause" | "rollback") {
+            return Err(error(
+                format!("on-failure `{p}` is not one of continue, pause, rollback"),
+                "fix [strategy.params] on-failure",
+            ));
+        }
+    }
+    if let Some(m) = param(params, "max-failures") {
+        if m.trim().parse::<u32>().is_err() {
+            return Err(error(
+                format!("max-failures `{m}` is not a whole number"),
+                "fix [strategy.params] max-failures",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy_types::{MaxTogether, Order};
+
+    fn ids(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(group_size("4", 12).unwrap(), 4);
+        assert_eq!(group_size("25%", 10).unwrap(), 3);
+        assert!(group_size("0", 3).is_err());
+        assert!(group_size("lots", 3).is_err());
+    }
+
+    #[test]
+    fn waves_respect_constraints() {
+        let c = vec![
+            Constraint {
+                name: "group".into(),
+                kind: ConstraintKind::MaxTogether(MaxTogether {
+                    members: vec!["n1".into(), "n2".into(), "n3".into()],
+                    max: 2,
+                }),
+            },
+            Constraint {
+                name: "order".into(),
+                kind: ConstraintKind::Order(Order {
+                    first: vec!["n2".into(), "n3".into()],
+                    then: vec!["n1".into()],
+                }),
+            },
+        ];
+        let w = build_waves(&ids(5), 3, &c).unwrap();
+        assert_eq!(w, vec![vec!["n2", "n3", "n4"], vec!["n5"], vec!["n1"]]);
+    }
+}
