@@ -684,7 +684,13 @@ impl Inner {
                     let sem = Arc::new(Semaphore::new(self.p.spec.concurrency));
                     let touched: Vec<&String> = targets
                         .iter()
-                        .filter(|t| progress.get(*t).map(|p| !p.done.is_empty()).unwrap_or(false))
+                        .filter(|t| {
+                            progress.get(*t).is_some_and(|p| {
+                                p.done.iter().any(|(s, _)| {
+                                    self.steps.get(s).is_some_and(|s| s.undoable)
+                                })
+                            })
+                        })
                         .collect();
                     if touched.is_empty() {
                         continue;

@@ -1,0 +1,285 @@
+//! release-dir on 12 simulated nodes with `grouped` groups of 4, through the real binary.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A simulated fleet in a temp dir, stopped when dropped.
+struct Fleet {
+    dir: tempfile::TempDir,
+    sim: PathBuf,
+}
+
+impl Fleet {
+    fn new(base_port: u16) -> Fleet {
+        let plugins = plugins();
+        let sim = simulator("node-sim");
+        let dir = tempfile::tempdir().unwrap();
+        let o = Command::new(&sim)
+            .arg("fleet")
+            .arg(dir.path())
+            .args(["--nodes", "12", "--base-port", &base_port.to_string(), "--plugins"])
+            .arg(&plugins)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        Fleet { dir, sim }
+    }
+
+    fn spec(&self) -> PathBuf {
+        self.dir.path().join("rollout.toml")
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.dir.path().join("journal.db")
+    }
+
+    fn node(&self, i: usize) -> PathBuf {
+        self.dir.path().join("nodes").join(format!("node-{i:02}"))
+    }
+
+    fn current(&self, i: usize) -> String {
+        std::fs::read_to_string(self.node(i).join("current/VERSION"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// What the node's server says it runs.
+    fn running(&self, i: usize) -> String {
+        let port: u16 = std::fs::read_to_string(self.node(i).join("port"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return "down".into();
+        };
+        write!(s, "GET /health HTTP/1.1\r\n\r\n").unwrap();
+        let mut t = String::new();
+        let _ = s.read_to_string(&mut t);
+        t.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+    }
+
+    fn log(&self, i: usize) -> Vec<String> {
+        std::fs::read_to_string(self.node(i).join("sim.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn count(&self, i: usize, line: &str) -> usize {
+        self.log(i).iter().filter(|l| *l == line).count()
+    }
+
+    fn set_spec(&self, from: &str, to: &str) {
+        let s = std::fs::read_to_string(self.spec()).unwrap();
+        assert!(s.contains(from));
+        std::fs::write(self.spec(), s.replace(from, to)).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        run(&self.journal(), args)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.sim).arg("teardown").arg(self.dir.path()).status();
+    }
+}
+
+fn spec_arg(f: &Fleet) -> String {
+    f.spec().display().to_string()
+}
+
+#[test]
+fn every_node_ends_on_the_new_version() {
+    let f = Fleet::new(21000);
+    let o = f.run(&["run", &spec_arg(&f)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for i in 1..=12 {
+        assert_eq!(f.current(i), "2.0.0", "node {i}");
+        assert_eq!(f.running(i), "version 2.0.0 ok", "node {i}");
+        assert_eq!(f.count(i, "stop 1.0.0"), 1, "node {i}: {:?}", f.log(i));
+        assert_eq!(f.count(i, "start 2.0.0"), 1, "node {i}: {:?}", f.log(i));
+    }
+    let s = status_json(&f.journal(), 1);
+    assert_eq!(s["status"], "completed");
+    assert_eq!(s["targets"].as_array().unwrap().len(), 12);
+    assert!(s["targets"].as_array().unwrap().iter().all(|t| t["state"] == "updated"));
+    // Every step start and end was journaled: 12 targets x 5 steps, all ok.
+    let steps = s["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 60);
+    assert!(steps.iter().all(|s| s["state"] == "ok"));
+}
+
+#[test]
+fn a_health_failure_in_the_first_group_leaves_every_node_on_the_old_version() {
+    let f = Fleet::new(21100);
+    std::fs::write(f.node(2).join("fail-health"), "2.0.0").unwrap();
+    let o = f.run(&["run", &spec_arg(&f)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("rolled-back"), "{}", text(&o));
+    for i in 1..=12 {
+        assert_eq!(f.current(i), "1.0.0", "node {i}");
+        assert_eq!(f.running(i), "version 1.0.0 ok", "node {i}");
+    }
+    // Groups 2 and 3 were never touched.
+    for i in 5..=12 {
+        assert_eq!(f.log(i), vec!["start 1.0.0"], "node {i}");
+    }
+    let s = status_json(&f.journal(), 1);
+    assert_eq!(s["status"], "rolled-back");
+    let node2 = &s["targets"].as_array().unwrap()[1];
+    assert!(node2["detail"].as_str().unwrap().contains("health"), "{node2}");
+}
+
+#[test]
+fn a_failure_in_the_second_group_continues_and_is_reported() {
+    let f = Fleet::new(21200);
+    std::fs::write(f.node(6).join("fail-health"), "2.0.0").unwrap();
+    let o = f.run(&["run", &spec_arg(&f)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("completed-with-failures"), "{out}");
+    assert!(out.contains("node-06 failed"), "{out}");
+    for i in 1..=12 {
+        let want = if i == 6 { "1.0.0" } else { "2.0.0" };
+        assert_eq!(f.current(i), want, "node {i}");
+        assert_eq!(f.running(i), format!("version {want} ok"), "node {i}");
+    }
+}
+
+#[test]
+fn a_failure_in_the_second_group_pauses_then_approve_goes_on() {
+    let f = Fleet::new(21300);
+    f.set_spec("on-failure = \"continue\"", "on-failure = \"pause\"");
+    std::fs::write(f.node(7).join("fail-start"), "2.0.0").unwrap();
+    let o = f.run(&["run", &spec_arg(&f)]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(status_json(&f.journal(), 1)["status"], "paused");
+    for i in 9..=12 {
+        assert_eq!(f.log(i), vec!["start 1.0.0"], "group 3 untouched: node {i}");
+    }
+    assert_eq!(f.current(7), "1.0.0");
+    assert_eq!(f.running(7), "version 1.0.0 ok");
+    let o = f.run(&["approve", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(status_json(&f.journal(), 1)["status"], "completed-with-failures");
+    for i in 9..=12 {
+        assert_eq!(f.current(i), "2.0.0", "node {i}");
+    }
+}
+
+#[test]
+fn a_failure_in_the_second_group_rolls_back_everything_by_policy() {
+    let f = Fleet::new(21400);
+    f.set_spec("on-failure = \"continue\"", "on-failure = \"rollback\"");
+    std::fs::write(f.node(5).join("fail-health"), "2.0.0").unwrap();
+    let o = f.run(&["run", &spec_arg(&f)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(status_json(&f.journal(), 1)["status"], "rolled-back");
+    for i in 1..=12 {
+        assert_eq!(f.current(i), "1.0.0", "node {i}");
+        assert_eq!(f.running(i), "version 1.0.0 ok", "node {i}");
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The step a paused rollout reports in flight: (target, step).
+fn in_flight(journal: &Path) -> Option<(String, String)> {
+    let s = status_json(journal, 1);
+    s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["state"] == "started")
+        .map(|x| (x["target"].as_str().unwrap().to_string(), x["step"].as_str().unwrap().to_string()))
+}
+
+#[test]
+fn kill_9_mid_rollout_then_resume_runs_each_non_idempotent_step_once() {
+    let f = Fleet::new(21500);
+    // Slow starts and stops widen the window in which the kill lands inside a step.
+    std::fs::write(f.dir.path().join("nodes/start-delay-ms"), "150").unwrap();
+    let mut child = Command::new(cutover())
+        .arg("--journal")
+        .arg(f.journal())
+        .args(["run", &spec_arg(&f)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it in the middle of group 2.
+    wait_for("group 2 to start", Duration::from_secs(60), || {
+        (5..=8).any(|i| f.log(i).iter().any(|l| l.starts_with("stop 1.0.0")))
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Let scripts that were running finish on their own (they are not cutover's to stop).
+    std::thread::sleep(Duration::from_millis(600));
+
+    let s = status_json(&f.journal(), 1);
+    assert_eq!(s["status"], "running");
+    assert_eq!(s["interrupted"], true, "{s}");
+
+    // A second rollout on the same targets is refused before anything is touched.
+    let logs_before: Vec<_> = (1..=12).map(|i| f.log(i)).collect();
+    let o = f.run(&["run", &spec_arg(&f)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("is in rollout 1"), "{}", text(&o));
+    assert_eq!(logs_before, (1..=12).map(|i| f.log(i)).collect::<Vec<_>>());
+
+    let mut o = f.run(&["resume", "1"]);
+    if o.status.code() == Some(3) {
+        // A non-idempotent step was in flight: the operator checks the node and says what
+        // happened; the simulator's own log is the node's truth.
+        let out = text(&o);
+        assert!(out.contains("--in-flight"), "{out}");
+        let (target, step) = in_flight(&f.journal()).expect("a step in flight");
+        let i: usize = target.trim_start_matches("node-").parse().unwrap();
+        let happened = match step.as_str() {
+            "stop" => f.count(i, "stop 1.0.0") == 1,
+            "start" => f.count(i, "start 2.0.0") == 1,
+            other => panic!("unexpected non-idempotent step {other}"),
+        };
+        let choice = if happened { "done" } else { "retry" };
+        o = f.run(&["resume", "1", "--in-flight", choice]);
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for i in 1..=12 {
+        assert_eq!(f.current(i), "2.0.0", "node {i}");
+        assert_eq!(f.running(i), "version 2.0.0 ok", "node {i}");
+        assert_eq!(f.count(i, "stop 1.0.0"), 1, "node {i}: {:?}", f.log(i));
+        assert_eq!(f.count(i, "start 2.0.0"), 1, "node {i}: {:?}", f.log(i));
+    }
+}
+
+#[test]
+fn rollback_command_restores_the_old_version() {
+    let f = Fleet::new(21600);
+    let o = f.run(&["run", &spec_arg(&f)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = f.run(&["rollback", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    for i in 1..=12 {
+        assert_eq!(f.current(i), "1.0.0", "node {i}");
+        assert_eq!(f.running(i), "version 1.0.0 ok", "node {i}");
+    }
+    let o = f.run(&["history", "--json"]);
+    let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(h[0]["status"], "rolled-back");
+}
