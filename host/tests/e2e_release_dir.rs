@@ -257,6 +257,7 @@ fn kill_9_mid_rollout_then_resume_runs_each_non_idempotent_step_once() {
             other => panic!("unexpected non-idempotent step {other}"),
         };
         let choice = if happened { "done" } else { "retry" };
+        eprintln!("in flight at the kill: {step} on {target}; resuming with --in-flight {choice}");
         o = f.run(&["resume", "1", "--in-flight", choice]);
     }
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -265,6 +266,13 @@ fn kill_9_mid_rollout_then_resume_runs_each_non_idempotent_step_once() {
         assert_eq!(f.running(i), "version 2.0.0 ok", "node {i}");
         assert_eq!(f.count(i, "stop 1.0.0"), 1, "node {i}: {:?}", f.log(i));
         assert_eq!(f.count(i, "start 2.0.0"), 1, "node {i}: {:?}", f.log(i));
+    }
+    // Even a step the operator settled after the crash can be undone.
+    let o = f.run(&["rollback", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    for i in 1..=12 {
+        assert_eq!(f.current(i), "1.0.0", "node {i}");
+        assert_eq!(f.running(i), "version 1.0.0 ok", "node {i}");
     }
 }
 

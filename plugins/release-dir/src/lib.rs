@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 struct ReleaseDir;
 
 const MARKER: &str = ".cutover-complete";
+/// File in the node's root naming the release `current` pointed at before the switch.
+const PREVIOUS: &str = ".cutover-previous";
 
 fn step(name: &str, description: &str, undoable: bool, idempotent: bool, timeout: u32) -> Step {
     Step {
@@ -136,7 +138,15 @@ impl cutover_sdk::Adapter for ReleaseDir {
                 Ok(vec![out("previous", previous)])
             }
             "switch" => {
-                files::flip_symlink(&root.join("current"), &Path::new("releases").join(version))?;
+                // Remember where `current` pointed on the node itself, so the undo works even
+                // when an operator settled the `stop` step (and its outputs) after a crash.
+                let new = Path::new("releases").join(version);
+                let current = files::read_symlink(&root.join("current")).unwrap_or_default();
+                if current != new {
+                    let previous = current.display().to_string();
+                    files::write_atomic(&root.join(PREVIOUS), previous.as_bytes())?;
+                }
+                files::flip_symlink(&root.join("current"), &new)?;
                 Ok(vec![])
             }
             "start" => {
@@ -179,7 +189,11 @@ impl cutover_sdk::Adapter for ReleaseDir {
             "stop" => cmd::run_ok(&script(&root, "start"), &[], None).map(|_| ()),
             "switch" => {
                 let link = root.join("current");
-                match output(&ctx.outputs, "previous").filter(|p| !p.is_empty()) {
+                let kept = std::fs::read_to_string(root.join(PREVIOUS)).unwrap_or_default();
+                let previous = output(&ctx.outputs, "previous")
+                    .filter(|p| !p.is_empty())
+                    .or(Some(kept.trim()).filter(|p| !p.is_empty()));
+                match previous {
                     Some(prev) => files::flip_symlink(&link, Path::new(prev)),
                     None => std::fs::remove_file(&link).map_err(|e| files::io_error("removing", &link, e)),
                 }
