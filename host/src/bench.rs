@@ -21,7 +21,10 @@ pub async fn run(plugins: &Path, targets: usize, concurrency: usize) -> Result<i
     let strategy = plugins.join("grouped.wasm");
     for p in [&adapter, &strategy] {
         if !p.exists() {
-            bail!("{} is missing: build the plugins first (see README)", p.display());
+            bail!(
+                "{} is missing: build the plugins first (see README)",
+                p.display()
+            );
         }
     }
     let dir = tempfile_dir()?;
@@ -46,11 +49,23 @@ pub async fn run(plugins: &Path, targets: usize, concurrency: usize) -> Result<i
             .await?;
     }
     let call = t.elapsed() / n;
-    println!("plugin ({} KiB):", std::fs::metadata(&adapter)?.len() / 1024);
+    println!(
+        "plugin ({} KiB):",
+        std::fs::metadata(&adapter)?.len() / 1024
+    );
     println!("  cold load (compile + cache write)       {}", ms(cold));
-    println!("  warm load (read + sha256 + deserialize + InstancePre)  {}", ms(warm_load));
-    println!("  call (fresh Store + instantiate + describe)            {}", ms(call));
-    println!("  warm load + instantiated call           {}", ms(warm_load + call));
+    println!(
+        "  warm load (read + sha256 + deserialize + InstancePre)  {}",
+        ms(warm_load)
+    );
+    println!(
+        "  call (fresh Store + instantiate + describe)            {}",
+        ms(call)
+    );
+    println!(
+        "  warm load + instantiated call           {}",
+        ms(warm_load + call)
+    );
 
     // Rollout throughput.
     let mut spec = format!(
@@ -78,7 +93,11 @@ pub async fn run(plugins: &Path, targets: usize, concurrency: usize) -> Result<i
         let out = engine::start(&env, spec).await?;
         let wall = t.elapsed();
         if out.status != Status::Completed {
-            bail!("bench rollout ended {}: {}", out.status.as_str(), out.reason);
+            bail!(
+                "bench rollout ended {}: {}",
+                out.status.as_str(),
+                out.reason
+            );
         }
         let recorded = env.journal.steps(out.id)?.len();
         env.journal.close();

@@ -146,7 +146,12 @@ fn summary(env: &Env, outcome: &Outcome) -> Result<i32> {
         .iter()
         .filter(|t| !matches!(t.state, TargetState::Updated | TargetState::Pending))
     {
-        eprintln!("  {} {}: {}", t.target, t.state.as_str(), env.redact.redact(&t.detail));
+        eprintln!(
+            "  {} {}: {}",
+            t.target,
+            t.state.as_str(),
+            env.redact.redact(&t.detail)
+        );
     }
     Ok(code(outcome.status))
 }
@@ -191,7 +196,9 @@ pub fn abort(ctx: &Ctx, id: i64) -> Result<i32> {
         redact,
     };
     match engine::abort(&env, id)? {
-        Status::Running => println!("rollout {id}: abort requested; it stops after its current steps"),
+        Status::Running => {
+            println!("rollout {id}: abort requested; it stops after its current steps")
+        }
         s => println!("rollout {id}: {}", s.as_str()),
     }
     Ok(0)
@@ -252,7 +259,10 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
         return Ok(0);
     }
     let state = if interrupted {
-        format!("interrupted (process {} is gone): run `cutover resume {id}`", row.pid)
+        format!(
+            "interrupted (process {} is gone): run `cutover resume {id}`",
+            row.pid
+        )
     } else {
         row.status.as_str().to_string()
     };
@@ -267,7 +277,11 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
             .get(row.stage as usize)
             .map(|s| s.describe())
             .unwrap_or_else(|| "none".into());
-        println!("  stage {}/{}; next: {next}", row.stage.min(p.stages.len() as i64), p.stages.len());
+        println!(
+            "  stage {}/{}; next: {next}",
+            row.stage.min(p.stages.len() as i64),
+            p.stages.len()
+        );
     }
     let count = |s: TargetState| targets.iter().filter(|t| t.state == s).count();
     println!(
@@ -279,25 +293,47 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
         count(TargetState::NeedsAttention)
     );
     for t in targets.iter().filter(|t| t.state != TargetState::Updated) {
-        let detail = if t.detail.is_empty() { String::new() } else { format!(": {}", redact.redact(&t.detail)) };
+        let detail = if t.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", redact.redact(&t.detail))
+        };
         println!("    {} {}{detail}", t.target, t.state.as_str());
     }
     for s in in_flight {
         println!(
             "  in flight: {} `{}` on {}",
-            if s.action == crate::journal::Action::Undo { "undo of" } else { "step" },
+            if s.action == crate::journal::Action::Undo {
+                "undo of"
+            } else {
+                "step"
+            },
             s.step,
-            if s.target.is_empty() { "the fleet" } else { &s.target }
+            if s.target.is_empty() {
+                "the fleet"
+            } else {
+                &s.target
+            }
         );
     }
     let events = journal.events(id, 5)?;
     if !events.is_empty() {
         println!("  last log lines:");
-        for (_, level, target, step, msg) in events {
-            println!("    [{level}] {target} {step}: {}", redact.redact(&msg));
+        for e in events {
+            println!(
+                "    [{}] {} {}: {}",
+                e.level,
+                e.target,
+                e.step,
+                redact.redact(&e.message)
+            );
         }
     }
-    Ok(code(if interrupted { Status::Paused } else { row.status }))
+    Ok(code(if interrupted {
+        Status::Paused
+    } else {
+        row.status
+    }))
 }
 
 /// `cutover history`
@@ -319,13 +355,22 @@ pub fn history(ctx: &Ctx, json_out: bool) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
     }
-    println!("{:>5}  {:<24} {:<24} {:>8}  started", "id", "name", "status", "targets");
+    println!(
+        "{:>5}  {:<24} {:<24} {:>8}  started",
+        "id", "name", "status", "targets"
+    );
     for r in rows {
         let started = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.created as u64),
         );
         let targets = journal.targets(r.id)?.len();
-        println!("{:>5}  {:<24} {:<24} {:>8}  {started}", r.id, r.name, r.status.as_str(), targets);
+        println!(
+            "{:>5}  {:<24} {:<24} {:>8}  {started}",
+            r.id,
+            r.name,
+            r.status.as_str(),
+            targets
+        );
     }
     Ok(0)
 }
@@ -335,7 +380,9 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
     let rt = Runtime::new(ctx.cache_dir())?;
     let (component, digest, _) = rt.component(path, None)?;
     let world = rt.world_of(&component);
-    let api = rt.api_version(&component).unwrap_or_else(|| "unknown".into());
+    let api = rt
+        .api_version(&component)
+        .unwrap_or_else(|| "unknown".into());
     let sink = Arc::new(NullSink);
     let budget = std::time::Duration::from_secs(10);
     match world {
@@ -364,7 +411,11 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                     Capability::Dir(r) => format!(
                         "dir {} ({})",
                         r.path,
-                        if matches!(r.access, Access::ReadWrite) { "read-write" } else { "read" }
+                        if matches!(r.access, Access::ReadWrite) {
+                            "read-write"
+                        } else {
+                            "read"
+                        }
                     ),
                     Capability::Exec(e) => format!("exec {e}"),
                     Capability::Http(h) => format!("http {h}"),
@@ -391,7 +442,10 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                     }))?
                 );
             } else {
-                println!("{} {}: adapter (cutover:plugin@{api})\n  {}\n  sha256 {digest}", d.name, d.version, d.summary);
+                println!(
+                    "{} {}: adapter (cutover:plugin@{api})\n  {}\n  sha256 {digest}",
+                    d.name, d.version, d.summary
+                );
                 println!("  steps:");
                 for s in &d.steps {
                     println!(
@@ -421,7 +475,10 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                 }
             }
         }
-        None => anyhow::bail!("{} is neither a cutover strategy nor an adapter", path.display()),
+        None => anyhow::bail!(
+            "{} is neither a cutover strategy nor an adapter",
+            path.display()
+        ),
     }
     Ok(0)
 }

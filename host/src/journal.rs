@@ -194,6 +194,16 @@ pub struct StepRow {
     pub ended: Option<i64>,
 }
 
+/// A log line of a rollout.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub ts: i64,
+    pub level: String,
+    pub target: String,
+    pub step: String,
+    pub message: String,
+}
+
 /// A target row.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetRow {
@@ -505,7 +515,11 @@ impl Journal {
                 stage: r.get(1)?,
                 target: r.get(2)?,
                 step: r.get(3)?,
-                action: if action == "undo" { Action::Undo } else { Action::Run },
+                action: if action == "undo" {
+                    Action::Undo
+                } else {
+                    Action::Run
+                },
                 attempt: r.get(5)?,
                 state: r.get(6)?,
                 outputs: serde_json::from_str(&outputs).unwrap_or_default(),
@@ -520,8 +534,9 @@ impl Journal {
     /// Target rows of a rollout.
     pub fn targets(&self, rollout: i64) -> Result<Vec<TargetRow>> {
         let c = self.conn.lock().unwrap();
-        let mut st =
-            c.prepare("SELECT target, state, detail FROM targets WHERE rollout = ?1 ORDER BY rowid")?;
+        let mut st = c.prepare(
+            "SELECT target, state, detail FROM targets WHERE rollout = ?1 ORDER BY rowid",
+        )?;
         let rows = st.query_map(params![rollout], |r| {
             let s: String = r.get(1)?;
             Ok(TargetRow {
@@ -534,13 +549,19 @@ impl Journal {
     }
 
     /// The last `limit` log lines of a rollout, oldest first.
-    pub fn events(&self, rollout: i64, limit: usize) -> Result<Vec<(i64, String, String, String, String)>> {
+    pub fn events(&self, rollout: i64, limit: usize) -> Result<Vec<EventRow>> {
         let c = self.conn.lock().unwrap();
         let mut st = c.prepare(
             "SELECT ts, level, target, step, message FROM (SELECT * FROM events WHERE rollout = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
         )?;
         let rows = st.query_map(params![rollout, limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok(EventRow {
+                ts: r.get(0)?,
+                level: r.get(1)?,
+                target: r.get(2)?,
+                step: r.get(3)?,
+                message: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -661,7 +682,8 @@ mod tests {
         let j = Journal::open(&path, Sync::Full).unwrap();
         let a = j.create_rollout("a", "a.toml", "x").unwrap();
         let b = j.create_rollout("b", "b.toml", "x").unwrap();
-        j.acquire(a, &["local/n1".into(), "local/n2".into()]).unwrap();
+        j.acquire(a, &["local/n1".into(), "local/n2".into()])
+            .unwrap();
         let err = j.acquire(b, &["local/n2".into()]).unwrap_err().to_string();
         assert!(err.contains(&format!("rollout {a}")), "{err}");
         j.write(vec![Op::StepStart {

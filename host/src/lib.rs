@@ -3,11 +3,11 @@
 //! The binary is a thin CLI over this library: [`spec`] reads a rollout spec, [`plugin`]
 //! loads and sandboxes plugins, [`engine`] runs a rollout and [`journal`] makes it durable.
 
-pub mod journal;
-pub mod plugin;
-pub mod spec;
-pub mod engine;
-pub mod redact;
-pub mod ui;
 pub mod bench;
 pub mod cli;
+pub mod engine;
+pub mod journal;
+pub mod plugin;
+pub mod redact;
+pub mod spec;
+pub mod ui;

@@ -40,6 +40,9 @@ mod tests {
     fn hides_every_occurrence() {
         let r = super::Redactor::default();
         r.add("s3cr3t-key");
-        assert_eq!(r.redact("a s3cr3t-key b s3cr3t-key"), "a «redacted» b «redacted»");
+        assert_eq!(
+            r.redact("a s3cr3t-key b s3cr3t-key"),
+            "a «redacted» b «redacted»"
+        );
     }
 }

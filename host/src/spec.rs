@@ -249,7 +249,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
                 } else {
                     Err(cx.err(
                         v.span(),
-                        format!("key `{key}.sha256` must be 64 hex digits (sha256 of the .wasm file)"),
+                        format!(
+                            "key `{key}.sha256` must be 64 hex digits (sha256 of the .wasm file)"
+                        ),
                     ))
                 }
             }
@@ -313,7 +315,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
                 Some(other) => {
                     return Err(cx.err(
                         span,
-                        format!("key `grants.dirs.access`: `{other}` is not `read` or `read-write`"),
+                        format!(
+                            "key `grants.dirs.access`: `{other}` is not `read` or `read-write`"
+                        ),
                     ))
                 }
             };
@@ -351,25 +355,40 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
         let id = match map.remove("id") {
             Some(v) => match v.get_ref() {
                 toml::Value::String(s) if !s.trim().is_empty() => s.clone(),
-                _ => return Err(cx.err(v.span(), format!("key `targets[{i}].id` must be a non-empty string"))),
+                _ => {
+                    return Err(cx.err(
+                        v.span(),
+                        format!("key `targets[{i}].id` must be a non-empty string"),
+                    ))
+                }
             },
             None => return Err(cx.err(span, format!("key `targets[{i}].id` is missing"))),
         };
         let host = match map.remove("host") {
             Some(v) => match v.get_ref() {
                 toml::Value::String(s) => s.clone(),
-                _ => return Err(cx.err(v.span(), format!("key `targets[{i}].host` must be a string"))),
+                _ => {
+                    return Err(cx.err(
+                        v.span(),
+                        format!("key `targets[{i}].host` must be a string"),
+                    ))
+                }
             },
             None => "local".to_string(),
         };
         if host != "local" {
             return Err(cx.err(
                 span,
-                format!("key `targets[{i}].host`: only \"local\" targets are supported by this version"),
+                format!(
+                    "key `targets[{i}].host`: only \"local\" targets are supported by this version"
+                ),
             ));
         }
         if !seen.insert(id.clone()) {
-            return Err(cx.err(span, format!("key `targets[{i}].id`: duplicate target id `{id}`")));
+            return Err(cx.err(
+                span,
+                format!("key `targets[{i}].id`: duplicate target id `{id}`"),
+            ));
         }
         let labels = map
             .into_iter()

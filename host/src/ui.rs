@@ -102,7 +102,9 @@ impl Ui for Term {
                 let mut st = self.state.lock().unwrap();
                 let bar = st.targets.entry(target.to_string()).or_insert_with(|| {
                     let b = m.add(ProgressBar::new_spinner());
-                    b.set_style(ProgressStyle::with_template("    {spinner} {prefix:12} {msg}").unwrap());
+                    b.set_style(
+                        ProgressStyle::with_template("    {spinner} {prefix:12} {msg}").unwrap(),
+                    );
                     b.set_prefix(target.to_string());
                     b.enable_steady_tick(std::time::Duration::from_millis(120));
                     b
@@ -153,7 +155,10 @@ impl Ui for Term {
     fn log(&self, target: &str, step: &str, level: Level, message: &str) {
         if self.verbose || !matches!(level, Level::Debug | Level::Info) {
             let who = if target.is_empty() { "fleet" } else { target };
-            self.line(&format!("    [{}] {who} {step}: {message}", crate::plugin::bindings::level_name(level)));
+            self.line(&format!(
+                "    [{}] {who} {step}: {message}",
+                crate::plugin::bindings::level_name(level)
+            ));
         }
     }
 

@@ -21,7 +21,13 @@ impl Fleet {
         let o = Command::new(&sim)
             .arg("fleet")
             .arg(dir.path())
-            .args(["--nodes", "12", "--base-port", &base_port.to_string(), "--plugins"])
+            .args([
+                "--nodes",
+                "12",
+                "--base-port",
+                &base_port.to_string(),
+                "--plugins",
+            ])
             .arg(&plugins)
             .output()
             .unwrap();
@@ -90,7 +96,10 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        let _ = Command::new(&self.sim).arg("teardown").arg(self.dir.path()).status();
+        let _ = Command::new(&self.sim)
+            .arg("teardown")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -112,7 +121,11 @@ fn every_node_ends_on_the_new_version() {
     let s = status_json(&f.journal(), 1);
     assert_eq!(s["status"], "completed");
     assert_eq!(s["targets"].as_array().unwrap().len(), 12);
-    assert!(s["targets"].as_array().unwrap().iter().all(|t| t["state"] == "updated"));
+    assert!(s["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["state"] == "updated"));
     // Every step start and end was journaled: 12 targets x 5 steps, all ok.
     let steps = s["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 60);
@@ -137,7 +150,10 @@ fn a_health_failure_in_the_first_group_leaves_every_node_on_the_old_version() {
     let s = status_json(&f.journal(), 1);
     assert_eq!(s["status"], "rolled-back");
     let node2 = &s["targets"].as_array().unwrap()[1];
-    assert!(node2["detail"].as_str().unwrap().contains("health"), "{node2}");
+    assert!(
+        node2["detail"].as_str().unwrap().contains("health"),
+        "{node2}"
+    );
 }
 
 #[test]
@@ -171,7 +187,10 @@ fn a_failure_in_the_second_group_pauses_then_approve_goes_on() {
     assert_eq!(f.running(7), "version 1.0.0 ok");
     let o = f.run(&["approve", "1"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert_eq!(status_json(&f.journal(), 1)["status"], "completed-with-failures");
+    assert_eq!(
+        status_json(&f.journal(), 1)["status"],
+        "completed-with-failures"
+    );
     for i in 9..=12 {
         assert_eq!(f.current(i), "2.0.0", "node {i}");
     }
@@ -207,7 +226,12 @@ fn in_flight(journal: &Path) -> Option<(String, String)> {
         .unwrap()
         .iter()
         .find(|x| x["state"] == "started")
-        .map(|x| (x["target"].as_str().unwrap().to_string(), x["step"].as_str().unwrap().to_string()))
+        .map(|x| {
+            (
+                x["target"].as_str().unwrap().to_string(),
+                x["step"].as_str().unwrap().to_string(),
+            )
+        })
 }
 
 #[test]

@@ -44,8 +44,14 @@ fn attack(attack: &str, extra: &str) -> (i32, String) {
     let journal = dir.path().join("j.db");
     let o = run(&journal, &["run", p.to_str().unwrap()]);
     let s = status_json(&journal, 1);
-    let detail = s["targets"][0]["detail"].as_str().unwrap_or_default().to_string();
-    (o.status.code().unwrap_or(-1), format!("{detail}\n{}", text(&o)))
+    let detail = s["targets"][0]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (
+        o.status.code().unwrap_or(-1),
+        format!("{detail}\n{}", text(&o)),
+    )
 }
 
 #[test]
@@ -58,7 +64,10 @@ fn a_granted_read_works() {
 fn reading_outside_the_grants_names_the_grant() {
     let (code, out) = attack("read-outside", "");
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("/etc/passwd") && out.contains("outside the directories granted"), "{out}");
+    assert!(
+        out.contains("/etc/passwd") && out.contains("outside the directories granted"),
+        "{out}"
+    );
     assert!(out.contains("[grants] dirs"), "{out}");
 }
 
@@ -66,7 +75,10 @@ fn reading_outside_the_grants_names_the_grant() {
 fn climbing_out_of_a_grant_fails() {
     let (code, out) = attack("climb", "");
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("secret.txt") && out.contains("[grants] dirs"), "{out}");
+    assert!(
+        out.contains("secret.txt") && out.contains("[grants] dirs"),
+        "{out}"
+    );
     assert!(!out.contains("hidden"), "{out}");
 }
 
@@ -74,7 +86,10 @@ fn climbing_out_of_a_grant_fails() {
 fn writing_into_a_read_only_grant_fails() {
     let (code, out) = attack("write-readonly", "");
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("read-only") && out.contains("read-write"), "{out}");
+    assert!(
+        out.contains("read-only") && out.contains("read-write"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -82,28 +97,40 @@ fn running_an_ungranted_program_names_the_grant() {
     let (code, out) = attack("exec", "exec = [\"/bin/sh\"]");
     assert_eq!(code, 2, "{out}");
     // Granted by the spec but never requested by the plugin: still denied.
-    assert!(out.contains("exec of `/bin/sh` denied") && out.contains("[grants] exec"), "{out}");
+    assert!(
+        out.contains("exec of `/bin/sh` denied") && out.contains("[grants] exec"),
+        "{out}"
+    );
 }
 
 #[test]
 fn ungranted_http_names_the_grant() {
     let (code, out) = attack("http", "");
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("HTTP to `127.0.0.1:9` denied") && out.contains("[grants] http"), "{out}");
+    assert!(
+        out.contains("HTTP to `127.0.0.1:9` denied") && out.contains("[grants] http"),
+        "{out}"
+    );
 }
 
 #[test]
 fn ungranted_secrets_name_the_spec_key() {
     let (code, out) = attack("secret", "");
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("secret `root-password` denied") && out.contains("[secrets]"), "{out}");
+    assert!(
+        out.contains("secret `root-password` denied") && out.contains("[secrets]"),
+        "{out}"
+    );
 }
 
 #[test]
 fn a_trap_is_a_typed_fault_naming_plugin_version_and_step() {
     let (code, out) = attack("trap", "");
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("plugin hostile-adapter@0.1.0: step `attack` on target `t1`: trapped"), "{out}");
+    assert!(
+        out.contains("plugin hostile-adapter@0.1.0: step `attack` on target `t1`: trapped"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -131,7 +158,13 @@ fn an_ungranted_request_is_refused_before_anything_runs() {
     assert!(text_of(&o).contains("dirs_disabled"), "{}", text_of(&o));
     let no_dirs: String = text
         .lines()
-        .map(|l| if l.starts_with("dirs = [") { "dirs = []" } else { l })
+        .map(|l| {
+            if l.starts_with("dirs = [") {
+                "dirs = []"
+            } else {
+                l
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(&p, no_dirs).unwrap();
@@ -159,7 +192,11 @@ fn a_plugin_pin_mismatch_is_refused() {
     std::fs::write(&p, pinned).unwrap();
     let o = run(&dir.path().join("j.db"), &["run", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text_of(&o).contains("does not match its pin"), "{}", text_of(&o));
+    assert!(
+        text_of(&o).contains("does not match its pin"),
+        "{}",
+        text_of(&o)
+    );
 }
 
 #[test]
@@ -180,18 +217,40 @@ fn plugin_inspect_shows_world_steps_and_capabilities() {
     let dir = tempfile::tempdir().unwrap();
     let o = run(
         &dir.path().join("j.db"),
-        &["plugin", "inspect", "--json", plugins().join("release_dir.wasm").to_str().unwrap()],
+        &[
+            "plugin",
+            "inspect",
+            "--json",
+            plugins().join("release_dir.wasm").to_str().unwrap(),
+        ],
     );
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["world"], "adapter");
     assert_eq!(v["api"], "0.1.0");
-    let steps: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let steps: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(steps, ["fetch", "stop", "switch", "start", "health"]);
-    assert!(v["capabilities"].as_array().unwrap().iter().any(|c| c == "exec {root}/bin/stop"));
+    assert!(v["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "exec {root}/bin/stop"));
     let o = run(
         &dir.path().join("j.db"),
-        &["plugin", "inspect", plugins().join("grouped.wasm").to_str().unwrap()],
+        &[
+            "plugin",
+            "inspect",
+            plugins().join("grouped.wasm").to_str().unwrap(),
+        ],
     );
-    assert!(text(&o).contains("grouped 0.1.0: strategy (cutover:plugin@0.1.0)"), "{}", text(&o));
+    assert!(
+        text(&o).contains("grouped 0.1.0: strategy (cutover:plugin@0.1.0)"),
+        "{}",
+        text(&o)
+    );
 }

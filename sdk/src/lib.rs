@@ -17,6 +17,7 @@ pub mod waves;
 pub mod web;
 
 /// Bindings of the `strategy` world (generated from `wit/`).
+#[allow(clippy::too_many_arguments)]
 pub mod strategy {
     wit_bindgen::generate!({
         world: "strategy",
@@ -28,6 +29,7 @@ pub mod strategy {
 }
 
 /// Bindings of the `adapter` world (generated from `wit/`).
+#[allow(clippy::too_many_arguments)]
 pub mod adapter {
     wit_bindgen::generate!({
         world: "adapter",

@@ -27,7 +27,10 @@ pub fn poll<T>(
             Ok(v) => return Ok(v),
             Err(note) => {
                 if now_ms().saturating_sub(start) + interval_ms > timeout_ms {
-                    return Err(format!("gave up after {attempt} tries in {} ms: {note}", now_ms() - start));
+                    return Err(format!(
+                        "gave up after {attempt} tries in {} ms: {note}",
+                        now_ms() - start
+                    ));
                 }
             }
         }

@@ -77,7 +77,10 @@ pub fn build_waves(
             break;
         }
         if level.iter().any(|l| *l > ids.len()) {
-            return Err(error("the order constraints form a cycle", "check the adapter's constraints"));
+            return Err(error(
+                "the order constraints form a cycle",
+                "check the adapter's constraints",
+            ));
         }
     }
     let max_level = level.iter().copied().max().unwrap_or(0);
@@ -98,7 +101,8 @@ pub fn build_waves(
                 let fits = constraints.iter().all(|c| match &c.kind {
                     ConstraintKind::MaxTogether(m) => {
                         !m.members.contains(id)
-                            || (wave.iter().filter(|w| m.members.contains(w)).count() as u32) < m.max
+                            || (wave.iter().filter(|w| m.members.contains(w)).count() as u32)
+                                < m.max
                     }
                     ConstraintKind::Order(_) => true,
                 });

@@ -102,18 +102,34 @@ impl Env {
 pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
     let strategy = env
         .runtime
-        .strategy(&spec.strategy.path, spec.strategy.sha256.as_deref(), spec.limits.memory)
+        .strategy(
+            &spec.strategy.path,
+            spec.strategy.sha256.as_deref(),
+            spec.limits.memory,
+        )
         .context("loading the strategy")?;
     let adapter = env
         .runtime
-        .adapter(&spec.adapter.path, spec.adapter.sha256.as_deref(), spec.limits.memory)
+        .adapter(
+            &spec.adapter.path,
+            spec.adapter.sha256.as_deref(),
+            spec.limits.memory,
+        )
         .context("loading the adapter")?;
     let sink = env.sink(None);
     let (sname, sver, _) = strategy
-        .info(CallEnv::bare(&strategy.label, spec.limits.call_timeout, sink.clone()))
+        .info(CallEnv::bare(
+            &strategy.label,
+            spec.limits.call_timeout,
+            sink.clone(),
+        ))
         .await?;
     let desc = adapter
-        .describe(CallEnv::bare(&adapter.label, spec.limits.call_timeout, sink))
+        .describe(CallEnv::bare(
+            &adapter.label,
+            spec.limits.call_timeout,
+            sink,
+        ))
         .await?;
     let adapter_label = format!("{}@{}", desc.name, desc.version);
 
@@ -223,7 +239,9 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
     for name in &fleet_caps.secrets {
         let value = match &spec.secrets[name] {
             SecretSource::Env(var) => std::env::var(var).map_err(|_| {
-                anyhow!("secret `{name}` comes from the environment variable {var}, which is not set")
+                anyhow!(
+                    "secret `{name}` comes from the environment variable {var}, which is not set"
+                )
             })?,
             SecretSource::File(p) => std::fs::read_to_string(p)
                 .map_err(|e| anyhow!("secret `{name}` comes from {}: {e}", p.display()))?
@@ -267,18 +285,37 @@ impl Prepared {
     pub async fn plan(&self, env: &Env) -> Result<XPlan> {
         let constraints = self
             .adapter
-            .constraints(self.fleet_env(env, None), &self.targets, &self.adapter_params)
+            .constraints(
+                self.fleet_env(env, None),
+                &self.targets,
+                &self.adapter_params,
+            )
             .await?
-            .map_err(|e| anyhow!("{} refused the fleet: {}", self.adapter_label, plugin_error(&e)))?;
-        let senv = CallEnv::bare(&self.strategy_label, self.spec.limits.call_timeout, env.sink(None));
+            .map_err(|e| {
+                anyhow!(
+                    "{} refused the fleet: {}",
+                    self.adapter_label,
+                    plugin_error(&e)
+                )
+            })?;
+        let senv = CallEnv::bare(
+            &self.strategy_label,
+            self.spec.limits.call_timeout,
+            env.sink(None),
+        );
         let plan = self
             .strategy
             .plan(senv, &self.targets, &constraints, &self.strategy_params)
             .await?
-            .map_err(|e| anyhow!("{} could not plan: {}", self.strategy_label, plugin_error(&e)))?;
-        plan::expand(&plan, &self.desc, &self.targets, &constraints).map_err(|e| {
-            anyhow!("the plan of {} was refused: {e}", self.strategy_label)
-        })
+            .map_err(|e| {
+                anyhow!(
+                    "{} could not plan: {}",
+                    self.strategy_label,
+                    plugin_error(&e)
+                )
+            })?;
+        plan::expand(&plan, &self.desc, &self.targets, &constraints)
+            .map_err(|e| anyhow!("the plan of {} was refused: {e}", self.strategy_label))
     }
 
     /// Preflight findings of the adapter.
@@ -291,7 +328,13 @@ impl Prepared {
                 &self.strategy_label,
             )
             .await?
-            .map_err(|e| anyhow!("{} preflight failed: {}", self.adapter_label, plugin_error(&e)))
+            .map_err(|e| {
+                anyhow!(
+                    "{} preflight failed: {}",
+                    self.adapter_label,
+                    plugin_error(&e)
+                )
+            })
     }
 
     /// Target-scope steps of the rollout phase, in order.
@@ -347,7 +390,8 @@ pub async fn start(env: &Env, spec: Spec) -> Result<Outcome> {
         .map(|t| format!("{}/{}", t.host, t.id))
         .collect();
     if let Err(e) = env.journal.acquire(id, &keys) {
-        env.journal.set_status(id, Status::Failed, &format!("refused: {e}"))?;
+        env.journal
+            .set_status(id, Status::Failed, &format!("refused: {e}"))?;
         return Err(e);
     }
     env.ui.note(&format!(
@@ -385,7 +429,9 @@ pub async fn start(env: &Env, spec: Spec) -> Result<Outcome> {
         Err(e) => return fail(format!("{e:#}")),
     };
     env.journal.set_plan(id, &serde_json::to_string(&plan)?)?;
-    run::Run::new(env.clone(), id, prepared, plan, 1)?.drive().await
+    run::Run::new(env.clone(), id, prepared, plan, 1)?
+        .drive()
+        .await
 }
 
 /// Load a journaled rollout's spec and plan again.
@@ -393,10 +439,21 @@ async fn reload(env: &Env, id: i64) -> Result<(run::Run, crate::journal::Rollout
     let row = env.journal.rollout(id)?;
     let spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
     let prepared = prepare(env, spec).await?;
-    let plan: XPlan = serde_json::from_str(&row.plan)
-        .map_err(|_| anyhow!("rollout {id} has no plan in the journal (it failed before planning)"))?;
-    let first_seq = env.journal.steps(id)?.iter().map(|s| s.seq).max().unwrap_or(0) + 1;
-    Ok((run::Run::new(env.clone(), id, prepared, plan, first_seq)?, row))
+    let plan: XPlan = serde_json::from_str(&row.plan).map_err(|_| {
+        anyhow!("rollout {id} has no plan in the journal (it failed before planning)")
+    })?;
+    let first_seq = env
+        .journal
+        .steps(id)?
+        .iter()
+        .map(|s| s.seq)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    Ok((
+        run::Run::new(env.clone(), id, prepared, plan, first_seq)?,
+        row,
+    ))
 }
 
 fn ensure_not_running(row: &crate::journal::RolloutRow) -> Result<()> {
@@ -428,7 +485,10 @@ pub async fn resume(env: &Env, id: i64, in_flight: Option<InFlight>) -> Result<O
     if let Some(outcome) = run.settle_in_flight(in_flight)? {
         return Ok(outcome);
     }
-    env.ui.note(&format!("rollout {id}: resuming at stage {}", row.stage + 1));
+    env.ui.note(&format!(
+        "rollout {id}: resuming at stage {}",
+        row.stage + 1
+    ));
     run.drive().await
 }
 
@@ -453,7 +513,8 @@ pub fn abort(env: &Env, id: i64) -> Result<Status> {
         env.journal.request_abort(id)?;
         return Ok(Status::Running);
     }
-    env.journal.set_status(id, Status::Aborted, "aborted by the operator")?;
+    env.journal
+        .set_status(id, Status::Aborted, "aborted by the operator")?;
     env.journal.release(id)?;
     Ok(Status::Aborted)
 }
@@ -467,9 +528,6 @@ pub async fn rollback(env: &Env, id: i64) -> Result<Outcome> {
     ensure_not_running(&row)?;
     let (run, _) = reload(env, id).await?;
     env.journal.claim(id)?;
-    env.journal.acquire(
-        id,
-        &run.target_keys(),
-    )?;
+    env.journal.acquire(id, &run.target_keys())?;
     run.rollback_all("rolled back by the operator").await
 }

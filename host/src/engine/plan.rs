@@ -233,19 +233,20 @@ pub fn worst_case(
     concurrency: usize,
 ) -> std::time::Duration {
     let budget = |name: &str| -> u64 {
-        timeouts
-            .get(name)
-            .map(|d| d.as_secs())
-            .unwrap_or_else(|| {
-                desc.steps
-                    .iter()
-                    .find(|s| s.name == name)
-                    .map(|s| s.default_timeout_s as u64)
-                    .unwrap_or(0)
-            })
+        timeouts.get(name).map(|d| d.as_secs()).unwrap_or_else(|| {
+            desc.steps
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.default_timeout_s as u64)
+                .unwrap_or(0)
+        })
     };
     let per_target = |finalize: bool| -> u64 {
-        let phase = if finalize { Phase::Finalize } else { Phase::Rollout };
+        let phase = if finalize {
+            Phase::Finalize
+        } else {
+            Phase::Rollout
+        };
         desc.steps
             .iter()
             .filter(|s| s.scope == Scope::Target && s.phase == phase)

@@ -109,7 +109,11 @@ impl Run {
         for p in derive(&rows).values() {
             for r in &p.in_flight {
                 let idempotent = me.steps.get(&r.step).map(|s| s.idempotent).unwrap_or(false);
-                let who = if r.target.is_empty() { "the fleet".to_string() } else { format!("target `{}`", r.target) };
+                let who = if r.target.is_empty() {
+                    "the fleet".to_string()
+                } else {
+                    format!("target `{}`", r.target)
+                };
                 if r.action == Action::Undo || idempotent {
                     me.env.journal.settle(me.id, r.seq, "abandoned")?;
                     me.env.ui.note(&format!(
@@ -194,7 +198,11 @@ impl Inner {
 
     fn budget(&self, step: &str) -> Duration {
         self.p.spec.timeouts.get(step).copied().unwrap_or_else(|| {
-            let s = self.steps.get(step).map(|s| s.default_timeout_s).unwrap_or(0);
+            let s = self
+                .steps
+                .get(step)
+                .map(|s| s.default_timeout_s)
+                .unwrap_or(0);
             Duration::from_secs(if s == 0 { 300 } else { s as u64 })
         })
     }
@@ -220,12 +228,17 @@ impl Inner {
         let total = self.plan.stages.len();
         while cursor < total {
             if self.abort.load(Ordering::SeqCst) {
-                return self.finish(Status::Aborted, format!("aborted by the operator before stage {}", cursor + 1));
+                return self.finish(
+                    Status::Aborted,
+                    format!("aborted by the operator before stage {}", cursor + 1),
+                );
             }
             let stage = &self.plan.stages[cursor];
-            self.env
-                .ui
-                .note(&format!("[stage {}/{total}] {}", cursor + 1, stage.describe()));
+            self.env.ui.note(&format!(
+                "[stage {}/{total}] {}",
+                cursor + 1,
+                stage.describe()
+            ));
             match stage {
                 XStage::Fleet { step } => {
                     if let Err(e) = self.clone().fleet_step(cursor, step).await {
@@ -244,7 +257,10 @@ impl Inner {
                         self.clone().wave(cursor, name, targets, *finalize).await?;
                     if self.abort.load(Ordering::SeqCst) {
                         self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
-                        return self.finish(Status::Aborted, format!("aborted by the operator during wave {name}"));
+                        return self.finish(
+                            Status::Aborted,
+                            format!("aborted by the operator during wave {name}"),
+                        );
                     }
                     if let Some(index) = index {
                         let report = WaveReport {
@@ -284,7 +300,7 @@ impl Inner {
                             self.env.ui.note(&format!(
                                 "strategy {}: {} ({reason})",
                                 self.p.strategy_label,
-                                crate::plugin::bindings::decision_name(decision.kind).to_string()
+                                crate::plugin::bindings::decision_name(decision.kind)
                             ));
                         }
                         self.env.journal.write_later(vec![Op::Event {
@@ -292,7 +308,10 @@ impl Inner {
                             level: "info".into(),
                             target: String::new(),
                             step: String::new(),
-                            message: format!("after wave {name}: {}: {reason}", crate::plugin::bindings::decision_name(decision.kind)),
+                            message: format!(
+                                "after wave {name}: {}: {reason}",
+                                crate::plugin::bindings::decision_name(decision.kind)
+                            ),
                         }]);
                         match decision.kind {
                             DecisionKind::Proceed => {}
@@ -318,7 +337,10 @@ impl Inner {
                         self.env.journal.set_stage(self.id, cursor as i64)?;
                         return self.finish(
                             Status::Paused,
-                            format!("waiting for approval: {message}; run `cutover approve {}`", self.id),
+                            format!(
+                                "waiting for approval: {message}; run `cutover approve {}`",
+                                self.id
+                            ),
                         );
                     }
                 }
@@ -348,7 +370,11 @@ impl Inner {
         } else {
             self.finish(
                 Status::CompletedWithFailures,
-                format!("{} target(s) failed and stay on the old version: {}", failed.len(), failed.join(", ")),
+                format!(
+                    "{} target(s) failed and stay on the old version: {}",
+                    failed.len(),
+                    failed.join(", ")
+                ),
             )
         }
     }
@@ -369,7 +395,11 @@ impl Inner {
             .map(|t| (t.target, t.state))
             .collect();
         let progress = self.progress()?;
-        let limit = self.p.spec.concurrency.min(crate::plugin::runtime::MAX_LIVE_INSTANCES as usize / 2);
+        let limit = self
+            .p
+            .spec
+            .concurrency
+            .min(crate::plugin::runtime::MAX_LIVE_INSTANCES as usize / 2);
         let sem = Arc::new(Semaphore::new(limit));
         let mut succeeded = Vec::new();
         let mut failed = Vec::new();
@@ -419,7 +449,11 @@ impl Inner {
     }
 
     fn target_steps(&self, finalize: bool) -> Vec<&Step> {
-        let phase = if finalize { Phase::Finalize } else { Phase::Rollout };
+        let phase = if finalize {
+            Phase::Finalize
+        } else {
+            Phase::Rollout
+        };
         self.p
             .desc
             .steps
@@ -520,7 +554,8 @@ impl Inner {
                                 self.env.redact.add(&o.value);
                             }
                             let message = self.env.redact.redact(&message);
-                            self.env.journal
+                            self.env
+                                .journal
                                 .write(vec![Op::StepEnd {
                                     rollout: self.id,
                                     seq,
@@ -531,9 +566,14 @@ impl Inner {
                                 .await?;
                             prog.failed = Some((step.name.clone(), recs, message.clone()));
                             if transient && attempt < MAX_ATTEMPTS {
-                                self.env.ui.log(target, &step.name, crate::plugin::bindings::Level::Warn,
-                                    &format!("attempt {attempt} failed ({message}); retrying"));
-                                tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                                self.env.ui.log(
+                                    target,
+                                    &step.name,
+                                    crate::plugin::bindings::Level::Warn,
+                                    &format!("attempt {attempt} failed ({message}); retrying"),
+                                );
+                                tokio::time::sleep(Duration::from_millis(200 * attempt as u64))
+                                    .await;
                                 attempt += 1;
                                 continue;
                             }
@@ -554,7 +594,10 @@ impl Inner {
                     TargetState::Failed,
                     format!("{why}; {n} completed step(s) undone"),
                 ),
-                Err(e) => (TargetState::NeedsAttention, format!("{why}; undo failed: {e}")),
+                Err(e) => (
+                    TargetState::NeedsAttention,
+                    format!("{why}; undo failed: {e}"),
+                ),
             },
         };
         pending.push(Op::Target {
@@ -569,7 +612,12 @@ impl Inner {
     }
 
     /// Undo a target's completed undoable steps, newest first. Returns how many.
-    async fn undo_target(&self, stage: usize, target: &str, prog: &Progress) -> Result<usize, String> {
+    async fn undo_target(
+        &self,
+        stage: usize,
+        target: &str,
+        prog: &Progress,
+    ) -> Result<usize, String> {
         let outputs = prog.outputs();
         let mut n = 0;
         for (step, _) in prog.done.iter().rev() {
@@ -577,7 +625,9 @@ impl Inner {
             if !undoable {
                 continue;
             }
-            self.env.ui.step(target, &format!("undo {step}"), n + 1, prog.done.len());
+            self.env
+                .ui
+                .step(target, &format!("undo {step}"), n + 1, prog.done.len());
             let seq = self.next_seq();
             self.env
                 .journal
@@ -594,7 +644,10 @@ impl Inner {
                 .map_err(|e| e.to_string())?;
             let call = self.call(step, target, &outputs, 1);
             let result = self.transport.undo(&call).await;
-            let error = result.as_ref().err().map(|f| self.env.redact.redact(&f.message));
+            let error = result
+                .as_ref()
+                .err()
+                .map(|f| self.env.redact.redact(&f.message));
             self.env
                 .journal
                 .write(vec![Op::StepEnd {
@@ -644,7 +697,11 @@ impl Inner {
             let result = self.transport.run(&call).await;
             let (ok, outputs, error) = match &result {
                 Ok(o) => (true, o.iter().map(to_rec).collect(), None),
-                Err(f) => (false, f.outputs.iter().map(to_rec).collect::<Vec<_>>(), Some(f.message.clone())),
+                Err(f) => (
+                    false,
+                    f.outputs.iter().map(to_rec).collect::<Vec<_>>(),
+                    Some(f.message.clone()),
+                ),
             };
             for o in outputs.iter().filter(|o: &&OutputRec| o.secret) {
                 self.env.redact.add(&o.value);
@@ -686,16 +743,18 @@ impl Inner {
                         .iter()
                         .filter(|t| {
                             progress.get(*t).is_some_and(|p| {
-                                p.done.iter().any(|(s, _)| {
-                                    self.steps.get(s).is_some_and(|s| s.undoable)
-                                })
+                                p.done
+                                    .iter()
+                                    .any(|(s, _)| self.steps.get(s).is_some_and(|s| s.undoable))
                             })
                         })
                         .collect();
                     if touched.is_empty() {
                         continue;
                     }
-                    self.env.ui.wave_start(&format!("rollback of {name}"), touched.len());
+                    self.env
+                        .ui
+                        .wave_start(&format!("rollback of {name}"), touched.len());
                     for t in touched {
                         let me = self.clone();
                         let prog = progress.get(t).cloned().unwrap_or_default();
@@ -706,7 +765,9 @@ impl Inner {
                             let r = me.undo_target(i, &t, &prog).await;
                             let (state, detail) = match &r {
                                 Ok(n) => (TargetState::RolledBack, format!("{n} step(s) undone")),
-                                Err(e) => (TargetState::NeedsAttention, format!("undo failed: {e}")),
+                                Err(e) => {
+                                    (TargetState::NeedsAttention, format!("undo failed: {e}"))
+                                }
                             };
                             me.env
                                 .journal
@@ -733,7 +794,12 @@ impl Inner {
                     let undoable = self.steps.get(step).map(|s| s.undoable).unwrap_or(false);
                     if fleet.is_done(step) && undoable {
                         let only = Progress {
-                            done: fleet.done.iter().filter(|(s, _)| s == step).cloned().collect(),
+                            done: fleet
+                                .done
+                                .iter()
+                                .filter(|(s, _)| s == step)
+                                .cloned()
+                                .collect(),
                             ..fleet.clone()
                         };
                         if let Err(e) = self.undo_target(i, "", &only).await {
@@ -749,7 +815,10 @@ impl Inner {
         } else {
             self.finish(
                 Status::Failed,
-                format!("{reason}; rollback incomplete, needs attention: {}", trouble.join("; ")),
+                format!(
+                    "{reason}; rollback incomplete, needs attention: {}",
+                    trouble.join("; ")
+                ),
             )
         }
     }

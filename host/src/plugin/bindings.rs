@@ -25,8 +25,8 @@ pub mod adapter {
 }
 
 pub use adapter::cutover::plugin::adapter_types::{
-    Access, Capability, Description, Finding, Output, Phase, Scope, Severity, Step, StepContext,
-    StepError,
+    Access, Capability, Description, DirRequest, Finding, Output, Phase, Scope, Severity, Step,
+    StepContext, StepError,
 };
 pub use strategy::cutover::plugin::strategy_types::{
     Decision, DecisionKind, Gate, Plan, Stage, Wave, WaveReport,

@@ -41,8 +41,18 @@ pub fn expand(
             None => (&after[..close], false),
         };
         let value = target
-            .and_then(|t| t.labels.iter().find(|p| p.key == key).map(|p| p.value.clone()))
-            .or_else(|| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()));
+            .and_then(|t| {
+                t.labels
+                    .iter()
+                    .find(|p| p.key == key)
+                    .map(|p| p.value.clone())
+            })
+            .or_else(|| {
+                params
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            });
         match value {
             Some(v) => out.push_str(&v),
             None if optional => return Ok(None),
@@ -119,7 +129,9 @@ pub fn resolve(
     let mut denied = Vec::new();
     for cap in requested {
         for t in &scope {
-            let who = t.map(|t| format!(" for target `{}`", t.id)).unwrap_or_default();
+            let who = t
+                .map(|t| format!(" for target `{}`", t.id))
+                .unwrap_or_default();
             let exp = |s: &str| expand(s, *t, params);
             match cap {
                 Capability::Dir(d) => {
@@ -275,9 +287,21 @@ mod tests {
         assert_eq!(eff.exec, vec!["/srv/n1/bin/stop".to_string()]);
 
         let escape = target("n2", "/srv/../etc");
-        let err = resolve("p", &req, Some(&escape), &[], &[], &grants, &BTreeMap::new())
-            .unwrap_err();
-        assert!(err.iter().any(|e| e.contains("`/etc`") && e.contains("[grants] dirs")), "{err:?}");
+        let err = resolve(
+            "p",
+            &req,
+            Some(&escape),
+            &[],
+            &[],
+            &grants,
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err.iter()
+                .any(|e| e.contains("`/etc`") && e.contains("[grants] dirs")),
+            "{err:?}"
+        );
     }
 
     #[test]

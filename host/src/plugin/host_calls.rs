@@ -1,8 +1,8 @@
 //! What plugins can call: logging, clock, exec, HTTP and secrets, each checked against the
 //! call's effective capabilities. A denial names the grant to add.
 
-use super::bindings::strategy::cutover::plugin::{log, strategy_types, types};
 use super::bindings::adapter::cutover::plugin::{adapter_types, clock, exec, http, secrets};
+use super::bindings::strategy::cutover::plugin::{log, strategy_types, types};
 use super::bindings::{Level, Pair};
 use super::runtime::CallState;
 use std::time::Duration;
@@ -53,7 +53,10 @@ impl exec::Host for CallState {
         let mut c = tokio::process::Command::new(&program);
         c.args(&cmd.args)
             .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+            .env(
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            )
             .stdin(if cmd.stdin.is_some() {
                 std::process::Stdio::piped()
             } else {
@@ -110,7 +113,11 @@ impl http::Host for CallState {
         let host = uri.host().unwrap_or_default().to_string();
         let port = uri
             .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
         if !super::caps::http_allowed(&env.caps, &host, port) {
             return Err(format!(
                 "HTTP to `{host}:{port}` denied for {}: not among its granted hosts ({}); the plugin must request it in describe() and the spec must grant it under [grants] http",

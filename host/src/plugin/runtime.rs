@@ -144,7 +144,8 @@ impl Runtime {
             .memory_reservation(MAX_MEMORY as u64)
             .memory_guard_size(32 << 20)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("starting the plugin engine: {e}"))?;
+        let engine =
+            Engine::new(&config).map_err(|e| anyhow::anyhow!("starting the plugin engine: {e}"))?;
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("epoch-ticker".into())
@@ -204,7 +205,10 @@ impl Runtime {
     /// Which world a component exports, from its export names.
     pub fn world_of(&self, component: &Component) -> Option<World> {
         let ty = component.component_type();
-        let names: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let names: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
         if names.iter().any(|n| n == "describe") && names.iter().any(|n| n == "run-step") {
             Some(World::Adapter)
         } else if names.iter().any(|n| n == "decide") && names.iter().any(|n| n == "plan") {
@@ -217,7 +221,10 @@ impl Runtime {
     /// The `cutover:plugin` version a component was built against, from its imports.
     pub fn api_version(&self, component: &Component) -> Option<String> {
         let ty = component.component_type();
-        let names: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let names: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
         names
             .iter()
             .filter_map(|n| n.strip_prefix("cutover:plugin/"))
@@ -225,10 +232,18 @@ impl Runtime {
     }
 
     /// Load a strategy plugin.
-    pub fn strategy(self: &Arc<Self>, path: &Path, pin: Option<&str>, memory: usize) -> Result<StrategyPlugin> {
+    pub fn strategy(
+        self: &Arc<Self>,
+        path: &Path,
+        pin: Option<&str>,
+        memory: usize,
+    ) -> Result<StrategyPlugin> {
         let (component, digest, _) = self.component(path, pin)?;
         if self.world_of(&component) != Some(World::Strategy) {
-            bail!("{} is not a strategy plugin (it does not export plan/decide)", path.display());
+            bail!(
+                "{} is not a strategy plugin (it does not export plan/decide)",
+                path.display()
+            );
         }
         let pre = self
             .strategy_linker
@@ -244,10 +259,18 @@ impl Runtime {
     }
 
     /// Load an adapter plugin.
-    pub fn adapter(self: &Arc<Self>, path: &Path, pin: Option<&str>, memory: usize) -> Result<AdapterPlugin> {
+    pub fn adapter(
+        self: &Arc<Self>,
+        path: &Path,
+        pin: Option<&str>,
+        memory: usize,
+    ) -> Result<AdapterPlugin> {
         let (component, digest, _) = self.component(path, pin)?;
         if self.world_of(&component) != Some(World::Adapter) {
-            bail!("{} is not an adapter plugin (it does not export describe/run-step)", path.display());
+            bail!(
+                "{} is not an adapter plugin (it does not export describe/run-step)",
+                path.display()
+            );
         }
         let pre = self
             .adapter_linker
@@ -266,15 +289,23 @@ impl Runtime {
         let mut b = WasiCtxBuilder::new();
         let mut granted = Vec::new();
         for (dir, write) in &env.caps.dirs {
-            let perms = if *write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            let perms = if *write {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
             let guest = dir.display().to_string();
-            b.preopened_dir(dir, &guest, perms).map_err(|e| PluginFault {
-                plugin: env.plugin.clone(),
-                call: call_name(&env),
-                kind: FaultKind::Setup,
-                detail: format!("cannot open granted directory {guest}: {e}"),
-            })?;
-            granted.push(format!("{guest}={}", if *write { "read-write" } else { "read" }));
+            b.preopened_dir(dir, &guest, perms)
+                .map_err(|e| PluginFault {
+                    plugin: env.plugin.clone(),
+                    call: call_name(&env),
+                    kind: FaultKind::Setup,
+                    detail: format!("cannot open granted directory {guest}: {e}"),
+                })?;
+            granted.push(format!(
+                "{guest}={}",
+                if *write { "read-write" } else { "read" }
+            ));
         }
         b.env("CUTOVER_GRANTED_DIRS", granted.join(";"));
         let limits = StoreLimitsBuilder::new()
@@ -334,8 +365,7 @@ fn classify(plugin: &str, call: String, e: wasmtime::Error) -> PluginFault {
         plugin: plugin.to_string(),
         call,
         kind,
-        detail: text.lines().next().unwrap_or_default().to_string()
-            + &root_cause(&e),
+        detail: text.lines().next().unwrap_or_default().to_string() + &root_cause(&e),
     }
 }
 
@@ -396,7 +426,12 @@ impl StrategyPlugin {
         constraints: &[super::bindings::Constraint],
         params: &[super::bindings::Pair],
     ) -> Result<Result<super::bindings::Plan, super::bindings::PluginError>, PluginFault> {
-        call_plugin!(self, env, "plan".into(), |i, s| i.call_plan(&mut s, targets, constraints, params))
+        call_plugin!(self, env, "plan".into(), |i, s| i.call_plan(
+            &mut s,
+            targets,
+            constraints,
+            params
+        ))
     }
 
     /// Ask what to do after a wave.
@@ -406,7 +441,8 @@ impl StrategyPlugin {
         report: &super::bindings::WaveReport,
         params: &[super::bindings::Pair],
     ) -> Result<super::bindings::Decision, PluginFault> {
-        call_plugin!(self, env, "decide".into(), |i, s| i.call_decide(&mut s, report, params))
+        call_plugin!(self, env, "decide".into(), |i, s| i
+            .call_decide(&mut s, report, params))
     }
 }
 
@@ -421,7 +457,10 @@ pub struct AdapterPlugin {
 
 impl AdapterPlugin {
     /// What the adapter is and needs.
-    pub async fn describe(&self, env: Arc<CallEnv>) -> Result<super::bindings::Description, PluginFault> {
+    pub async fn describe(
+        &self,
+        env: Arc<CallEnv>,
+    ) -> Result<super::bindings::Description, PluginFault> {
         call_plugin!(self, env, "describe".into(), |i, s| i.call_describe(&mut s))
     }
 
@@ -432,8 +471,10 @@ impl AdapterPlugin {
         targets: &[super::bindings::Target],
         params: &[super::bindings::Pair],
         strategy: &str,
-    ) -> Result<Result<Vec<super::bindings::Finding>, super::bindings::PluginError>, PluginFault> {
-        call_plugin!(self, env, "preflight".into(), |i, s| i.call_preflight(&mut s, targets, params, strategy))
+    ) -> Result<Result<Vec<super::bindings::Finding>, super::bindings::PluginError>, PluginFault>
+    {
+        call_plugin!(self, env, "preflight".into(), |i, s| i
+            .call_preflight(&mut s, targets, params, strategy))
     }
 
     /// Topology rules.
@@ -442,8 +483,10 @@ impl AdapterPlugin {
         env: Arc<CallEnv>,
         targets: &[super::bindings::Target],
         params: &[super::bindings::Pair],
-    ) -> Result<Result<Vec<super::bindings::Constraint>, super::bindings::PluginError>, PluginFault> {
-        call_plugin!(self, env, "constraints".into(), |i, s| i.call_constraints(&mut s, targets, params))
+    ) -> Result<Result<Vec<super::bindings::Constraint>, super::bindings::PluginError>, PluginFault>
+    {
+        call_plugin!(self, env, "constraints".into(), |i, s| i
+            .call_constraints(&mut s, targets, params))
     }
 
     /// Run one step.
@@ -455,7 +498,8 @@ impl AdapterPlugin {
         ctx: &super::bindings::StepContext,
     ) -> Result<Result<Vec<super::bindings::Output>, super::bindings::StepError>, PluginFault> {
         let what = call_name(&env);
-        call_plugin!(self, env, what, |i, s| i.call_run_step(&mut s, step, target, ctx))
+        call_plugin!(self, env, what, |i, s| i
+            .call_run_step(&mut s, step, target, ctx))
     }
 
     /// Undo one step.
@@ -467,6 +511,7 @@ impl AdapterPlugin {
         ctx: &super::bindings::StepContext,
     ) -> Result<Result<(), super::bindings::StepError>, PluginFault> {
         let what = format!("undo of {}", call_name(&env));
-        call_plugin!(self, env, what, |i, s| i.call_undo_step(&mut s, step, target, ctx))
+        call_plugin!(self, env, what, |i, s| i
+            .call_undo_step(&mut s, step, target, ctx))
     }
 }

@@ -47,17 +47,29 @@ impl cutover_sdk::Adapter for Hostile {
         }
     }
 
-    fn run_step(_: String, target: Option<Target>, ctx: StepContext) -> Result<Vec<Output>, StepError> {
+    fn run_step(
+        _: String,
+        target: Option<Target>,
+        ctx: StepContext,
+    ) -> Result<Vec<Output>, StepError> {
         let t = target.ok_or_else(|| fail("no target"))?;
         let root = Path::new(label(&t, "root")?);
         match param(&ctx.params, "attack")? {
-            "read-granted" => files::read_string(&root.join("allowed.txt")).map(|s| vec![out("content", s)]),
-            "read-outside" => files::read_string(Path::new("/etc/passwd")).map(|s| vec![out("stolen", s)]),
-            "climb" => files::read_string(&root.join("../secret.txt")).map(|s| vec![out("stolen", s)]),
+            "read-granted" => {
+                files::read_string(&root.join("allowed.txt")).map(|s| vec![out("content", s)])
+            }
+            "read-outside" => {
+                files::read_string(Path::new("/etc/passwd")).map(|s| vec![out("stolen", s)])
+            }
+            "climb" => {
+                files::read_string(&root.join("../secret.txt")).map(|s| vec![out("stolen", s)])
+            }
             "write-readonly" => std::fs::write(root.join("planted.txt"), b"x")
                 .map(|_| vec![])
                 .map_err(|e| files::io_error("writing", &root.join("planted.txt"), e)),
-            "exec" => cmd::run("/bin/sh", &["-c", "id"], None).map(|e| vec![out("stdout", e.stdout)]),
+            "exec" => {
+                cmd::run("/bin/sh", &["-c", "id"], None).map(|e| vec![out("stdout", e.stdout)])
+            }
             "http" => web::get("http://127.0.0.1:9/", Some(500))
                 .map(|(s, _)| vec![out("status", s.to_string())])
                 .map_err(fail),

@@ -30,7 +30,13 @@ fn step(name: &str, description: &str, undoable: bool, idempotent: bool, timeout
     }
 }
 
-fn parameter(name: &str, description: &str, required: bool, per_target: bool, default: Option<&str>) -> Parameter {
+fn parameter(
+    name: &str,
+    description: &str,
+    required: bool,
+    per_target: bool,
+    default: Option<&str>,
+) -> Parameter {
     Parameter {
         name: name.into(),
         description: description.into(),
@@ -59,30 +65,100 @@ impl cutover_sdk::Adapter for ReleaseDir {
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "versioned release folders with an atomic `current` symlink flip".into(),
             parameters: vec![
-                parameter("version", "name of the new release (its folder under releases/)", true, false, None),
-                parameter("artifact", "directory holding the new release's files", true, false, None),
-                parameter("health-timeout", "seconds to wait for the health URL", false, false, Some("30")),
-                parameter("root", "the node's deploy root (bin/start, bin/stop, releases/, current)", true, true, None),
-                parameter("health-url", "URL answering 200 with the running version", false, true, None),
+                parameter(
+                    "version",
+                    "name of the new release (its folder under releases/)",
+                    true,
+                    false,
+                    None,
+                ),
+                parameter(
+                    "artifact",
+                    "directory holding the new release's files",
+                    true,
+                    false,
+                    None,
+                ),
+                parameter(
+                    "health-timeout",
+                    "seconds to wait for the health URL",
+                    false,
+                    false,
+                    Some("30"),
+                ),
+                parameter(
+                    "root",
+                    "the node's deploy root (bin/start, bin/stop, releases/, current)",
+                    true,
+                    true,
+                    None,
+                ),
+                parameter(
+                    "health-url",
+                    "URL answering 200 with the running version",
+                    false,
+                    true,
+                    None,
+                ),
             ],
             capabilities: vec![
-                Capability::Dir(DirRequest { path: "{artifact}".into(), access: Access::Read }),
-                Capability::Dir(DirRequest { path: "{root}".into(), access: Access::ReadWrite }),
+                Capability::Dir(DirRequest {
+                    path: "{artifact}".into(),
+                    access: Access::Read,
+                }),
+                Capability::Dir(DirRequest {
+                    path: "{root}".into(),
+                    access: Access::ReadWrite,
+                }),
                 Capability::Exec("{root}/bin/stop".into()),
                 Capability::Exec("{root}/bin/start".into()),
                 Capability::Http("{health-url?}".into()),
             ],
             steps: vec![
-                step("fetch", "copy the artifact into releases/<version>", false, true, 300),
-                step("stop", "stop the running release (bin/stop)", true, false, 60),
-                step("switch", "point `current` at the new release", true, true, 10),
-                step("start", "start the new release (bin/start)", true, false, 60),
-                step("health", "wait until the node reports the new version", false, true, 60),
+                step(
+                    "fetch",
+                    "copy the artifact into releases/<version>",
+                    false,
+                    true,
+                    300,
+                ),
+                step(
+                    "stop",
+                    "stop the running release (bin/stop)",
+                    true,
+                    false,
+                    60,
+                ),
+                step(
+                    "switch",
+                    "point `current` at the new release",
+                    true,
+                    true,
+                    10,
+                ),
+                step(
+                    "start",
+                    "start the new release (bin/start)",
+                    true,
+                    false,
+                    60,
+                ),
+                step(
+                    "health",
+                    "wait until the node reports the new version",
+                    false,
+                    true,
+                    60,
+                ),
             ],
         }
     }
 
-    fn preflight(targets: Vec<Target>, params: Vec<Pair>, _strategy: String) -> Result<Vec<Finding>, PluginError> {
+    fn preflight(
+        targets: Vec<Target>,
+        params: Vec<Pair>,
+        _strategy: String,
+    ) -> Result<Vec<Finding>, PluginError> {
         let mut findings = Vec::new();
         let artifact = get(&params, "artifact").unwrap_or_default();
         if !Path::new(artifact).is_dir() {
@@ -93,7 +169,9 @@ impl cutover_sdk::Adapter for ReleaseDir {
             });
         }
         for t in &targets {
-            let Some(root) = get(&t.labels, "root") else { continue };
+            let Some(root) = get(&t.labels, "root") else {
+                continue;
+            };
             let root = Path::new(root);
             for s in ["start", "stop"] {
                 if !root.join("bin").join(s).exists() {
@@ -108,7 +186,11 @@ impl cutover_sdk::Adapter for ReleaseDir {
         Ok(findings)
     }
 
-    fn run_step(step: String, target: Option<Target>, ctx: StepContext) -> Result<Vec<Output>, StepError> {
+    fn run_step(
+        step: String,
+        target: Option<Target>,
+        ctx: StepContext,
+    ) -> Result<Vec<Output>, StepError> {
         let t = target.ok_or_else(|| fail("release-dir has no fleet steps"))?;
         let root = root(&t)?;
         let version = param(&ctx.params, "version")?;
@@ -154,14 +236,17 @@ impl cutover_sdk::Adapter for ReleaseDir {
                 Ok(vec![])
             }
             "health" => {
-                let timeout_s = cutover_sdk::params::int(&ctx.params, "health-timeout", 30).map_err(fail)?;
+                let timeout_s =
+                    cutover_sdk::params::int(&ctx.params, "health-timeout", 30).map_err(fail)?;
                 match get(&t.labels, "health-url") {
                     Some(url) => {
                         let answer = wait::poll(timeout_s * 1000, 200, |n| {
                             progress(&format!("probing {url} (try {n})"), None);
                             match web::get(url, Some(2000)) {
                                 Ok((200, body)) if body.contains(version) => Ok(body),
-                                Ok((status, body)) => Err(format!("{url} answered {status}: {}", body.trim())),
+                                Ok((status, body)) => {
+                                    Err(format!("{url} answered {status}: {}", body.trim()))
+                                }
                                 Err(e) => Err(e),
                             }
                         })
@@ -169,11 +254,15 @@ impl cutover_sdk::Adapter for ReleaseDir {
                         Ok(vec![out("health", answer.trim().to_string())])
                     }
                     None => {
-                        let current = files::read_symlink(&root.join("current")).unwrap_or_default();
+                        let current =
+                            files::read_symlink(&root.join("current")).unwrap_or_default();
                         if current.ends_with(version) {
                             Ok(vec![])
                         } else {
-                            Err(fail(format!("current points at {}, not {version}", current.display())))
+                            Err(fail(format!(
+                                "current points at {}, not {version}",
+                                current.display()
+                            )))
                         }
                     }
                 }
@@ -195,7 +284,8 @@ impl cutover_sdk::Adapter for ReleaseDir {
                     .or(Some(kept.trim()).filter(|p| !p.is_empty()));
                 match previous {
                     Some(prev) => files::flip_symlink(&link, Path::new(prev)),
-                    None => std::fs::remove_file(&link).map_err(|e| files::io_error("removing", &link, e)),
+                    None => std::fs::remove_file(&link)
+                        .map_err(|e| files::io_error("removing", &link, e)),
                 }
             }
             "start" => cmd::run_ok(&script(&root, "stop"), &[], None).map(|_| ()),

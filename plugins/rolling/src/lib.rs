@@ -15,11 +15,17 @@ impl cutover_sdk::Strategy for Rolling {
         )
     }
 
-    fn plan(targets: Vec<Target>, constraints: Vec<Constraint>, params: Vec<Pair>) -> Result<Plan, PluginError> {
+    fn plan(
+        targets: Vec<Target>,
+        constraints: Vec<Constraint>,
+        params: Vec<Pair>,
+    ) -> Result<Plan, PluginError> {
         waves::check_policy(&params)?;
         let ids: Vec<String> = targets.into_iter().map(|t| t.id).collect();
         let one_by_one = waves::build_waves(&ids, 1, &constraints)?;
-        Ok(Plan { stages: waves::stages("target", one_by_one) })
+        Ok(Plan {
+            stages: waves::stages("target", one_by_one),
+        })
     }
 
     fn decide(report: WaveReport, params: Vec<Pair>) -> Decision {

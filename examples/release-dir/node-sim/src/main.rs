@@ -41,14 +41,20 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = args.first().map(String::as_str).unwrap_or("");
     let path = || -> Result<PathBuf> {
-        Ok(PathBuf::from(args.get(1).context("missing folder argument")?))
+        Ok(PathBuf::from(
+            args.get(1).context("missing folder argument")?,
+        ))
     };
     match cmd {
         "fleet" => fleet(
             &path()?,
             arg(&args, "--nodes", "12").parse()?,
             arg(&args, "--base-port", "18100").parse()?,
-            Path::new(&arg(&args, "--plugins", "plugins/target/wasm32-wasip2/release")),
+            Path::new(&arg(
+                &args,
+                "--plugins",
+                "plugins/target/wasm32-wasip2/release",
+            )),
             &arg(&args, "--strategy", "grouped"),
             &arg(&args, "--group-size", "4"),
         ),
@@ -91,7 +97,10 @@ fn start(node: &Path) -> Result<()> {
     let delay: u64 = read(&node.join("../start-delay-ms")).parse().unwrap_or(0);
     std::thread::sleep(Duration::from_millis(delay));
     if let Some(pid) = running_pid(node) {
-        log(node, &format!("start {version} refused: already running as {pid}"))?;
+        log(
+            node,
+            &format!("start {version} refused: already running as {pid}"),
+        )?;
         bail!("already running (pid {pid})");
     }
     if !version.is_empty() && read(&node.join("fail-start")) == version {
@@ -162,7 +171,10 @@ fn serve(node: &Path) -> Result<()> {
         let (status, body) = if !first.starts_with("GET /health") {
             ("404 Not Found", "no such page".to_string())
         } else if unhealthy {
-            ("503 Service Unavailable", format!("version {version} unhealthy"))
+            (
+                "503 Service Unavailable",
+                format!("version {version} unhealthy"),
+            )
         } else {
             ("200 OK", format!("version {version} ok"))
         };
@@ -176,7 +188,11 @@ fn serve(node: &Path) -> Result<()> {
 }
 
 fn nodes(dir: &Path) -> Result<Vec<PathBuf>> {
-    let dir = if dir.join("nodes").is_dir() { dir.join("nodes") } else { dir.to_path_buf() };
+    let dir = if dir.join("nodes").is_dir() {
+        dir.join("nodes")
+    } else {
+        dir.to_path_buf()
+    };
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -190,7 +206,10 @@ fn nodes(dir: &Path) -> Result<Vec<PathBuf>> {
 fn status(dir: &Path) -> Result<()> {
     for n in nodes(dir)? {
         let log = read(&n.join("sim.log"));
-        let starts = log.lines().filter(|l| l.starts_with("start ") && !l.contains("fail") && !l.contains("refused")).count();
+        let starts = log
+            .lines()
+            .filter(|l| l.starts_with("start ") && !l.contains("fail") && !l.contains("refused"))
+            .count();
         let stops = log.lines().filter(|l| l.starts_with("stop ")).count();
         let port = read(&n.join("port"));
         let health = health(&port).unwrap_or_else(|| "down".into());
@@ -231,11 +250,22 @@ fn write_exec(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Build a fleet of `n` running nodes on version 1.0.0, an artifact for 2.0.0 and a spec.
-fn fleet(dir: &Path, n: usize, base_port: u16, plugins: &Path, strategy: &str, group: &str) -> Result<()> {
+fn fleet(
+    dir: &Path,
+    n: usize,
+    base_port: u16,
+    plugins: &Path,
+    strategy: &str,
+    group: &str,
+) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let dir = std::fs::canonicalize(dir)?;
-    let plugins = std::fs::canonicalize(plugins)
-        .with_context(|| format!("plugins folder {} (build the plugins first)", plugins.display()))?;
+    let plugins = std::fs::canonicalize(plugins).with_context(|| {
+        format!(
+            "plugins folder {} (build the plugins first)",
+            plugins.display()
+        )
+    })?;
     let me = std::env::current_exe()?;
     let artifact = dir.join("artifact-2.0.0");
     std::fs::create_dir_all(artifact.join("lib"))?;
@@ -269,7 +299,11 @@ fn fleet(dir: &Path, n: usize, base_port: u16, plugins: &Path, strategy: &str, g
         for action in ["start", "stop"] {
             write_exec(
                 &node.join("bin").join(action),
-                &format!("#!/bin/sh\nexec '{}' {action} '{}'\n", me.display(), node.display()),
+                &format!(
+                    "#!/bin/sh\nexec '{}' {action} '{}'\n",
+                    me.display(),
+                    node.display()
+                ),
             )?;
         }
         spec.push_str(&format!(
@@ -279,6 +313,10 @@ fn fleet(dir: &Path, n: usize, base_port: u16, plugins: &Path, strategy: &str, g
         start(&node)?;
     }
     std::fs::write(dir.join("rollout.toml"), spec)?;
-    println!("{n} nodes running 1.0.0 under {}; spec: {}", dir.join("nodes").display(), dir.join("rollout.toml").display());
+    println!(
+        "{n} nodes running 1.0.0 under {}; spec: {}",
+        dir.join("nodes").display(),
+        dir.join("rollout.toml").display()
+    );
     Ok(())
 }
