@@ -315,3 +315,49 @@ fn rollback_command_restores_the_old_version() {
     let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(h[0]["status"], "rolled-back");
 }
+
+#[test]
+fn plan_shows_the_waves_and_touches_nothing() {
+    let f = Fleet::new(21700);
+    let o = f.run(&["plan", "--json", &spec_arg(&f)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["waves"], 3);
+    assert_eq!(p["stages"][0]["targets"].as_array().unwrap().len(), 4);
+    assert!(p["worst_case_seconds"].as_u64().unwrap() > 0);
+    for i in 1..=12 {
+        assert_eq!(f.log(i), vec!["start 1.0.0"], "node {i}");
+    }
+}
+
+#[test]
+fn abort_stops_a_running_rollout_after_its_current_steps() {
+    let f = Fleet::new(21800);
+    std::fs::write(f.dir.path().join("nodes/start-delay-ms"), "300").unwrap();
+    let child = Command::new(cutover())
+        .arg("--journal")
+        .arg(f.journal())
+        .args(["run", &spec_arg(&f)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the first stop", Duration::from_secs(60), || {
+        (1..=4).any(|i| f.log(i).iter().any(|l| l.starts_with("stop 1.0.0")))
+    });
+    let o = f.run(&["abort", "1"]);
+    assert!(text(&o).contains("abort requested"), "{}", text(&o));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(status_json(&f.journal(), 1)["status"], "aborted");
+    // Group 1 finished its steps; later groups were never touched.
+    for i in 1..=4 {
+        assert_eq!(f.current(i), "2.0.0", "node {i}");
+    }
+    for i in 5..=12 {
+        assert_eq!(f.log(i), vec!["start 1.0.0"], "node {i}");
+    }
+    // The lease is released: a new rollout may start.
+    let o = f.run(&["plan", &spec_arg(&f)]);
+    assert!(o.status.success());
+}

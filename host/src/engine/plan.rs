@@ -270,3 +270,131 @@ pub fn worst_case(
         .sum();
     std::time::Duration::from_secs(secs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::bindings::{MaxTogether, Order, Step, Wave};
+
+    fn targets(n: usize) -> Vec<Target> {
+        (1..=n)
+            .map(|i| Target {
+                id: format!("n{i}"),
+                host: "local".into(),
+                labels: vec![],
+            })
+            .collect()
+    }
+
+    fn step(name: &str, scope: Scope, phase: Phase) -> Step {
+        Step {
+            name: name.into(),
+            description: String::new(),
+            scope,
+            phase,
+            undoable: true,
+            idempotent: false,
+            default_timeout_s: 10,
+        }
+    }
+
+    fn desc(steps: Vec<Step>) -> Description {
+        Description {
+            name: "a".into(),
+            version: "1".into(),
+            summary: String::new(),
+            parameters: vec![],
+            capabilities: vec![],
+            steps,
+        }
+    }
+
+    fn wave(name: &str, ids: &[&str]) -> Stage {
+        Stage::Wave(Wave {
+            name: name.into(),
+            targets: ids.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn every_target_exactly_once() {
+        let d = desc(vec![step("s", Scope::Target, Phase::Rollout)]);
+        let plan = Plan {
+            stages: vec![wave("1", &["n1", "n2"]), wave("2", &["n2", "n3"])],
+        };
+        let e = expand(&plan, &d, &targets(3), &[]).unwrap_err();
+        assert!(e.contains("`n2` is in two waves"), "{e}");
+        let plan = Plan {
+            stages: vec![wave("1", &["n1"])],
+        };
+        let e = expand(&plan, &d, &targets(3), &[]).unwrap_err();
+        assert!(e.contains("leaves out 2 target(s): n2, n3"), "{e}");
+        let plan = Plan {
+            stages: vec![wave("1", &["n1", "n9"])],
+        };
+        let e = expand(&plan, &d, &targets(1), &[]).unwrap_err();
+        assert!(e.contains("`n9`, which is not in the spec"), "{e}");
+    }
+
+    #[test]
+    fn constraints_are_enforced_whatever_the_strategy() {
+        let d = desc(vec![step("s", Scope::Target, Phase::Rollout)]);
+        let group = Constraint {
+            name: "master group m1 keeps serving".into(),
+            kind: ConstraintKind::MaxTogether(MaxTogether {
+                members: vec!["n1".into(), "n2".into(), "n3".into()],
+                max: 2,
+            }),
+        };
+        let plan = Plan {
+            stages: vec![wave("all", &["n1", "n2", "n3"])],
+        };
+        let e = expand(&plan, &d, &targets(3), std::slice::from_ref(&group)).unwrap_err();
+        assert!(
+            e.contains("constraint `master group m1 keeps serving` is broken by stage 1"),
+            "{e}"
+        );
+        let order = Constraint {
+            name: "slaves first".into(),
+            kind: ConstraintKind::Order(Order {
+                first: vec!["n2".into()],
+                then: vec!["n1".into()],
+            }),
+        };
+        let plan = Plan {
+            stages: vec![wave("a", &["n1", "n3"]), wave("b", &["n2"])],
+        };
+        let e = expand(&plan, &d, &targets(3), &[order.clone()]).unwrap_err();
+        assert!(e.contains("constraint `slaves first` is broken"), "{e}");
+        let plan = Plan {
+            stages: vec![wave("a", &["n2", "n3"]), wave("b", &["n1"])],
+        };
+        expand(&plan, &d, &targets(3), &[order, group]).unwrap();
+    }
+
+    #[test]
+    fn fleet_and_finalize_steps_are_placed_by_phase() {
+        let d = desc(vec![
+            step("suspend", Scope::Fleet, Phase::Prepare),
+            step("install", Scope::Target, Phase::Rollout),
+            step("switch", Scope::Fleet, Phase::Switch),
+            step("cleanup", Scope::Target, Phase::Finalize),
+        ]);
+        let plan = Plan {
+            stages: vec![wave("1", &["n1"]), wave("2", &["n2"])],
+        };
+        let x = expand(&plan, &d, &targets(2), &[]).unwrap();
+        let kinds: Vec<String> = x.stages.iter().map(|s| s.describe()).collect();
+        assert_eq!(kinds[0], "fleet step `suspend`");
+        assert!(kinds[1].starts_with("wave 1"));
+        assert!(kinds[2].starts_with("wave 2"));
+        assert_eq!(kinds[3], "fleet step `switch`");
+        assert!(kinds[4].starts_with("finalize wave"));
+        assert_eq!(x.waves, 2);
+        let bad = Plan {
+            stages: vec![wave("1", &["n1", "n2"]), Stage::FleetStep("flip".into())],
+        };
+        let e = expand(&bad, &d, &targets(2), &[]).unwrap_err();
+        assert!(e.contains("fleet step `flip`"), "{e}");
+    }
+}
