@@ -4,7 +4,7 @@
 //! Exit codes: 0 completed; 1 error; 2 completed with failed targets, rolled back or failed;
 //! 3 paused (waiting for approval or the operator); 4 aborted.
 
-use crate::engine::{self, Env, InFlight, Outcome};
+use crate::engine::{self, Env, InFlightChoices, Outcome};
 use crate::journal::{Journal, Status, Sync, TargetState};
 use crate::plugin::bindings::{Access, Capability, Phase, Scope};
 use crate::plugin::{CallEnv, NullSink, Runtime, World};
@@ -165,9 +165,10 @@ pub async fn run(ctx: &Ctx, spec: &Path) -> Result<i32> {
 }
 
 /// `cutover resume ID`
-pub async fn resume(ctx: &Ctx, id: i64, in_flight: Option<InFlight>) -> Result<i32> {
+pub async fn resume(ctx: &Ctx, id: i64, in_flight: &[String]) -> Result<i32> {
+    let choices = InFlightChoices::parse(in_flight).map_err(anyhow::Error::msg)?;
     let env = ctx.env()?;
-    let outcome = engine::resume(&env, id, in_flight).await?;
+    let outcome = engine::resume(&env, id, &choices).await?;
     summary(&env, &outcome)
 }
 

@@ -38,9 +38,10 @@ enum Command {
     /// Continue a paused or interrupted rollout at the step where it stopped.
     Resume {
         id: i64,
-        /// What to do with a non-idempotent step that was running at a crash.
-        #[arg(long, value_enum)]
-        in_flight: Option<cutover::engine::InFlight>,
+        /// What happened to a non-idempotent step running at a crash: `done`, `retry` or
+        /// `failed` for all, or `TARGET=done|retry|failed` for one target (repeatable).
+        #[arg(long)]
+        in_flight: Vec<String>,
     },
     /// Stop a rollout (a running one stops after its current steps).
     Abort { id: i64 },
@@ -103,7 +104,7 @@ fn run(args: Args) -> Result<i32> {
             Command::Plan { spec, json } => cli::plan(&ctx, &spec, json).await,
             Command::Run { spec } => cli::run(&ctx, &spec).await,
             Command::Status { id, json } => cli::status(&ctx, id, json),
-            Command::Resume { id, in_flight } => cli::resume(&ctx, id, in_flight).await,
+            Command::Resume { id, in_flight } => cli::resume(&ctx, id, &in_flight).await,
             Command::Abort { id } => cli::abort(&ctx, id),
             Command::Rollback { id } => cli::rollback(&ctx, id).await,
             Command::Approve { id } => cli::approve(&ctx, id).await,

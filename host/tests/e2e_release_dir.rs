@@ -218,20 +218,24 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// The step a paused rollout reports in flight: (target, step).
-fn in_flight(journal: &Path) -> Option<(String, String)> {
-    let s = status_json(journal, 1);
+/// Steps the journal shows in flight: (target, step).
+fn in_flight(journal: &Path) -> Vec<(String, String)> {
+    let o = run(journal, &["status", "1", "--json"]);
+    let Ok(s) = serde_json::from_slice::<serde_json::Value>(&o.stdout) else {
+        return Vec::new();
+    };
     s["steps"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["state"] == "started")
+        .filter(|x| x["state"] == "started")
         .map(|x| {
             (
                 x["target"].as_str().unwrap().to_string(),
                 x["step"].as_str().unwrap().to_string(),
             )
         })
+        .collect()
 }
 
 #[test]
@@ -273,16 +277,23 @@ fn kill_9_mid_rollout_then_resume_runs_each_non_idempotent_step_once() {
         // happened; the simulator's own log is the node's truth.
         let out = text(&o);
         assert!(out.contains("--in-flight"), "{out}");
-        let (target, step) = in_flight(&f.journal()).expect("a step in flight");
-        let i: usize = target.trim_start_matches("node-").parse().unwrap();
-        let happened = match step.as_str() {
-            "stop" => f.count(i, "stop 1.0.0") == 1,
-            "start" => f.count(i, "start 2.0.0") == 1,
-            other => panic!("unexpected non-idempotent step {other}"),
-        };
-        let choice = if happened { "done" } else { "retry" };
-        eprintln!("in flight at the kill: {step} on {target}; resuming with --in-flight {choice}");
-        o = f.run(&["resume", "1", "--in-flight", choice]);
+        let mut answers = Vec::new();
+        for (target, step) in in_flight(&f.journal()) {
+            let i: usize = target.trim_start_matches("node-").parse().unwrap();
+            let happened = match step.as_str() {
+                "stop" => f.count(i, "stop 1.0.0") == 1,
+                "start" => f.count(i, "start 2.0.0") == 1,
+                other => panic!("unexpected non-idempotent step {other}"),
+            };
+            let choice = if happened { "done" } else { "retry" };
+            eprintln!("in flight at the kill: {step} on {target}: {choice}");
+            answers.push("--in-flight".to_string());
+            answers.push(format!("{target}={choice}"));
+        }
+        assert!(!answers.is_empty());
+        let mut args = vec!["resume".to_string(), "1".to_string()];
+        args.extend(answers);
+        o = f.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     }
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     for i in 1..=12 {
@@ -360,4 +371,77 @@ fn abort_stops_a_running_rollout_after_its_current_steps() {
     // The lease is released: a new rollout may start.
     let o = f.run(&["plan", &spec_arg(&f)]);
     assert!(o.status.success());
+}
+
+#[test]
+fn an_idempotent_step_in_flight_at_a_crash_runs_again_on_resume() {
+    let f = Fleet::new(21900);
+    // node-05 reports unhealthy, so its idempotent `health` step keeps polling...
+    std::fs::write(f.node(5).join("fail-health"), "2.0.0").unwrap();
+    let mut child = Command::new(cutover())
+        .arg("--journal")
+        .arg(f.journal())
+        .args(["run", &spec_arg(&f)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "node-05 polling its health",
+        Duration::from_secs(60),
+        || {
+            f.journal().exists()
+                && in_flight(&f.journal()).contains(&("node-05".into(), "health".into()))
+        },
+    );
+    // ...when cutover dies. The node recovers meanwhile.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_file(f.node(5).join("fail-health")).unwrap();
+    let o = f.run(&["resume", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("idempotent and runs again"),
+        "{}",
+        text(&o)
+    );
+    for i in 1..=12 {
+        assert_eq!(f.running(i), "version 2.0.0 ok", "node {i}");
+        assert_eq!(f.count(i, "start 2.0.0"), 1, "node {i}: {:?}", f.log(i));
+    }
+    let s = status_json(&f.journal(), 1);
+    let health_runs = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["target"] == "node-05" && x["step"] == "health")
+        .count();
+    assert_eq!(health_runs, 2, "the interrupted run and the re-run");
+}
+
+#[test]
+fn atomic_and_rolling_plans() {
+    let f = Fleet::new(22000);
+    let plugins = plugins();
+    let s = std::fs::read_to_string(f.spec()).unwrap();
+    std::fs::write(f.spec(), s.replace("grouped.wasm", "atomic.wasm")).unwrap();
+    let o = f.run(&["plan", "--json", &spec_arg(&f)]);
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["strategy"], "atomic@0.1.0");
+    assert_eq!(p["waves"], 2);
+    assert_eq!(p["stages"][0]["targets"].as_array().unwrap().len(), 6);
+    std::fs::write(f.spec(), s.replace("grouped.wasm", "rolling.wasm")).unwrap();
+    let o = f.run(&["plan", "--json", &spec_arg(&f)]);
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["waves"], 12);
+    // A single target with `atomic`: one wave, and it runs.
+    let one = s.split("\n[[targets]]").next().unwrap().to_string()
+        + "\n[[targets]]"
+        + s.split("\n[[targets]]").nth(1).unwrap();
+    std::fs::write(f.spec(), one.replace("grouped.wasm", "atomic.wasm")).unwrap();
+    let o = f.run(&["run", &spec_arg(&f)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(f.current(1), "2.0.0");
+    assert_eq!(f.current(2), "1.0.0");
+    assert!(plugins.join("atomic.wasm").exists());
 }

@@ -254,3 +254,26 @@ fn plugin_inspect_shows_world_steps_and_capabilities() {
         text(&o)
     );
 }
+
+#[test]
+fn secret_outputs_are_journaled_and_redacted_everywhere_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = spec(dir.path(), "leak", "");
+    let journal = dir.path().join("j.db");
+    let o = run(&journal, &["run", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let shown = [
+        text(&o),
+        text(&run(&journal, &["status", "1"])),
+        text(&run(&journal, &["status", "1", "--json"])),
+    ];
+    for out in &shown {
+        assert!(!out.contains("k3y-0f-the-engine"), "{out}");
+    }
+    assert!(shown[0].contains("the key is «redacted»"), "{}", shown[0]);
+    // The journal itself keeps the value, so it survives a crash.
+    let j = cutover::journal::Journal::open(&journal, cutover::journal::Sync::Full).unwrap();
+    let steps = j.steps(1).unwrap();
+    assert_eq!(steps[0].outputs[0].value, "k3y-0f-the-engine");
+    assert!(steps[0].outputs[0].secret);
+}

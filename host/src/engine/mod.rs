@@ -18,7 +18,7 @@ use plan::XPlan;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-pub use run::{InFlight, Outcome};
+pub use run::{InFlight, InFlightChoices, Outcome};
 
 /// Shared services of a command.
 #[derive(Clone)]
@@ -474,7 +474,7 @@ pub fn pid_alive(pid: i64) -> bool {
 }
 
 /// Continue a paused or interrupted rollout at the exact step where it stopped.
-pub async fn resume(env: &Env, id: i64, in_flight: Option<InFlight>) -> Result<Outcome> {
+pub async fn resume(env: &Env, id: i64, in_flight: &InFlightChoices) -> Result<Outcome> {
     let row = env.journal.rollout(id)?;
     if row.status.is_final() {
         bail!("rollout {id} is {}: nothing to resume", row.status.as_str());
@@ -499,7 +499,7 @@ pub async fn approve(env: &Env, id: i64) -> Result<Outcome> {
         bail!("rollout {id} is {}, not paused", row.status.as_str());
     }
     env.journal.approve(id, row.stage)?;
-    resume(env, id, None).await
+    resume(env, id, &InFlightChoices::default()).await
 }
 
 /// Stop a rollout: a running one stops after its current steps; a paused or interrupted

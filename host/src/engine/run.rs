@@ -26,7 +26,7 @@ pub struct Outcome {
 }
 
 /// What to do with a non-idempotent step that was running when cutover stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InFlight {
     /// It completed: go on after it.
     Done,
@@ -34,6 +34,49 @@ pub enum InFlight {
     Retry,
     /// It failed: undo the target.
     Failed,
+}
+
+/// The operator's answers about in-flight steps: one for all, and/or one per target
+/// (`fleet` names the fleet's own steps).
+#[derive(Debug, Clone, Default)]
+pub struct InFlightChoices {
+    pub all: Option<InFlight>,
+    pub per_target: HashMap<String, InFlight>,
+}
+
+impl InFlightChoices {
+    /// Parse `done`, `retry`, `failed` or `TARGET=done|retry|failed` values.
+    pub fn parse(values: &[String]) -> Result<Self, String> {
+        let mut c = InFlightChoices::default();
+        for v in values {
+            let (target, choice) = match v.split_once('=') {
+                Some((t, c)) => (Some(t.trim()), c.trim()),
+                None => (None, v.trim()),
+            };
+            let choice = match choice {
+                "done" => InFlight::Done,
+                "retry" => InFlight::Retry,
+                "failed" => InFlight::Failed,
+                other => {
+                    return Err(format!(
+                        "--in-flight `{other}` is not done, retry or failed (write e.g. `done` or `node-05=retry`)"
+                    ))
+                }
+            };
+            match target {
+                Some(t) => {
+                    let t = if t == "fleet" { "" } else { t };
+                    c.per_target.insert(t.to_string(), choice);
+                }
+                None => c.all = Some(choice),
+            }
+        }
+        Ok(c)
+    }
+
+    fn for_target(&self, target: &str) -> Option<InFlight> {
+        self.per_target.get(target).copied().or(self.all)
+    }
 }
 
 /// Most attempts of a step that fails with a transient error.
@@ -102,7 +145,7 @@ impl Run {
 
     /// Resolve records left `started` by a crash. Returns an outcome when the rollout must
     /// pause for the operator.
-    pub(crate) fn settle_in_flight(&self, choice: Option<InFlight>) -> Result<Option<Outcome>> {
+    pub(crate) fn settle_in_flight(&self, choices: &InFlightChoices) -> Result<Option<Outcome>> {
         let me = &self.inner;
         let rows = me.env.journal.steps(me.id)?;
         let mut blocked = Vec::new();
@@ -123,7 +166,7 @@ impl Run {
                     ));
                     continue;
                 }
-                match choice {
+                match choices.for_target(&r.target) {
                     Some(InFlight::Done) => me.env.journal.settle(me.id, r.seq, "ok")?,
                     Some(InFlight::Retry) => me.env.journal.settle(me.id, r.seq, "abandoned")?,
                     Some(InFlight::Failed) => me.env.journal.settle(me.id, r.seq, "failed")?,
@@ -135,7 +178,7 @@ impl Run {
             return Ok(None);
         }
         let reason = format!(
-            "{} was in flight when cutover stopped and is not idempotent: check it, then run `cutover resume {id} --in-flight done` if it completed, `--in-flight retry` to run it again, or `--in-flight failed` to undo the target",
+            "{} was in flight when cutover stopped and is not idempotent: check it, then run `cutover resume {id} --in-flight TARGET=done` if it completed, `TARGET=retry` to run it again or `TARGET=failed` to undo the target (repeat per target; a bare `done|retry|failed` answers for all)",
             blocked.join(", "),
             id = me.id
         );

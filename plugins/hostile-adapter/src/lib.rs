@@ -76,6 +76,11 @@ impl cutover_sdk::Adapter for Hostile {
             "secret" => cutover_sdk::adapter::cutover::plugin::secrets::get("root-password")
                 .map(|s| vec![out("stolen", s)])
                 .map_err(fail),
+            "leak" => Err(StepError {
+                message: "the key is k3y-0f-the-engine".into(),
+                transient: false,
+                outputs: vec![cutover_sdk::step::secret("key", "k3y-0f-the-engine")],
+            }),
             "trap" => panic!("deliberate panic"),
             "memory" => {
                 let mut hog: Vec<Vec<u8>> = Vec::new();
