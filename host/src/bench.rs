@@ -17,6 +17,7 @@ fn ms(d: Duration) -> String {
 
 /// Run the benchmarks with the plugins in `plugins` and print the figures.
 pub async fn run(plugins: &Path, targets: usize, concurrency: usize) -> Result<i32> {
+    let plugins = std::path::absolute(plugins)?;
     let adapter = plugins.join("noop_adapter.wasm");
     let strategy = plugins.join("grouped.wasm");
     for p in [&adapter, &strategy] {
@@ -49,9 +50,26 @@ pub async fn run(plugins: &Path, targets: usize, concurrency: usize) -> Result<i
             .await?;
     }
     let call = t.elapsed() / n;
+    let t = Instant::now();
+    for _ in 0..n {
+        plugin.store_only(CallEnv::bare("noop", Duration::from_secs(5), sink.clone()))?;
+    }
+    let store = t.elapsed() / n;
+    let t = Instant::now();
+    for _ in 0..n {
+        plugin
+            .instantiate_only(CallEnv::bare("noop", Duration::from_secs(5), sink.clone()))
+            .await?;
+    }
+    let instantiate = t.elapsed() / n;
     println!(
         "plugin ({} KiB):",
         std::fs::metadata(&adapter)?.len() / 1024
+    );
+    println!("  fresh Store (WASI context, limits)      {}", ms(store));
+    println!(
+        "  fresh Store + instantiate               {}",
+        ms(instantiate)
     );
     println!("  cold load (compile + cache write)       {}", ms(cold));
     println!(
@@ -78,8 +96,13 @@ pub async fn run(plugins: &Path, targets: usize, concurrency: usize) -> Result<i
     }
     let spec_path = dir.join("bench.toml");
     std::fs::write(&spec_path, &spec)?;
-    for sync in [Sync::Full, Sync::Normal] {
-        let journal_path = dir.join(format!("journal-{sync:?}.db"));
+    let runs = [
+        ("first rollout of this process", Sync::Full),
+        ("again, warm", Sync::Full),
+        ("again, journal synchronous=NORMAL", Sync::Normal),
+    ];
+    for (n, (label, sync)) in runs.into_iter().enumerate() {
+        let journal_path = dir.join(format!("journal-{n}.db"));
         let redact = Arc::new(Redactor::default());
         let env = Env {
             runtime: rt.clone(),
@@ -102,7 +125,7 @@ pub async fn run(plugins: &Path, targets: usize, concurrency: usize) -> Result<i
         let recorded = env.journal.steps(out.id)?.len();
         env.journal.close();
         println!(
-            "rollout: {targets} targets x 6 steps, concurrency {concurrency}, journal synchronous={sync:?}: {:.3} s wall ({:.0} steps/s, {recorded} step records)",
+            "rollout of {targets} targets x 6 steps, concurrency {concurrency}, {label}: {:.3} s wall ({:.0} steps/s, {recorded} step records)",
             wall.as_secs_f64(),
             steps as f64 / wall.as_secs_f64()
         );

@@ -94,6 +94,7 @@ struct Inner {
     plan: XPlan,
     transport: Arc<dyn Transport>,
     steps: HashMap<String, Step>,
+    target_index: HashMap<String, usize>,
     seq: AtomicI64,
     abort: AtomicBool,
     failed_total: AtomicU32,
@@ -119,6 +120,12 @@ impl Run {
             .iter()
             .filter(|t| matches!(t.state, TargetState::Failed | TargetState::NeedsAttention))
             .count() as u32;
+        let target_index = p
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.clone(), i))
+            .collect();
         Ok(Run {
             inner: Arc::new(Inner {
                 env,
@@ -127,6 +134,7 @@ impl Run {
                 plan,
                 transport,
                 steps,
+                target_index,
                 seq: AtomicI64::new(first_seq),
                 abort: AtomicBool::new(false),
                 failed_total: AtomicU32::new(failed_total),
@@ -463,12 +471,13 @@ impl Inner {
                 }
                 continue;
             }
+            // Take the permit before spawning: at most `limit` target tasks exist at once.
+            let permit = sem.clone().acquire_owned().await?;
             let me = self.clone();
             let prog = progress.get(t).cloned().unwrap_or_default();
-            let sem = sem.clone();
             let t = t.clone();
             tasks.spawn(async move {
-                let _permit = sem.acquire_owned().await;
+                let _permit = permit;
                 if me.abort.load(Ordering::SeqCst) {
                     return Ok((t, None));
                 }
@@ -505,18 +514,27 @@ impl Inner {
             .collect()
     }
 
-    fn context(&self, outputs: &[OutputRec], attempt: u32) -> StepContext {
+    /// The context of a call; only fleet steps get the whole fleet (a target step on a big
+    /// fleet would otherwise copy every target into the sandbox).
+    fn context(&self, outputs: &[OutputRec], attempt: u32, fleet: bool) -> StepContext {
         StepContext {
             rollout_id: self.id.to_string(),
             params: self.p.adapter_params.clone(),
             outputs: outputs.iter().map(to_out).collect(),
             attempt,
-            fleet: self.p.targets.clone(),
+            fleet: if fleet {
+                self.p.targets.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 
     fn call(&self, step: &str, target: &str, outputs: &[OutputRec], attempt: u32) -> StepCall {
-        let t = self.p.targets.iter().find(|x| x.id == target).cloned();
+        let t = self
+            .target_index
+            .get(target)
+            .map(|i| self.p.targets[*i].clone());
         let caps = if target.is_empty() {
             self.p.fleet_caps.clone()
         } else {
@@ -525,7 +543,7 @@ impl Inner {
         StepCall {
             step: step.to_string(),
             target: t,
-            ctx: self.context(outputs, attempt),
+            ctx: self.context(outputs, attempt, target.is_empty()),
             caps,
             budget: self.budget(step),
         }
