@@ -274,10 +274,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
     }
     let mut timeouts = BTreeMap::new();
     for (step, v) in &a.timeouts {
-        let d = humantime::parse_duration(v.get_ref()).map_err(|e| {
+        let d = humantime::parse_duration(v.get_ref()).map_err(|_| {
             cx.err(
                 v.span(),
-                format!("key `adapter.timeouts.{step}`: {e} (write e.g. \"90s\" or \"2m\")"),
+                format!(
+                    "key `adapter.timeouts.{step}`: `{}` is not a duration (write e.g. \"90s\" or \"2m\")",
+                    v.get_ref()
+                ),
             )
         })?;
         timeouts.insert(step.clone(), d);
@@ -299,8 +302,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
             })?;
         }
         if let Some(t) = l.call_timeout {
-            limits.call_timeout = humantime::parse_duration(t.get_ref())
-                .map_err(|e| cx.err(t.span(), format!("key `limits.call-timeout`: {e}")))?;
+            limits.call_timeout = humantime::parse_duration(t.get_ref()).map_err(|_| {
+                cx.err(
+                    t.span(),
+                    format!(
+                        "key `limits.call-timeout`: `{}` is not a duration (write e.g. \"30s\")",
+                        t.get_ref()
+                    ),
+                )
+            })?;
         }
     }
 
@@ -510,13 +520,14 @@ root = "/srv/n1"
     fn bad_values_name_their_line() {
         let text = GOOD.replace("start = \"90s\"", "start = \"soon\"");
         let e = parse(Path::new("x.toml"), &text).unwrap_err();
-        assert_eq!(e.line, 14, "{e}");
+        assert_eq!(e.line, 13, "{e}");
         assert!(e.message.contains("adapter.timeouts.start"), "{e}");
+        assert!(e.message.contains("`soon` is not a duration"), "{e}");
 
         let text = format!("{GOOD}\n[[targets]]\nid = \"n1\"\n");
         let e = parse(Path::new("x.toml"), &text).unwrap_err();
         assert!(e.message.contains("duplicate target id `n1`"), "{e}");
-        assert_eq!(e.line, 20, "{e}");
+        assert_eq!(e.line, 21, "{e}");
     }
 
     #[test]

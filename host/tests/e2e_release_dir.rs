@@ -149,7 +149,12 @@ fn a_health_failure_in_the_first_group_leaves_every_node_on_the_old_version() {
     }
     let s = status_json(&f.journal(), 1);
     assert_eq!(s["status"], "rolled-back");
-    let node2 = &s["targets"].as_array().unwrap()[1];
+    let node2 = s["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "node-02")
+        .unwrap();
     assert!(
         node2["detail"].as_str().unwrap().contains("health"),
         "{node2}"

@@ -364,7 +364,7 @@ mod tests {
         let plan = Plan {
             stages: vec![wave("a", &["n1", "n3"]), wave("b", &["n2"])],
         };
-        let e = expand(&plan, &d, &targets(3), &[order.clone()]).unwrap_err();
+        let e = expand(&plan, &d, &targets(3), std::slice::from_ref(&order)).unwrap_err();
         assert!(e.contains("constraint `slaves first` is broken"), "{e}");
         let plan = Plan {
             stages: vec![wave("a", &["n2", "n3"]), wave("b", &["n1"])],
