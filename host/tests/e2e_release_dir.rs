@@ -89,6 +89,18 @@ impl Fleet {
         std::fs::write(self.spec(), s.replace(from, to)).unwrap();
     }
 
+    /// `cutover run` in the background (to kill or abort it).
+    fn spawn_run(&self) -> std::process::Child {
+        Command::new(cutover())
+            .arg("--journal")
+            .arg(self.journal())
+            .args(["run", &spec_arg(self)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     fn run(&self, args: &[&str]) -> std::process::Output {
         run(&self.journal(), args)
     }
@@ -248,14 +260,7 @@ fn kill_9_mid_rollout_then_resume_runs_each_non_idempotent_step_once() {
     let f = Fleet::new(21500);
     // Slow starts and stops widen the window in which the kill lands inside a step.
     std::fs::write(f.dir.path().join("nodes/start-delay-ms"), "150").unwrap();
-    let mut child = Command::new(cutover())
-        .arg("--journal")
-        .arg(f.journal())
-        .args(["run", &spec_arg(&f)])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = f.spawn_run();
     // Kill it in the middle of group 2.
     wait_for("group 2 to start", Duration::from_secs(60), || {
         (5..=8).any(|i| f.log(i).iter().any(|l| l.starts_with("stop 1.0.0")))
@@ -350,14 +355,7 @@ fn plan_shows_the_waves_and_touches_nothing() {
 fn abort_stops_a_running_rollout_after_its_current_steps() {
     let f = Fleet::new(21800);
     std::fs::write(f.dir.path().join("nodes/start-delay-ms"), "300").unwrap();
-    let child = Command::new(cutover())
-        .arg("--journal")
-        .arg(f.journal())
-        .args(["run", &spec_arg(&f)])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = f.spawn_run();
     wait_for("the first stop", Duration::from_secs(60), || {
         (1..=4).any(|i| f.log(i).iter().any(|l| l.starts_with("stop 1.0.0")))
     });
@@ -383,14 +381,7 @@ fn an_idempotent_step_in_flight_at_a_crash_runs_again_on_resume() {
     let f = Fleet::new(21900);
     // node-05 reports unhealthy, so its idempotent `health` step keeps polling...
     std::fs::write(f.node(5).join("fail-health"), "2.0.0").unwrap();
-    let mut child = Command::new(cutover())
-        .arg("--journal")
-        .arg(f.journal())
-        .args(["run", &spec_arg(&f)])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = f.spawn_run();
     wait_for(
         "node-05 polling its health",
         Duration::from_secs(60),

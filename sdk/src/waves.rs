@@ -123,6 +123,23 @@ pub fn build_waves(
     Ok(waves)
 }
 
+/// The usual strategy plan: check the failure policy, then waves of at most `size` targets
+/// respecting the constraints, named "<prefix> i/n".
+pub fn plan(
+    targets: Vec<crate::strategy_types::Target>,
+    constraints: &[Constraint],
+    params: &[Pair],
+    size: usize,
+    prefix: &str,
+) -> Result<crate::strategy_types::Plan, PluginError> {
+    check_policy(params)?;
+    let ids: Vec<String> = targets.into_iter().map(|t| t.id).collect();
+    let waves = build_waves(&ids, size, constraints)?;
+    Ok(crate::strategy_types::Plan {
+        stages: stages(prefix, waves),
+    })
+}
+
 /// Turn waves into plan stages named "<prefix> i/n".
 pub fn stages(prefix: &str, waves: Vec<Vec<String>>) -> Vec<Stage> {
     let n = waves.len();

@@ -4,7 +4,7 @@
 
 use super::plan::{XPlan, XStage};
 use super::state::{derive, Progress};
-use super::transport::{Local, StepCall, StepFailure, Transport};
+use super::transport::{Local, StepCall, Transport};
 use super::{Env, Prepared};
 use crate::journal::{Action, Op, OutputRec, Status, TargetState};
 use crate::plugin::bindings::{DecisionKind, Output, Phase, Scope, Step, StepContext, WaveReport};
@@ -292,8 +292,8 @@ impl Inner {
             ));
             match stage {
                 XStage::Fleet { step } => {
-                    if let Err(e) = self.clone().fleet_step(cursor, step).await {
-                        let reason = format!("fleet step `{step}` failed: {}", e.message);
+                    if let Some(why) = self.clone().fleet_step(cursor, step).await? {
+                        let reason = format!("fleet: {why}");
                         self.env.ui.note(&format!("✘ {reason}; rolling back"));
                         return self.rollback_all(cursor, &reason).await;
                     }
@@ -549,6 +549,91 @@ impl Inner {
         }
     }
 
+    /// Journal records of a step starting.
+    fn start_op(
+        &self,
+        stage: usize,
+        target: &str,
+        step: &str,
+        action: Action,
+        attempt: u32,
+    ) -> (i64, Op) {
+        let seq = self.next_seq();
+        let op = Op::StepStart {
+            rollout: self.id,
+            seq,
+            stage: stage as i64,
+            target: target.to_string(),
+            step: step.to_string(),
+            action,
+            attempt,
+        };
+        (seq, op)
+    }
+
+    /// Journal record of a step ending.
+    fn end_op(&self, seq: i64, outputs: Vec<OutputRec>, error: Option<String>) -> Op {
+        Op::StepEnd {
+            rollout: self.id,
+            seq,
+            ok: error.is_none(),
+            outputs,
+            error,
+        }
+    }
+
+    /// Run one step of a target (or of the fleet, target ""), retrying transient failures.
+    /// Its start record is written, with `pending`, before the step runs; on success its end
+    /// record is left in `pending` for the next write. Returns the failure message, if any.
+    async fn run_step(
+        &self,
+        stage: usize,
+        target: &str,
+        step: &str,
+        prog: &mut Progress,
+        pending: &mut Vec<Op>,
+    ) -> Result<Option<String>> {
+        let mut attempt = prog.attempts.get(step).copied().unwrap_or(0) + 1;
+        loop {
+            let (seq, start) = self.start_op(stage, target, step, Action::Run, attempt);
+            pending.push(start);
+            self.env.journal.write(std::mem::take(pending)).await?;
+            let call = self.call(step, target, &prog.outputs(), attempt);
+            let (outputs, failure) = match self.transport.run(&call).await {
+                Ok(outs) => (outs, None),
+                Err(f) => (f.outputs, Some((f.message, f.transient))),
+            };
+            let recs: Vec<OutputRec> = outputs.iter().map(to_rec).collect();
+            for o in recs.iter().filter(|o| o.secret) {
+                self.env.redact.add(&o.value);
+            }
+            let Some((message, transient)) = failure else {
+                pending.push(self.end_op(seq, recs.clone(), None));
+                prog.done.push((step.to_string(), recs));
+                prog.failed = None;
+                return Ok(None);
+            };
+            let message = self.env.redact.redact(&message);
+            self.env
+                .journal
+                .write(vec![self.end_op(seq, recs.clone(), Some(message.clone()))])
+                .await?;
+            prog.failed = Some((step.to_string(), recs, message.clone()));
+            if !(transient && attempt < MAX_ATTEMPTS) {
+                return Ok(Some(format!("step `{step}` failed: {message}")));
+            }
+            let who = if target.is_empty() { "fleet" } else { target };
+            self.env.ui.log(
+                who,
+                step,
+                crate::plugin::bindings::Level::Warn,
+                &format!("attempt {attempt} failed ({message}); retrying"),
+            );
+            tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+            attempt += 1;
+        }
+    }
+
     /// Run the steps a target still needs; on failure undo what it completed.
     async fn target(
         self: Arc<Self>,
@@ -575,74 +660,9 @@ impl Inner {
                     continue;
                 }
                 self.env.ui.step(target, &step.name, n + 1, steps.len());
-                let mut attempt = prog.attempts.get(&step.name).copied().unwrap_or(0) + 1;
-                loop {
-                    let seq = self.next_seq();
-                    pending.push(Op::StepStart {
-                        rollout: self.id,
-                        seq,
-                        stage: stage as i64,
-                        target: target.to_string(),
-                        step: step.name.clone(),
-                        action: Action::Run,
-                        attempt,
-                    });
-                    self.env.journal.write(std::mem::take(&mut pending)).await?;
-                    let call = self.call(&step.name, target, &prog.outputs(), attempt);
-                    match self.transport.run(&call).await {
-                        Ok(outs) => {
-                            let recs: Vec<OutputRec> = outs.iter().map(to_rec).collect();
-                            for o in recs.iter().filter(|o| o.secret) {
-                                self.env.redact.add(&o.value);
-                            }
-                            pending.push(Op::StepEnd {
-                                rollout: self.id,
-                                seq,
-                                ok: true,
-                                outputs: recs.clone(),
-                                error: None,
-                            });
-                            prog.done.push((step.name.clone(), recs));
-                            break;
-                        }
-                        Err(StepFailure {
-                            message,
-                            transient,
-                            outputs,
-                        }) => {
-                            let recs: Vec<OutputRec> = outputs.iter().map(to_rec).collect();
-                            for o in recs.iter().filter(|o| o.secret) {
-                                self.env.redact.add(&o.value);
-                            }
-                            let message = self.env.redact.redact(&message);
-                            self.env
-                                .journal
-                                .write(vec![Op::StepEnd {
-                                    rollout: self.id,
-                                    seq,
-                                    ok: false,
-                                    outputs: recs.clone(),
-                                    error: Some(message.clone()),
-                                }])
-                                .await?;
-                            prog.failed = Some((step.name.clone(), recs, message.clone()));
-                            if transient && attempt < MAX_ATTEMPTS {
-                                self.env.ui.log(
-                                    target,
-                                    &step.name,
-                                    crate::plugin::bindings::Level::Warn,
-                                    &format!("attempt {attempt} failed ({message}); retrying"),
-                                );
-                                tokio::time::sleep(Duration::from_millis(200 * attempt as u64))
-                                    .await;
-                                attempt += 1;
-                                continue;
-                            }
-                            failure = Some(format!("step `{}` failed: {message}", step.name));
-                            break;
-                        }
-                    }
-                }
+                failure = self
+                    .run_step(stage, target, &step.name, &mut prog, &mut pending)
+                    .await?;
                 if failure.is_some() {
                     break;
                 }
@@ -689,18 +709,10 @@ impl Inner {
             self.env
                 .ui
                 .step(target, &format!("undo {step}"), n + 1, prog.done.len());
-            let seq = self.next_seq();
+            let (seq, start) = self.start_op(stage, target, step, Action::Undo, 1);
             self.env
                 .journal
-                .write(vec![Op::StepStart {
-                    rollout: self.id,
-                    seq,
-                    stage: stage as i64,
-                    target: target.to_string(),
-                    step: step.clone(),
-                    action: Action::Undo,
-                    attempt: 1,
-                }])
+                .write(vec![start])
                 .await
                 .map_err(|e| e.to_string())?;
             let call = self.call(step, target, &outputs, 1);
@@ -711,13 +723,7 @@ impl Inner {
                 .map(|f| self.env.redact.redact(&f.message));
             self.env
                 .journal
-                .write(vec![Op::StepEnd {
-                    rollout: self.id,
-                    seq,
-                    ok: error.is_none(),
-                    outputs: Vec::new(),
-                    error: error.clone(),
-                }])
+                .write(vec![self.end_op(seq, Vec::new(), error.clone())])
                 .await
                 .map_err(|e| e.to_string())?;
             if let Some(e) = error {
@@ -728,65 +734,18 @@ impl Inner {
         Ok(n)
     }
 
-    /// Run a fleet step unless it already completed.
-    async fn fleet_step(self: Arc<Self>, stage: usize, step: &str) -> Result<(), StepFailure> {
-        let prog = self
-            .progress()
-            .map_err(|e| failure(e.to_string()))?
-            .remove("")
-            .unwrap_or_default();
+    /// Run a fleet step unless it already completed; the failure message, if it failed.
+    async fn fleet_step(self: Arc<Self>, stage: usize, step: &str) -> Result<Option<String>> {
+        let mut prog = self.progress()?.remove("").unwrap_or_default();
         if prog.is_done(step) {
-            return Ok(());
+            return Ok(None);
         }
-        let mut attempt = prog.attempts.get(step).copied().unwrap_or(0) + 1;
-        loop {
-            let seq = self.next_seq();
-            self.env
-                .journal
-                .write(vec![Op::StepStart {
-                    rollout: self.id,
-                    seq,
-                    stage: stage as i64,
-                    target: String::new(),
-                    step: step.to_string(),
-                    action: Action::Run,
-                    attempt,
-                }])
-                .await
-                .map_err(|e| failure(e.to_string()))?;
-            let call = self.call(step, "", &prog.outputs(), attempt);
-            let result = self.transport.run(&call).await;
-            let (ok, outputs, error) = match &result {
-                Ok(o) => (true, o.iter().map(to_rec).collect(), None),
-                Err(f) => (
-                    false,
-                    f.outputs.iter().map(to_rec).collect::<Vec<_>>(),
-                    Some(f.message.clone()),
-                ),
-            };
-            for o in outputs.iter().filter(|o: &&OutputRec| o.secret) {
-                self.env.redact.add(&o.value);
-            }
-            self.env
-                .journal
-                .write(vec![Op::StepEnd {
-                    rollout: self.id,
-                    seq,
-                    ok,
-                    outputs,
-                    error,
-                }])
-                .await
-                .map_err(|e| failure(e.to_string()))?;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(f) if f.transient && attempt < MAX_ATTEMPTS => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
-                }
-                Err(f) => return Err(f),
-            }
-        }
+        let mut pending = Vec::new();
+        let failure = self
+            .run_step(stage, "", step, &mut prog, &mut pending)
+            .await?;
+        self.env.journal.write(pending).await?;
+        Ok(failure)
     }
 
     /// Undo everything completed in stages `..=upto`, newest stage first.
@@ -882,13 +841,5 @@ impl Inner {
                 ),
             )
         }
-    }
-}
-
-fn failure(message: String) -> StepFailure {
-    StepFailure {
-        message,
-        transient: false,
-        outputs: Vec::new(),
     }
 }

@@ -21,13 +21,8 @@ impl cutover_sdk::Strategy for Atomic {
         constraints: Vec<Constraint>,
         params: Vec<Pair>,
     ) -> Result<Plan, PluginError> {
-        waves::check_policy(&params)?;
         let half = targets.len().div_ceil(2).max(1);
-        let ids: Vec<String> = targets.into_iter().map(|t| t.id).collect();
-        let halves = waves::build_waves(&ids, half, &constraints)?;
-        Ok(Plan {
-            stages: waves::stages("half", halves),
-        })
+        waves::plan(targets, &constraints, &params, half, "half")
     }
 
     fn decide(report: WaveReport, params: Vec<Pair>) -> Decision {

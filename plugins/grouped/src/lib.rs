@@ -24,16 +24,11 @@ impl cutover_sdk::Strategy for Grouped {
         constraints: Vec<Constraint>,
         params: Vec<Pair>,
     ) -> Result<Plan, PluginError> {
-        waves::check_policy(&params)?;
         let size = waves::group_size(
             waves::param(&params, "group-size").unwrap_or("25%"),
             targets.len(),
         )?;
-        let ids: Vec<String> = targets.into_iter().map(|t| t.id).collect();
-        let groups = waves::build_waves(&ids, size, &constraints)?;
-        Ok(Plan {
-            stages: waves::stages("group", groups),
-        })
+        waves::plan(targets, &constraints, &params, size, "group")
     }
 
     fn decide(report: WaveReport, params: Vec<Pair>) -> Decision {

@@ -20,12 +20,7 @@ impl cutover_sdk::Strategy for Rolling {
         constraints: Vec<Constraint>,
         params: Vec<Pair>,
     ) -> Result<Plan, PluginError> {
-        waves::check_policy(&params)?;
-        let ids: Vec<String> = targets.into_iter().map(|t| t.id).collect();
-        let one_by_one = waves::build_waves(&ids, 1, &constraints)?;
-        Ok(Plan {
-            stages: waves::stages("target", one_by_one),
-        })
+        waves::plan(targets, &constraints, &params, 1, "target")
     }
 
     fn decide(report: WaveReport, params: Vec<Pair>) -> Decision {
