@@ -321,11 +321,19 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
     if !events.is_empty() {
         println!("  last log lines:");
         for e in events {
+            let who = if e.target.is_empty() {
+                "fleet".to_string()
+            } else {
+                e.target.clone()
+            };
+            let step = if e.step.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", e.step)
+            };
             println!(
-                "    [{}] {} {}: {}",
+                "    [{}] {who}{step}: {}",
                 e.level,
-                e.target,
-                e.step,
                 redact.redact(&e.message)
             );
         }

@@ -8,6 +8,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Rollout events the operator sees.
 pub trait Ui: Send + Sync {
@@ -52,7 +53,13 @@ pub struct Term {
 struct TermState {
     wave: Option<ProgressBar>,
     targets: HashMap<String, ProgressBar>,
+    /// Without bars: when each target's progress may be printed next (long steps only).
+    next_line: HashMap<String, Instant>,
 }
+
+/// Without bars, a step's progress is printed once it has run this long, then this often.
+const QUIET_FOR: Duration = Duration::from_secs(2);
+const LINE_EVERY: Duration = Duration::from_secs(5);
 
 impl Term {
     /// A terminal UI; bars only when stderr is a terminal.
@@ -112,6 +119,11 @@ impl Ui for Term {
                 bar.set_message(format!("{step} ({n}/{of})"));
             }
             None => {
+                self.state
+                    .lock()
+                    .unwrap()
+                    .next_line
+                    .insert(target.to_string(), Instant::now() + QUIET_FOR);
                 if self.verbose {
                     self.line(&format!("  {target}: {step} ({n}/{of})"));
                 }
@@ -173,7 +185,21 @@ impl Ui for Term {
                     b.set_message(self.redact.redact(&format!("{step}: {message}{pct}")));
                 }
             }
-            None => self.line(&format!("    {target} {step}: {message}{pct}")),
+            None => {
+                let now = Instant::now();
+                let due = {
+                    let mut st = self.state.lock().unwrap();
+                    let next = st.next_line.entry(target.to_string()).or_insert(now);
+                    let due = self.verbose || now >= *next;
+                    if due {
+                        *next = now + LINE_EVERY;
+                    }
+                    due
+                };
+                if due {
+                    self.line(&format!("    {target} {step}: {message}{pct}"));
+                }
+            }
         }
     }
 }

@@ -342,6 +342,7 @@ impl Inner {
                                 );
                             }
                         };
+                        let kind = crate::plugin::bindings::decision_name(decision.kind);
                         let reason = if decision.reason.is_empty() {
                             crate::plugin::bindings::decision_name(decision.kind).to_string()
                         } else {
@@ -359,10 +360,11 @@ impl Inner {
                             level: "info".into(),
                             target: String::new(),
                             step: String::new(),
-                            message: format!(
-                                "after wave {name}: {}: {reason}",
-                                crate::plugin::bindings::decision_name(decision.kind)
-                            ),
+                            message: if decision.reason.is_empty() {
+                                format!("after wave {name}: {kind}")
+                            } else {
+                                format!("after wave {name}: {kind}: {reason}")
+                            },
                         }]);
                         match decision.kind {
                             DecisionKind::Proceed => {}
