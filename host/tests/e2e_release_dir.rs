@@ -441,3 +441,45 @@ fn atomic_and_rolling_plans() {
     assert_eq!(f.current(2), "1.0.0");
     assert!(plugins.join("atomic.wasm").exists());
 }
+
+#[test]
+fn an_approval_gate_pauses_after_the_first_group_until_approved() {
+    let f = Fleet::new(22100);
+    f.set_spec(
+        "on-failure = \"continue\"",
+        "on-failure = \"continue\"\napprove-first-group = true\nsoak-seconds = 1",
+    );
+    let o = f.run(&["plan", &spec_arg(&f)]);
+    let plan = text(&o);
+    assert!(plan.contains("gate: wait for `cutover approve`"), "{plan}");
+    assert!(plan.contains("gate: soak for 1s"), "{plan}");
+    let o = f.run(&["run", &spec_arg(&f)]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let s = status_json(&f.journal(), 1);
+    assert_eq!(s["status"], "paused");
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for approval"),
+        "{s}"
+    );
+    for i in 1..=4 {
+        assert_eq!(f.current(i), "2.0.0", "node {i}");
+    }
+    for i in 5..=12 {
+        assert_eq!(
+            f.log(i),
+            vec!["start 1.0.0"],
+            "node {i} untouched before approval"
+        );
+    }
+    // Resuming without approval stays at the gate.
+    let o = f.run(&["resume", "1"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = f.run(&["approve", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for i in 1..=12 {
+        assert_eq!(f.current(i), "2.0.0", "node {i}");
+    }
+}

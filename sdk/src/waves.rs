@@ -140,6 +140,47 @@ pub fn plan(
     })
 }
 
+/// Add gates to a plan's stages: an approval after the first wave (`approve-first-group =
+/// true`) and a soak of `soak-seconds` between waves.
+pub fn with_gates(stages: Vec<Stage>, params: &[Pair]) -> Result<Vec<Stage>, PluginError> {
+    let approve = match param(params, "approve-first-group") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(error(
+                format!("approve-first-group `{v}` is not true or false"),
+                "fix [strategy.params] approve-first-group",
+            ))
+        }
+    };
+    let soak: u64 = match param(params, "soak-seconds") {
+        None => 0,
+        Some(v) => v.trim().parse().map_err(|_| {
+            error(
+                format!("soak-seconds `{v}` is not a whole number of seconds"),
+                "fix [strategy.params] soak-seconds",
+            )
+        })?,
+    };
+    let waves = stages.len();
+    let mut out = Vec::new();
+    for (i, stage) in stages.into_iter().enumerate() {
+        out.push(stage);
+        if i + 1 == waves {
+            break;
+        }
+        if soak > 0 {
+            out.push(Stage::Gate(crate::strategy_types::Gate::Soak(soak)));
+        }
+        if i == 0 && approve {
+            out.push(Stage::Gate(crate::strategy_types::Gate::Approval(
+                "check the first group before the rest of the fleet".into(),
+            )));
+        }
+    }
+    Ok(out)
+}
+
 /// Turn waves into plan stages named "<prefix> i/n".
 pub fn stages(prefix: &str, waves: Vec<Vec<String>>) -> Vec<Stage> {
     let n = waves.len();

@@ -2,8 +2,9 @@
 //!
 //! Parameters: `group-size` (count or "25%", default 25%), `on-failure` (continue | pause |
 //! rollback, applies after the first group; default continue), `max-failures` (stop once more
-//! targets than this have failed). A failure in the first group rolls it back and stops with
-//! the old version active everywhere.
+//! targets than this have failed), `approve-first-group` (wait for `cutover approve` after
+//! the first group), `soak-seconds` (wait between groups). A failure in the first group rolls
+//! it back and stops with the old version active everywhere.
 
 use cutover_sdk::strategy_types::*;
 use cutover_sdk::waves;
@@ -28,7 +29,10 @@ impl cutover_sdk::Strategy for Grouped {
             waves::param(&params, "group-size").unwrap_or("25%"),
             targets.len(),
         )?;
-        waves::plan(targets, &constraints, &params, size, "group")
+        let plan = waves::plan(targets, &constraints, &params, size, "group")?;
+        Ok(Plan {
+            stages: waves::with_gates(plan.stages, &params)?,
+        })
     }
 
     fn decide(report: WaveReport, params: Vec<Pair>) -> Decision {
