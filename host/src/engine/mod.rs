@@ -7,7 +7,7 @@ pub mod state;
 pub mod transport;
 
 use crate::journal::{Journal, Op, Status};
-use crate::plugin::bindings::{Description, Finding, Level, Pair, Scope, Severity, Target};
+use crate::plugin::bindings::{Description, Finding, Level, Pair, Severity, Target};
 use crate::plugin::caps::{self, Effective};
 use crate::plugin::{AdapterPlugin, CallEnv, Runtime, Sink, StrategyPlugin};
 use crate::redact::Redactor;
@@ -335,15 +335,6 @@ impl Prepared {
                     plugin_error(&e)
                 )
             })
-    }
-
-    /// Target-scope steps of the rollout phase, in order.
-    pub fn target_steps(&self) -> usize {
-        self.desc
-            .steps
-            .iter()
-            .filter(|s| s.scope == Scope::Target)
-            .count()
     }
 }
 
