@@ -22,9 +22,10 @@ fn cargo() -> String {
 pub fn plugins() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        // From inside plugins/, so its .cargo/config.toml (link flags) applies.
         let status = Command::new(cargo())
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-            .arg(root().join("plugins/Cargo.toml"))
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .current_dir(root().join("plugins"))
             .status()
             .expect("cargo runs");
         assert!(
