@@ -71,6 +71,16 @@ impl Fleet {
         t.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
     }
 
+    /// Node `i` points at `version` and its server really runs it.
+    fn assert_on(&self, i: usize, version: &str) {
+        assert_eq!(self.current(i), version, "node {i}: current");
+        assert_eq!(
+            self.running(i),
+            format!("version {version} ok"),
+            "node {i}: running"
+        );
+    }
+
     fn log(&self, i: usize) -> Vec<String> {
         std::fs::read_to_string(self.node(i).join("sim.log"))
             .unwrap_or_default()
@@ -125,8 +135,7 @@ fn every_node_ends_on_the_new_version() {
     let o = f.run(&["run", &spec_arg(&f)]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     for i in 1..=12 {
-        assert_eq!(f.current(i), "2.0.0", "node {i}");
-        assert_eq!(f.running(i), "version 2.0.0 ok", "node {i}");
+        f.assert_on(i, "2.0.0");
         assert_eq!(f.count(i, "stop 1.0.0"), 1, "node {i}: {:?}", f.log(i));
         assert_eq!(f.count(i, "start 2.0.0"), 1, "node {i}: {:?}", f.log(i));
     }
@@ -152,8 +161,7 @@ fn a_health_failure_in_the_first_group_leaves_every_node_on_the_old_version() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("rolled-back"), "{}", text(&o));
     for i in 1..=12 {
-        assert_eq!(f.current(i), "1.0.0", "node {i}");
-        assert_eq!(f.running(i), "version 1.0.0 ok", "node {i}");
+        f.assert_on(i, "1.0.0");
     }
     // Groups 2 and 3 were never touched.
     for i in 5..=12 {
@@ -184,8 +192,7 @@ fn a_failure_in_the_second_group_continues_and_is_reported() {
     assert!(out.contains("node-06 failed"), "{out}");
     for i in 1..=12 {
         let want = if i == 6 { "1.0.0" } else { "2.0.0" };
-        assert_eq!(f.current(i), want, "node {i}");
-        assert_eq!(f.running(i), format!("version {want} ok"), "node {i}");
+        f.assert_on(i, want);
     }
 }
 
@@ -222,8 +229,7 @@ fn a_failure_in_the_second_group_rolls_back_everything_by_policy() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert_eq!(status_json(&f.journal(), 1)["status"], "rolled-back");
     for i in 1..=12 {
-        assert_eq!(f.current(i), "1.0.0", "node {i}");
-        assert_eq!(f.running(i), "version 1.0.0 ok", "node {i}");
+        f.assert_on(i, "1.0.0");
     }
 }
 
@@ -307,8 +313,7 @@ fn kill_9_mid_rollout_then_resume_runs_each_non_idempotent_step_once() {
     }
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     for i in 1..=12 {
-        assert_eq!(f.current(i), "2.0.0", "node {i}");
-        assert_eq!(f.running(i), "version 2.0.0 ok", "node {i}");
+        f.assert_on(i, "2.0.0");
         assert_eq!(f.count(i, "stop 1.0.0"), 1, "node {i}: {:?}", f.log(i));
         assert_eq!(f.count(i, "start 2.0.0"), 1, "node {i}: {:?}", f.log(i));
     }
@@ -316,8 +321,7 @@ fn kill_9_mid_rollout_then_resume_runs_each_non_idempotent_step_once() {
     let o = f.run(&["rollback", "1"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     for i in 1..=12 {
-        assert_eq!(f.current(i), "1.0.0", "node {i}");
-        assert_eq!(f.running(i), "version 1.0.0 ok", "node {i}");
+        f.assert_on(i, "1.0.0");
     }
 }
 
@@ -329,8 +333,7 @@ fn rollback_command_restores_the_old_version() {
     let o = f.run(&["rollback", "1"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     for i in 1..=12 {
-        assert_eq!(f.current(i), "1.0.0", "node {i}");
-        assert_eq!(f.running(i), "version 1.0.0 ok", "node {i}");
+        f.assert_on(i, "1.0.0");
     }
     let o = f.run(&["history", "--json"]);
     let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
