@@ -139,6 +139,11 @@ fn every_node_ends_on_the_new_version() {
         assert_eq!(f.count(i, "stop 1.0.0"), 1, "node {i}: {:?}", f.log(i));
         assert_eq!(f.count(i, "start 2.0.0"), 1, "node {i}: {:?}", f.log(i));
     }
+    // The release was copied with its permissions (an executable stays executable).
+    use std::os::unix::fs::PermissionsExt;
+    let launch = f.node(3).join("releases/2.0.0/bin/launch");
+    let mode = std::fs::metadata(&launch).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755, "{}", launch.display());
     let s = status_json(&f.journal(), 1);
     assert_eq!(s["status"], "completed");
     assert_eq!(s["targets"].as_array().unwrap().len(), 12);

@@ -277,3 +277,15 @@ fn secret_outputs_are_journaled_and_redacted_everywhere_shown() {
     assert_eq!(steps[0].outputs[0].value, "k3y-0f-the-engine");
     assert!(steps[0].outputs[0].secret);
 }
+
+#[test]
+fn copying_out_of_the_grants_names_the_grant() {
+    let (code, out) = attack("copy-out", "");
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("copy-tree into `/tmp/cutover-stolen` denied"),
+        "{out}"
+    );
+    assert!(out.contains("[grants] dirs"), "{out}");
+    assert!(!std::path::Path::new("/tmp/cutover-stolen").exists());
+}

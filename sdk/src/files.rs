@@ -1,4 +1,5 @@
-//! File helpers for adapters: copying trees, atomic symlink flips, and errors that tell the
+//! File helpers for adapters: copying trees (on the host, keeping permissions), atomic
+//! symlink flips, and errors that tell the
 //! operator when a path is outside the directories granted to the plugin.
 //!
 //! Files are reachable only through the directories the host preopened for this call; the
@@ -72,59 +73,17 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StepError> {
     fs::rename(&tmp, path).map_err(|e| io_error("renaming into", path, e))
 }
 
-/// What a copy did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct CopyStats {
-    pub files: u64,
-    pub dirs: u64,
-    pub bytes: u64,
-}
+pub use crate::adapter::cutover::plugin::files::CopyStats;
 
-/// Copy the tree `from` into `to` (created as needed), overwriting files that exist: a
-/// re-run after a crash completes the copy instead of failing. `on_file` sees each file.
-pub fn copy_tree(
-    from: &Path,
-    to: &Path,
-    on_file: &mut dyn FnMut(&CopyStats),
-) -> Result<CopyStats, StepError> {
-    let mut stats = CopyStats::default();
-    copy_dir(from, to, &mut stats, on_file)?;
-    Ok(stats)
-}
-
-fn copy_dir(
-    from: &Path,
-    to: &Path,
-    stats: &mut CopyStats,
-    on_file: &mut dyn FnMut(&CopyStats),
-) -> Result<(), StepError> {
-    fs::create_dir_all(to).map_err(|e| io_error("creating", to, e))?;
-    stats.dirs += 1;
-    let entries = fs::read_dir(from).map_err(|e| io_error("listing", from, e))?;
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error("listing", from, e))?;
-        names.push(entry.file_name());
-    }
-    names.sort();
-    for name in names {
-        let src = from.join(&name);
-        let dst = to.join(&name);
-        let meta = fs::symlink_metadata(&src).map_err(|e| io_error("reading", &src, e))?;
-        if meta.is_dir() {
-            copy_dir(&src, &dst, stats, on_file)?;
-        } else if meta.file_type().is_symlink() {
-            let target = fs::read_link(&src).map_err(|e| io_error("reading link", &src, e))?;
-            let _ = fs::remove_file(&dst);
-            symlink(&target, &dst)?;
-        } else {
-            let n = fs::copy(&src, &dst).map_err(|e| io_error("copying to", &dst, e))?;
-            stats.files += 1;
-            stats.bytes += n;
-            on_file(stats);
-        }
-    }
-    Ok(())
+/// Copy the tree `from` into `to` (created as needed) on the host, keeping permissions and
+/// symbolic links; existing files are overwritten, so a re-run completes a copy. Both paths
+/// must lie in granted directories (`to` in a read-write one); the host reports progress.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<CopyStats, StepError> {
+    crate::adapter::cutover::plugin::files::copy_tree(
+        &from.display().to_string(),
+        &to.display().to_string(),
+    )
+    .map_err(fail)
 }
 
 /// Create a symbolic link `link` pointing at `target`.

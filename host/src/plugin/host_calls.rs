@@ -1,7 +1,7 @@
 //! What plugins can call: logging, clock, exec, HTTP and secrets, each checked against the
 //! call's effective capabilities. A denial names the grant to add.
 
-use super::bindings::adapter::cutover::plugin::{adapter_types, clock, exec, http, secrets};
+use super::bindings::adapter::cutover::plugin::{adapter_types, clock, exec, files, http, secrets};
 use super::bindings::strategy::cutover::plugin::{log, strategy_types, types};
 use super::bindings::{Level, Pair};
 use super::runtime::CallState;
@@ -172,6 +172,29 @@ impl http::Host for CallState {
         })
         .await
         .map_err(|e| format!("HTTP worker failed: {e}"))?
+    }
+}
+
+impl files::Host for CallState {
+    async fn copy_tree(&mut self, from: String, to: String) -> Result<files::CopyStats, String> {
+        let env = self.env.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut last = std::time::Instant::now();
+            super::files::copy_tree(&env.caps, &env.plugin, &from, &to, &mut |s| {
+                if last.elapsed() >= Duration::from_millis(500) {
+                    last = std::time::Instant::now();
+                    let msg = format!("copying {from}: {} files, {} MiB", s.files, s.bytes >> 20);
+                    env.sink.progress(&env, &msg, None);
+                }
+            })
+            .map(|s| files::CopyStats {
+                files: s.files,
+                dirs: s.dirs,
+                bytes: s.bytes,
+            })
+        })
+        .await
+        .map_err(|e| format!("copy worker failed: {e}"))?
     }
 }
 

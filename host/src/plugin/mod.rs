@@ -3,6 +3,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod caps;
+pub mod files;
 mod host_calls;
 pub mod runtime;
 

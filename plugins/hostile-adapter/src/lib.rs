@@ -81,6 +81,8 @@ impl cutover_sdk::Adapter for Hostile {
                 transient: false,
                 outputs: vec![cutover_sdk::step::secret("key", "k3y-0f-the-engine")],
             }),
+            "copy-out" => files::copy_tree(root, Path::new("/tmp/cutover-stolen"))
+                .map(|s| vec![out("files", s.files.to_string())]),
             "trap" => panic!("deliberate panic"),
             "memory" => {
                 let mut hog: Vec<Vec<u8>> = Vec::new();

@@ -201,11 +201,7 @@ impl cutover_sdk::Adapter for ReleaseDir {
                     return Ok(vec![out("release", dest.display().to_string())]);
                 }
                 let artifact = PathBuf::from(param(&ctx.params, "artifact")?);
-                let stats = files::copy_tree(&artifact, &dest, &mut |s| {
-                    if s.files % 100 == 0 {
-                        progress(&format!("{} files copied", s.files), None);
-                    }
-                })?;
+                let stats = files::copy_tree(&artifact, &dest)?;
                 files::write_atomic(&dest.join(MARKER), b"")?;
                 Ok(vec![
                     out("release", dest.display().to_string()),

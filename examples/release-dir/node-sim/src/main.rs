@@ -272,6 +272,8 @@ fn fleet(
     std::fs::write(artifact.join("VERSION"), "2.0.0\n")?;
     std::fs::write(artifact.join("lib/app.jar"), vec![7u8; 64 << 10])?;
     std::fs::write(artifact.join("config.properties"), "threads=8\n")?;
+    std::fs::create_dir_all(artifact.join("bin"))?;
+    write_exec(&artifact.join("bin/launch"), "#!/bin/sh\necho launched\n")?;
     let mut spec = format!(
         "# A release-dir rollout of {n} simulated nodes from 1.0.0 to 2.0.0.\n\
          [rollout]\nname = \"release-dir-demo\"\nconcurrency = 4\n\n\
