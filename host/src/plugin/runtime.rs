@@ -141,7 +141,7 @@ impl Runtime {
             // Reset small memories and stacks in place rather than returning their pages to
             // the kernel after every call (which costs a TLB shootdown and page faults on
             // the next call): plugins built with a small stack fit entirely.
-            .linear_memory_keep_resident(256 << 10)
+            .linear_memory_keep_resident(128 << 10)
             .table_keep_resident(16 << 10)
             .async_stack_keep_resident(128 << 10);
         let mut config = Config::new();
