@@ -116,6 +116,9 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
             spec.limits.memory,
         )
         .context("loading the adapter")?;
+    for note in [&strategy.load_note, &adapter.load_note] {
+        env.ui.log("", "load", Level::Debug, note);
+    }
     let sink = env.sink(None);
     let (sname, sver, _) = strategy
         .info(CallEnv::bare(

@@ -237,6 +237,34 @@ impl Runtime {
             .find_map(|n| n.split_once('@').map(|(_, v)| v.to_string()))
     }
 
+    /// The component in `path`, checked to implement `want`, and a line saying whether it was
+    /// deserialized from the cache or compiled.
+    fn load(
+        &self,
+        path: &Path,
+        pin: Option<&str>,
+        want: World,
+    ) -> Result<(Component, String, String)> {
+        let (component, digest, hit) = self.component(path, pin)?;
+        if self.world_of(&component) != Some(want) {
+            let (world, exports) = match want {
+                World::Strategy => ("strategy", "plan/decide"),
+                World::Adapter => ("adapter", "describe/run-step"),
+            };
+            bail!(
+                "{} is not a {world} plugin (it does not export {exports})",
+                path.display()
+            );
+        }
+        let how = if hit {
+            "deserialized from the precompiled cache"
+        } else {
+            "compiled and added to the precompiled cache"
+        };
+        let note = format!("{} (sha256 {}): {how}", path.display(), &digest[..12]);
+        Ok((component, digest, note))
+    }
+
     /// Load a strategy plugin.
     pub fn strategy(
         self: &Arc<Self>,
@@ -244,13 +272,7 @@ impl Runtime {
         pin: Option<&str>,
         memory: usize,
     ) -> Result<StrategyPlugin> {
-        let (component, digest, _) = self.component(path, pin)?;
-        if self.world_of(&component) != Some(World::Strategy) {
-            bail!(
-                "{} is not a strategy plugin (it does not export plan/decide)",
-                path.display()
-            );
-        }
+        let (component, digest, load_note) = self.load(path, pin, World::Strategy)?;
         let pre = self
             .strategy_linker
             .instantiate_pre(&component)
@@ -260,6 +282,7 @@ impl Runtime {
             pre: strategy::StrategyPre::new(pre)?,
             label: file_label(path),
             digest,
+            load_note,
             memory: memory.min(MAX_MEMORY),
         })
     }
@@ -271,13 +294,7 @@ impl Runtime {
         pin: Option<&str>,
         memory: usize,
     ) -> Result<AdapterPlugin> {
-        let (component, digest, _) = self.component(path, pin)?;
-        if self.world_of(&component) != Some(World::Adapter) {
-            bail!(
-                "{} is not an adapter plugin (it does not export describe/run-step)",
-                path.display()
-            );
-        }
+        let (component, digest, load_note) = self.load(path, pin, World::Adapter)?;
         let pre = self
             .adapter_linker
             .instantiate_pre(&component)
@@ -287,6 +304,7 @@ impl Runtime {
             pre: adapter::AdapterPre::new(pre)?,
             label: file_label(path),
             digest,
+            load_note,
             memory: memory.min(MAX_MEMORY),
         })
     }
@@ -411,6 +429,8 @@ macro_rules! call_plugin {
 /// A loaded strategy plugin.
 pub struct StrategyPlugin {
     rt: Arc<Runtime>,
+    /// How it was loaded: from the precompiled cache or compiled (shown with `-v`).
+    pub load_note: String,
     pre: strategy::StrategyPre<CallState>,
     /// Shown in errors until `info` tells the real name.
     pub label: String,
@@ -455,6 +475,8 @@ impl StrategyPlugin {
 /// A loaded adapter plugin.
 pub struct AdapterPlugin {
     rt: Arc<Runtime>,
+    /// How it was loaded: from the precompiled cache or compiled (shown with `-v`).
+    pub load_note: String,
     pre: adapter::AdapterPre<CallState>,
     pub label: String,
     pub digest: String,
