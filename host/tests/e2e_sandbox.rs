@@ -12,20 +12,31 @@ fn spec(dir: &Path, attack: &str, extra: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("allowed.txt"), "visible").unwrap();
     std::fs::write(dir.join("secret.txt"), "hidden").unwrap();
+    let _ = std::os::unix::fs::symlink(dir.join("secret.txt"), root.join("escape-link"));
     let text = format!(
         r#"[strategy]
 plugin = "{s}"
 [adapter]
 plugin = "{a}"
 [adapter.params]
-attack = "{attack}"
+attack = "read-granted"
 [limits]
 memory = "32MiB"
 [grants]
 dirs = [{{ path = "{root}", access = "read" }}]
 {extra}
+# The attack runs on t2 only: t1 before it and t3 after it must complete.
+[strategy.params]
+on-failure = "continue"
 [[targets]]
 id = "t1"
+root = "{root}"
+[[targets]]
+id = "t2"
+root = "{root}"
+attack = "{attack}"
+[[targets]]
+id = "t3"
 root = "{root}"
 "#,
         s = plugins.join("rolling.wasm").display(),
@@ -37,14 +48,26 @@ root = "{root}"
     p
 }
 
-/// Run the attack; the target's failure detail.
+/// Run the attack on t2; its failure detail. The host survives: t1 and t3 are updated.
 fn attack(attack: &str, extra: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let p = spec(dir.path(), attack, extra);
     let journal = dir.path().join("j.db");
     let o = run(&journal, &["run", p.to_str().unwrap()]);
     let s = status_json(&journal, 1);
-    let detail = s["targets"][0]["detail"]
+    let state = |id: &str| {
+        s["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for benign in ["t1", "t3"] {
+        assert_eq!(state(benign)["state"], "updated", "{benign}: {s}");
+    }
+    let detail = state("t2")["detail"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -69,6 +92,15 @@ fn reading_outside_the_grants_names_the_grant() {
         "{out}"
     );
     assert!(out.contains("[grants] dirs"), "{out}");
+}
+
+#[test]
+fn a_symlink_out_of_a_grant_is_denied_and_names_the_grant() {
+    let (code, out) = attack("symlink", "");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("escape-link: denied"), "{out}");
+    assert!(out.contains("[grants] dirs"), "{out}");
+    assert!(!out.contains("hidden"), "{out}");
 }
 
 #[test]
@@ -128,7 +160,7 @@ fn a_trap_is_a_typed_fault_naming_plugin_version_and_step() {
     let (code, out) = attack("trap", "");
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("plugin hostile-adapter@0.1.0: step `attack` on target `t1`: trapped"),
+        out.contains("plugin hostile-adapter@0.1.0: step `attack` on target `t2`: trapped"),
         "{out}"
     );
 }
@@ -274,8 +306,9 @@ fn secret_outputs_are_journaled_and_redacted_everywhere_shown() {
     // The journal itself keeps the value, so it survives a crash.
     let j = cutover::journal::Journal::open(&journal, cutover::journal::Sync::Full).unwrap();
     let steps = j.steps(1).unwrap();
-    assert_eq!(steps[0].outputs[0].value, "k3y-0f-the-engine");
-    assert!(steps[0].outputs[0].secret);
+    let leak = steps.iter().find(|r| r.target == "t2").unwrap();
+    assert_eq!(leak.outputs[0].value, "k3y-0f-the-engine");
+    assert!(leak.outputs[0].secret);
 }
 
 #[test]
@@ -288,4 +321,29 @@ fn copying_out_of_the_grants_names_the_grant() {
     );
     assert!(out.contains("[grants] dirs"), "{out}");
     assert!(!std::path::Path::new("/tmp/cutover-stolen").exists());
+}
+
+#[test]
+fn the_second_load_deserializes_from_the_cache_visibly_with_v() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = spec(dir.path(), "read-granted", "");
+    let journal = dir.path().join("j.db");
+    let first = text(&run(&journal, &["-v", "plan", p.to_str().unwrap()]));
+    assert!(first.contains("hostile_adapter.wasm"), "{first}");
+    assert!(
+        first.contains("compiled and added to the precompiled cache"),
+        "{first}"
+    );
+    let second = text(&run(&journal, &["-v", "plan", p.to_str().unwrap()]));
+    assert_eq!(
+        second
+            .matches("deserialized from the precompiled cache")
+            .count(),
+        2,
+        "strategy and adapter: {second}"
+    );
+    assert!(!second.contains("compiled and added"), "{second}");
+    // Without -v the operator is not bothered with it.
+    let quiet = text(&run(&journal, &["plan", p.to_str().unwrap()]));
+    assert!(!quiet.contains("precompiled cache"), "{quiet}");
 }

@@ -29,7 +29,10 @@ pub fn granted_dirs() -> Vec<(PathBuf, String)> {
 /// directory, say so and name the grant to add.
 pub fn io_error(action: &str, path: &Path, err: io::Error) -> StepError {
     let granted = granted_dirs();
-    let inside = granted.iter().find(|(g, _)| path.starts_with(g));
+    // `a/../b` is judged where it leads, not where it starts.
+    let lexical = normalize(path);
+    let inside = granted.iter().find(|(g, _)| lexical.starts_with(g));
+    let denied = err.kind() == io::ErrorKind::PermissionDenied;
     let message = match inside {
         None => format!(
             "{action} {}: denied: the path is outside the directories granted to this plugin \
@@ -37,17 +40,37 @@ pub fn io_error(action: &str, path: &Path, err: io::Error) -> StepError {
             path.display(),
             list(&granted)
         ),
-        Some((g, access)) if access == "read" && err.kind() != io::ErrorKind::NotFound => {
-            format!(
-                "{action} {}: {err} (granted read-only through {}; grant read-write under \
-                 [grants] dirs if the plugin must write here)",
-                path.display(),
-                g.display()
-            )
-        }
+        Some((g, access)) if denied && access == "read" => format!(
+            "{action} {}: denied: {} is granted read-only, or the path leads outside it through a \
+             symbolic link; grant what the plugin needs under [grants] dirs (access = \"read-write\" \
+             to write)",
+            path.display(),
+            g.display()
+        ),
+        Some((g, _)) if denied => format!(
+            "{action} {}: denied: the path leads outside {} through a symbolic link; grant its \
+             target under [grants] dirs",
+            path.display(),
+            g.display()
+        ),
         Some(_) => format!("{action} {}: {err}", path.display()),
     };
     fail(message)
+}
+
+/// Lexically resolve `.` and `..` (symbolic links are the sandbox's to refuse).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn list(granted: &[(PathBuf, String)]) -> String {

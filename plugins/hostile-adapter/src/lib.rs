@@ -2,7 +2,7 @@
 //! what the `attack` parameter says; every attempt must fail with an error naming the grant.
 
 use cutover_sdk::adapter_types::*;
-use cutover_sdk::params::{label, param};
+use cutover_sdk::params::label;
 use cutover_sdk::step::{fail, out};
 use cutover_sdk::{cmd, files, web};
 use std::path::Path;
@@ -18,9 +18,9 @@ impl cutover_sdk::Adapter for Hostile {
             parameters: vec![
                 Parameter {
                     name: "attack".into(),
-                    description: "what to try".into(),
+                    description: "what to try (a target label overrides it)".into(),
                     required: true,
-                    per_target: false,
+                    per_target: true,
                     default: None,
                 },
                 Parameter {
@@ -54,12 +54,15 @@ impl cutover_sdk::Adapter for Hostile {
     ) -> Result<Vec<Output>, StepError> {
         let t = target.ok_or_else(|| fail("no target"))?;
         let root = Path::new(label(&t, "root")?);
-        match param(&ctx.params, "attack")? {
+        match cutover_sdk::params::label_or_param(&t, &ctx.params, "attack", "") {
             "read-granted" => {
                 files::read_string(&root.join("allowed.txt")).map(|s| vec![out("content", s)])
             }
             "read-outside" => {
                 files::read_string(Path::new("/etc/passwd")).map(|s| vec![out("stolen", s)])
+            }
+            "symlink" => {
+                files::read_string(&root.join("escape-link")).map(|s| vec![out("stolen", s)])
             }
             "climb" => {
                 files::read_string(&root.join("../secret.txt")).map(|s| vec![out("stolen", s)])
