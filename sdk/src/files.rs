@@ -133,3 +133,28 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     name.push(suffix);
     path.with_file_name(name)
 }
+
+/// Every file under `dir` (recursively, in name order) whose name satisfies `keep`; a
+/// missing `dir` is an error naming it. Symbolic links are listed, not followed.
+pub fn find(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<PathBuf>, StepError> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&d)
+            .map_err(|e| io_error("listing", &d, e))?
+            .filter_map(|e| e.ok())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries.into_iter().rev() {
+            let path = e.path();
+            let kind = e.file_type().map_err(|err| io_error("inspecting", &path, err))?;
+            if kind.is_dir() {
+                stack.push(path);
+            } else if keep(&e.file_name().to_string_lossy()) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}

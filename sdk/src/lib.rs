@@ -4,13 +4,16 @@
 //! [`Adapter`] and calls [`export_adapter!`]. Build with `cargo build --release --target
 //! wasm32-wasip2`; the `.wasm` file in `target/wasm32-wasip2/release/` is the plugin.
 //!
-//! The helpers in [`params`], [`cmd`], [`web`], [`files`] and [`step`] are what adapters
-//! share: reading parameters and labels, running granted commands, HTTP, file trees and
-//! error messages that tell the operator which grant is missing.
+//! The helpers in [`params`], [`cmd`], [`web`], [`files`], [`config`], [`rewrite`] and [`step`]
+//! are what adapters share: reading parameters and labels, running granted commands, HTTP,
+//! file trees, configuration files, moving install-root paths, and error messages that tell
+//! the operator which grant is missing.
 
 pub mod cmd;
+pub mod config;
 pub mod files;
 pub mod params;
+pub mod rewrite;
 pub mod step;
 pub mod wait;
 pub mod waves;
