@@ -64,8 +64,14 @@ mod tests {
     fn set_replaces_keeps_the_rest_and_is_idempotent() {
         let text = "# pairing\npairing.service.url=https://old\nother = 1\r\n";
         let once = set(text, "pairing.service.url", "http://127.0.0.1:9/p");
-        assert_eq!(once, "# pairing\npairing.service.url=http://127.0.0.1:9/p\nother = 1\r\n");
-        assert_eq!(set(&once, "pairing.service.url", "http://127.0.0.1:9/p"), once);
+        assert_eq!(
+            once,
+            "# pairing\npairing.service.url=http://127.0.0.1:9/p\nother = 1\r\n"
+        );
+        assert_eq!(
+            set(&once, "pairing.service.url", "http://127.0.0.1:9/p"),
+            once
+        );
         assert_eq!(get(&once, "other").as_deref(), Some("1"));
         assert_eq!(set("a=1", "b", "2"), "a=1\nb=2\n");
         assert_eq!(get("#b=1\n", "b"), None);

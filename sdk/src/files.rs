@@ -31,7 +31,10 @@ pub fn io_error(action: &str, path: &Path, err: io::Error) -> StepError {
     let granted = granted_dirs();
     // `a/../b` is judged where it leads, not where it starts.
     let lexical = normalize(path);
-    let inside = granted.iter().find(|(g, _)| lexical.starts_with(g));
+    let inside = granted
+        .iter()
+        .filter(|(g, _)| lexical.starts_with(g))
+        .max_by_key(|(g, _)| g.as_os_str().len());
     let denied = err.kind() == io::ErrorKind::PermissionDenied;
     let message = match inside {
         None => format!(
@@ -147,7 +150,9 @@ pub fn find(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<PathBuf>, Ste
         entries.sort_by_key(|e| e.file_name());
         for e in entries.into_iter().rev() {
             let path = e.path();
-            let kind = e.file_type().map_err(|err| io_error("inspecting", &path, err))?;
+            let kind = e
+                .file_type()
+                .map_err(|err| io_error("inspecting", &path, err))?;
             if kind.is_dir() {
                 stack.push(path);
             } else if keep(&e.file_name().to_string_lossy()) {

@@ -11,6 +11,7 @@
 
 pub mod cmd;
 pub mod config;
+pub mod describe;
 pub mod files;
 pub mod params;
 pub mod rewrite;
@@ -194,4 +195,12 @@ pub fn progress(message: &str, fraction: Option<f32>) {
 /// Log a line from a strategy.
 pub fn strategy_log(level: st::Level, message: &str) {
     strategy::cutover::plugin::log::write(level, message)
+}
+
+/// Secrets the operator maps in the spec's `[secrets]`.
+pub mod secrets {
+    /// The secret's value; the error names the spec key to add when it is not granted.
+    pub fn get(name: &str) -> Result<String, String> {
+        crate::adapter::cutover::plugin::secrets::get(name)
+    }
 }

@@ -142,12 +142,23 @@ mod tests {
     fn nested_roots_and_windows_drive_letters() {
         let text = r#"{"currentFilePath":"/re/data/cls/a.json.log"}"#;
         let once = field_prefix(text, "currentFilePath", "/re", "/re/new");
-        assert_eq!(once.text, r#"{"currentFilePath":"/re/new/data/cls/a.json.log"}"#);
+        assert_eq!(
+            once.text,
+            r#"{"currentFilePath":"/re/new/data/cls/a.json.log"}"#
+        );
         let twice = field_prefix(&once.text, "currentFilePath", "/re", "/re/new");
         assert_eq!((twice.text, twice.rewritten), (once.text, 0));
         let win = r#"{"currentFilePath":"C:\\Talend\\RE-2.13\\data\\cls\\a.log"}"#;
-        let r = field_prefix(win, "currentFilePath", "C:\\Talend\\RE-2.13", "C:\\Talend\\RE-2.14");
-        assert_eq!(r.text, r#"{"currentFilePath":"C:\\Talend\\RE-2.14\\data\\cls\\a.log"}"#);
+        let r = field_prefix(
+            win,
+            "currentFilePath",
+            "C:\\Talend\\RE-2.13",
+            "C:\\Talend\\RE-2.14",
+        );
+        assert_eq!(
+            r.text,
+            r#"{"currentFilePath":"C:\\Talend\\RE-2.14\\data\\cls\\a.log"}"#
+        );
         // A root that is only a name prefix of a folder is not a match.
         let r = field_prefix(r#"{"f":"/re-2/x"}"#, "f", "/re", "/new");
         assert_eq!(r.rewritten, 0);

@@ -7,6 +7,7 @@
 //! body naming the version).
 
 use cutover_sdk::adapter_types::*;
+use cutover_sdk::describe::{dir, parameter, target_step as step};
 use cutover_sdk::params::{get, label, output, param};
 use cutover_sdk::step::{fail, out};
 use cutover_sdk::{cmd, files, progress, wait, web};
@@ -17,34 +18,6 @@ struct ReleaseDir;
 const MARKER: &str = ".cutover-complete";
 /// File in the node's root naming the release `current` pointed at before the switch.
 const PREVIOUS: &str = ".cutover-previous";
-
-fn step(name: &str, description: &str, undoable: bool, idempotent: bool, timeout: u32) -> Step {
-    Step {
-        name: name.into(),
-        description: description.into(),
-        scope: Scope::Target,
-        phase: Phase::Rollout,
-        undoable,
-        idempotent,
-        default_timeout_s: timeout,
-    }
-}
-
-fn parameter(
-    name: &str,
-    description: &str,
-    required: bool,
-    per_target: bool,
-    default: Option<&str>,
-) -> Parameter {
-    Parameter {
-        name: name.into(),
-        description: description.into(),
-        required,
-        per_target,
-        default: default.map(str::to_string),
-    }
-}
 
 fn root(t: &Target) -> Result<PathBuf, StepError> {
     Ok(PathBuf::from(label(t, "root")?))
@@ -102,14 +75,8 @@ impl cutover_sdk::Adapter for ReleaseDir {
                 ),
             ],
             capabilities: vec![
-                Capability::Dir(DirRequest {
-                    path: "{artifact}".into(),
-                    access: Access::Read,
-                }),
-                Capability::Dir(DirRequest {
-                    path: "{root}".into(),
-                    access: Access::ReadWrite,
-                }),
+                dir("{artifact}", Access::Read),
+                dir("{root}", Access::ReadWrite),
                 Capability::Exec("{root}/bin/stop".into()),
                 Capability::Exec("{root}/bin/start".into()),
                 Capability::Http("{health-url?}".into()),
