@@ -92,11 +92,11 @@ pub fn read_string(path: &Path) -> Result<String, StepError> {
     fs::read_to_string(path).map_err(|e| io_error("reading", path, e))
 }
 
-/// Write a file through a temporary sibling and a rename (readers never see half a file).
+/// Replace a file's content atomically on the host (a temporary sibling, then a rename):
+/// readers never see half a file, and an existing file keeps its permissions.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StepError> {
-    let tmp = sibling(path, ".cutover-tmp");
-    fs::write(&tmp, contents).map_err(|e| io_error("writing", &tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| io_error("renaming into", path, e))
+    crate::adapter::cutover::plugin::files::write_atomic(&path.display().to_string(), contents)
+        .map_err(fail)
 }
 
 pub use crate::adapter::cutover::plugin::files::CopyStats;

@@ -208,17 +208,21 @@ pub fn resolve(
                     }
                     Err(err) => denied.push(format!("{plugin} requests HTTP {h}: {err}")),
                 },
-                Capability::Secret(name) => {
-                    if secrets.contains_key(name) {
-                        if !eff.secrets.contains(name) {
-                            eff.secrets.push(name.clone());
+                Capability::Secret(name) => match exp(name) {
+                    Ok(None) => {}
+                    Ok(Some(name)) => {
+                        if secrets.contains_key(&name) {
+                            if !eff.secrets.contains(&name) {
+                                eff.secrets.push(name);
+                            }
+                        } else {
+                            denied.push(format!(
+                                "{plugin} requests secret `{name}`: add `{name} = {{ env = \"VAR\" }}` under [secrets]"
+                            ));
                         }
-                    } else {
-                        denied.push(format!(
-                            "{plugin} requests secret `{name}`: add `{name} = {{ env = \"VAR\" }}` under [secrets]"
-                        ));
                     }
-                }
+                    Err(err) => denied.push(format!("{plugin} requests secret {name}: {err}")),
+                },
             }
         }
     }

@@ -18,6 +18,7 @@ pub struct CopyStats {
 fn grant_for(
     caps: &Effective,
     plugin: &str,
+    op: &str,
     path: &str,
     write: bool,
 ) -> Result<(PathBuf, PathBuf), String> {
@@ -46,7 +47,7 @@ fn grant_for(
                 .map(|(g, w)| format!("{} {}", g.display(), if *w { "read-write" } else { "read" }))
                 .collect();
             Err(format!(
-                "copy-tree {} `{path}` denied for {plugin}: not inside its {}granted directories ({}); the plugin must request it in describe() and the spec must grant it under [grants] dirs{}",
+                "{op} {} `{path}` denied for {plugin}: not inside its {}granted directories ({}); the plugin must request it in describe() and the spec must grant it under [grants] dirs{}",
                 if write { "into" } else { "from" },
                 if write { "read-write " } else { "" },
                 if granted.is_empty() { "none".into() } else { granted.join(", ") },
@@ -65,17 +66,50 @@ pub fn copy_tree(
     to: &str,
     progress: &mut dyn FnMut(&CopyStats),
 ) -> Result<CopyStats, String> {
-    let (src_root, src_rel) = grant_for(caps, plugin, from, false)?;
-    let (dst_root, dst_rel) = grant_for(caps, plugin, to, true)?;
-    let open = |p: &Path| {
-        Dir::open_ambient_dir(p, ambient_authority())
-            .map_err(|e| format!("cannot open granted directory {}: {e}", p.display()))
-    };
+    let (src_root, src_rel) = grant_for(caps, plugin, "copy-tree", from, false)?;
+    let (dst_root, dst_rel) = grant_for(caps, plugin, "copy-tree", to, true)?;
     let (src, dst) = (open(&src_root)?, open(&dst_root)?);
     let mut stats = CopyStats::default();
     copy_dir(&src, &src_rel, &dst, &dst_rel, &mut stats, progress)
         .map_err(|(path, e)| format!("copy-tree {from} → {to}: {}: {e}", path.display()))?;
     Ok(stats)
+}
+
+fn open(p: &Path) -> Result<Dir, String> {
+    Dir::open_ambient_dir(p, ambient_authority())
+        .map_err(|e| format!("cannot open granted directory {}: {e}", p.display()))
+}
+
+/// Replace the file `path` (inside a read-write grant) with `contents` atomically: a
+/// temporary sibling, the permissions of the file it replaces, then a rename.
+pub fn write_atomic(
+    caps: &Effective,
+    plugin: &str,
+    path: &str,
+    contents: &[u8],
+) -> Result<(), String> {
+    let (root, rel) = grant_for(caps, plugin, "write", path, true)?;
+    let dir = open(&root)?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| format!("write `{path}`: not a file path"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".cutover-tmp");
+    let tmp = rel.with_file_name(tmp_name);
+    let fail = |p: &Path, e: std::io::Error| format!("write {path}: {}: {e}", p.display());
+    let kept = match dir.metadata(&rel) {
+        Ok(m) if m.is_file() => Some(m.permissions()),
+        Ok(_) => return Err(format!("write {path}: not a regular file")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(fail(&rel, e)),
+    };
+    dir.write(&tmp, contents).map_err(|e| fail(&tmp, e))?;
+    if let Some(perms) = kept {
+        dir.set_permissions(&tmp, perms)
+            .map_err(|e| fail(&tmp, e))?;
+    }
+    dir.rename(&tmp, &dir, &rel).map_err(|e| fail(&rel, e))
 }
 
 type Failure = (PathBuf, std::io::Error);
@@ -185,5 +219,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("denied"), "{e}");
+    }
+
+    #[test]
+    fn write_atomic_keeps_permissions_and_stays_in_grants() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("state.dat");
+        std::fs::write(&f, "old").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let caps = Effective {
+            dirs: vec![(t.path().to_path_buf(), true)],
+            ..Default::default()
+        };
+        write_atomic(&caps, "p", f.to_str().unwrap(), b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new");
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let e = write_atomic(&caps, "p", "/etc/passwd", b"x").unwrap_err();
+        assert!(e.contains("[grants] dirs"), "{e}");
+        std::os::unix::fs::symlink("/etc/hostname", t.path().join("out")).unwrap();
+        let out = t.path().join("out");
+        assert!(write_atomic(&caps, "p", out.to_str().unwrap(), b"x").is_err());
     }
 }

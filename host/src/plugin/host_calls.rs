@@ -196,6 +196,15 @@ impl files::Host for CallState {
         .await
         .map_err(|e| format!("copy worker failed: {e}"))?
     }
+
+    async fn write_atomic(&mut self, path: String, contents: Vec<u8>) -> Result<(), String> {
+        let env = self.env.clone();
+        tokio::task::spawn_blocking(move || {
+            super::files::write_atomic(&env.caps, &env.plugin, &path, &contents)
+        })
+        .await
+        .map_err(|e| format!("write worker failed: {e}"))?
+    }
 }
 
 impl secrets::Host for CallState {

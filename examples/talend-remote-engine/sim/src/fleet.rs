@@ -198,7 +198,9 @@ pub fn build(dir: &Path, o: &Options) -> Result<()> {
 /// One line per engine: what the management API says.
 pub fn status(dir: &Path) -> Result<()> {
     let state = api::load(&dir.join("api"))?;
-    for (id, e) in state["engines"].as_object().unwrap() {
+    let mut engines: Vec<_> = state["engines"].as_object().unwrap().iter().collect();
+    engines.sort_by(|a, b| a.1["name"].as_str().cmp(&b.1["name"].as_str()));
+    for (id, e) in engines {
         let tasks = e["tasks"].as_array().cloned().unwrap_or_default();
         let running = tasks.iter().filter(|t| t["status"] == "RUNNING").count();
         println!(
@@ -317,6 +319,7 @@ pub fn verify(dir: &Path, as_json: bool) -> Result<()> {
             "paths_rewritten": rewritten, "files_identical": identical, "files_wrong": wrong,
         }));
     }
+    rows.sort_by(|a, b| a["engine"].as_str().cmp(&b["engine"].as_str()));
     if as_json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
