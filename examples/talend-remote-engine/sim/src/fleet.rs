@@ -246,6 +246,7 @@ fn expected(text: &str, field: &str, old: &Path, new: &Path) -> String {
 
 /// Check every engine like an operator would after the upgrade; a summary per engine.
 pub fn verify(dir: &Path, as_json: bool) -> Result<()> {
+    let dir = &std::fs::canonicalize(dir)?;
     let state = api::load(&dir.join("api"))?;
     let log = read(&dir.join("api/requests.log"));
     let mut rows = Vec::new();
