@@ -319,6 +319,15 @@ impl Runtime {
                 FsPerms::ReadOnly
             };
             let guest = dir.display().to_string();
+            granted.push(format!(
+                "{guest}={}",
+                if *write { "read-write" } else { "read" }
+            ));
+            if !dir.is_dir() {
+                // Granted but absent (e.g. an install a preflight is checking for): the
+                // plugin sees it as missing, which is what it is.
+                continue;
+            }
             b.preopened_dir(dir, &guest, perms)
                 .map_err(|e| PluginFault {
                     plugin: env.plugin.clone(),
@@ -326,10 +335,6 @@ impl Runtime {
                     kind: FaultKind::Setup,
                     detail: format!("cannot open granted directory {guest}: {e}"),
                 })?;
-            granted.push(format!(
-                "{guest}={}",
-                if *write { "read-write" } else { "read" }
-            ));
         }
         b.env("CUTOVER_GRANTED_DIRS", granted.join(";"));
         let limits = StoreLimitsBuilder::new()

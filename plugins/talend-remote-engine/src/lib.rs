@@ -517,18 +517,41 @@ fn verify(e: &Engine, ctx: &StepContext) -> Result<Vec<Output>, StepError> {
     Ok(vec![out("verified", summary)])
 }
 
-/// Undo of step 1: give the old engine the journaled key (it picks up `etc/*.cfg` changes
-/// live, and reads it on start) and wait until the console shows it paired again.
+/// Undo of step 1: re-pair the old engine. When the new engine had paired the entry, the
+/// entry is unpaired again (keeping deployments) for a fresh key; otherwise the journaled
+/// key is still the entry's. The old engine gets the key in `etc/` (it picks up `etc/*.cfg`
+/// changes live, and reads it on start) and the console must show it paired again.
 fn repair_old(e: &Engine, ctx: &StepContext) -> Result<(), StepError> {
-    let key = journaled_key(ctx)?;
-    set_property(&e.old.join(KEY_FILE), KEY, key)?;
     let api = api::Api::new(&ctx.params)?;
+    let entry = api.engine(&e.id)?;
+    let old = e.old.display().to_string();
+    let key = if entry.status != "PAIRED" {
+        entry
+            .key
+            .filter(|k| !k.is_empty())
+            .map(Ok)
+            .unwrap_or_else(|| journaled_key(ctx).map(str::to_string))?
+    } else if entry.install_directory.as_deref() == Some(old.as_str()) {
+        return Ok(());
+    } else {
+        log(
+            Level::Info,
+            &format!(
+                "engine {} is paired with the new installation: unpairing it again (keeping deployments) to re-pair the old one",
+                e.id
+            ),
+        );
+        api.unpair(&e.id)?
+    };
+    set_property(&e.old.join(KEY_FILE), KEY, &key)?;
     wait::poll(60_000, 300, |_| {
         let entry = api.engine(&e.id).map_err(|err| err.message)?;
-        if entry.status == "PAIRED" {
-            Ok(())
-        } else {
-            Err(format!("engine {} is still {}", e.id, entry.status))
+        match (entry.status.as_str(), entry.install_directory) {
+            ("PAIRED", Some(dir)) if dir != old => {
+                Err(format!("engine {} is paired with {dir}", e.id))
+            }
+            ("PAIRED", _) => Ok(()),
+            (status, _) => Err(format!("engine {} is still {status}", e.id)),
         }
     })
     .map_err(|err| fail(format!("re-pairing the old engine: {err}")))

@@ -1,0 +1,513 @@
+//! talend-remote-engine on a simulated fleet of 6 engines (management API on loopback, real
+//! engine processes, generated data trees), through the real binary and plugins.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const OLD: &str = "Talend-RE-2.13.2";
+const NEW: &str = "Talend-RE-2.13.9";
+
+/// A simulated Talend fleet in a temp dir, torn down when dropped.
+struct Fleet {
+    dir: tempfile::TempDir,
+    sim: PathBuf,
+}
+
+impl Fleet {
+    fn new(port: u16, tasks: usize) -> Fleet {
+        let plugins = plugins();
+        let sim = simulator("talend-sim");
+        let dir = tempfile::tempdir().unwrap();
+        let o = Command::new(&sim)
+            .arg("fleet")
+            .arg(dir.path())
+            .args(["--engines", "6", "--tasks", &tasks.to_string()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--unpair-wait",
+                "1",
+                "--plugins",
+            ])
+            .arg(&plugins)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        Fleet { dir, sim }
+    }
+
+    fn path(&self) -> PathBuf {
+        std::fs::canonicalize(self.dir.path()).unwrap()
+    }
+
+    fn spec(&self) -> String {
+        self.path().join("rollout.toml").display().to_string()
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.path().join("journal.db")
+    }
+
+    fn engine(&self, i: usize) -> PathBuf {
+        self.path().join("engines").join(format!("re-{i:02}"))
+    }
+
+    fn old(&self, i: usize) -> PathBuf {
+        self.engine(i).join(OLD)
+    }
+
+    fn new_root(&self, i: usize) -> PathBuf {
+        self.engine(i).join(NEW)
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        run(&self.journal(), args)
+    }
+
+    fn set_spec(&self, from: &str, to: &str) {
+        let p = self.path().join("rollout.toml");
+        let s = std::fs::read_to_string(&p).unwrap();
+        assert!(s.contains(from), "spec has no {from}");
+        std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
+    }
+
+    /// The management API's state.
+    fn api(&self) -> Value {
+        let s = std::fs::read_to_string(self.path().join("api/state.json")).unwrap();
+        serde_json::from_str(&s).unwrap()
+    }
+
+    /// The API's entry for engine `re-0i`, and its id.
+    fn entry(&self, i: usize) -> (String, Value) {
+        let name = format!("re-{i:02}");
+        let api = self.api();
+        let (id, e) = api["engines"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, e)| e["name"] == name.as_str())
+            .unwrap();
+        (id.clone(), e.clone())
+    }
+
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path().join("api/requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn deletes(&self, i: usize) -> Vec<String> {
+        let (id, _) = self.entry(i);
+        self.requests()
+            .into_iter()
+            .filter(|l| l.starts_with(&format!("DELETE /processing/runtimes/remote-engines/{id}/")))
+            .collect()
+    }
+
+    /// The simulator's record of starts and stops of engine `i`.
+    fn sim_log(&self, i: usize) -> Vec<String> {
+        std::fs::read_to_string(self.engine(i).join("sim.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn count(&self, i: usize, line: &str) -> usize {
+        self.sim_log(i).iter().filter(|l| *l == line).count()
+    }
+
+    fn key_file(&self, root: &Path) -> String {
+        std::fs::read_to_string(root.join("etc/preauthorized.key.cfg")).unwrap()
+    }
+
+    /// Engine `i` runs on the new install, paired with the key the API issued for it.
+    fn assert_upgraded(&self, i: usize, tasks: usize) {
+        let (_, e) = self.entry(i);
+        let new = self.new_root(i);
+        assert_eq!(e["status"], "PAIRED", "re-{i:02}: {e}");
+        assert_eq!(
+            e["installDirectory"],
+            new.display().to_string(),
+            "re-{i:02}"
+        );
+        assert_eq!(e["version"], "2.13.9");
+        let keys = e["keys"].as_array().unwrap();
+        assert_eq!(
+            keys.len(),
+            2,
+            "re-{i:02}: one key issued by the upgrade: {keys:?}"
+        );
+        assert_eq!(
+            e["pairedKey"], keys[1],
+            "re-{i:02} paired with the issued key"
+        );
+        let issued = keys[1].as_str().unwrap();
+        assert!(self
+            .key_file(&new)
+            .contains(&format!("remote.engine.pre.authorized.key={issued}")));
+        let all = e["tasks"].as_array().unwrap();
+        assert_eq!(all.len(), tasks, "re-{i:02}");
+        assert!(
+            all.iter()
+                .all(|t| t["status"] == "RUNNING" && t["logsAvailable"] == true),
+            "re-{i:02}: every task runs on the new engine with its logs"
+        );
+        let deletes = self.deletes(i);
+        assert_eq!(deletes.len(), 1, "re-{i:02}: {deletes:?}");
+        assert!(
+            deletes[0].contains("keepOsgiDeployments=true")
+                && deletes[0].contains("keepMicroserviceDeployments=true"),
+            "{}",
+            deletes[0]
+        );
+        assert_eq!(
+            self.count(i, &format!("stop {OLD}")),
+            1,
+            "{:?}",
+            self.sim_log(i)
+        );
+        assert_eq!(
+            self.count(i, &format!("start {NEW}")),
+            1,
+            "{:?}",
+            self.sim_log(i)
+        );
+        self.assert_data_moved(i);
+    }
+
+    /// Every file of the old `data/dsrunner` and `data/cls` is in the new install: path
+    /// fields point into the new root (both spellings) and differ from the old file by that
+    /// prefix only; every other file has the same checksum and mode.
+    fn assert_data_moved(&self, i: usize) {
+        let (old, new) = (self.old(i), self.new_root(i));
+        let (o, n) = (old.display().to_string(), new.display().to_string());
+        let win = |s: &str| s.replace('/', "\\\\");
+        let mut files = Vec::new();
+        for sub in ["data/dsrunner", "data/cls"] {
+            walk(&old.join(sub), &mut files);
+        }
+        let (mut moved, mut windows, mut same) = (0, 0, 0);
+        for f in &files {
+            let twin = new.join(f.strip_prefix(&old).unwrap());
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            let field = match () {
+                _ if name == ".metadata" => Some("artifactFile"),
+                _ if name.ends_with("-state.dat") => Some("currentFilePath"),
+                _ => None,
+            };
+            let (a, b) = (std::fs::read(f).unwrap(), std::fs::read(&twin).unwrap());
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode(f), mode(&twin), "{}", twin.display());
+            match field {
+                Some(field) => {
+                    let v: Value = serde_json::from_slice(&b).unwrap();
+                    let value = v[field].as_str().unwrap().replace('\\', "/");
+                    assert!(
+                        value.starts_with(&format!("{n}/")),
+                        "{}: {value}",
+                        twin.display()
+                    );
+                    let old_text = String::from_utf8(a).unwrap();
+                    let is_windows = old_text.contains(&format!("\"{field}\":\"{}\\\\", win(&o)));
+                    windows += usize::from(is_windows);
+                    let want = old_text
+                        .replace(
+                            &format!("\"{field}\":\"{o}/"),
+                            &format!("\"{field}\":\"{n}/"),
+                        )
+                        .replace(
+                            &format!("\"{field}\":\"{}\\\\", win(&o)),
+                            &format!("\"{field}\":\"{}\\\\", win(&n)),
+                        );
+                    assert_eq!(String::from_utf8(b).unwrap(), want, "{}", twin.display());
+                    moved += 1;
+                }
+                None => {
+                    assert_eq!(Sha256::digest(&a), Sha256::digest(&b), "{}", twin.display());
+                    same += 1;
+                }
+            }
+        }
+        assert!(
+            moved > 0 && windows > 0 && same > moved,
+            "{moved} {windows} {same}"
+        );
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.sim)
+            .arg("teardown")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            walk(&e.path(), out);
+        } else {
+            out.push(e.path());
+        }
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn six_engines_with_200_tasks_upgrade_keeping_every_task_and_byte() {
+    let f = Fleet::new(18510, 200);
+    let o = f.run(&["run", &f.spec()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    for i in 1..=6 {
+        f.assert_upgraded(i, 200);
+    }
+    // The journal keeps the keys; nothing the operator sees shows them.
+    let status = text(&f.run(&["status", "1", "--json"]));
+    for i in 1..=6 {
+        let (_, e) = f.entry(i);
+        let key = e["keys"][1].as_str().unwrap();
+        assert!(
+            !out.contains(key) && !status.contains(key),
+            "key of re-{i:02} shown"
+        );
+    }
+    assert!(status.contains("«redacted»"));
+}
+
+/// Steps the journal shows in flight: (target, step).
+fn in_flight(journal: &Path) -> Vec<(String, String)> {
+    let o = run(journal, &["status", "1", "--json"]);
+    let Ok(s) = serde_json::from_slice::<Value>(&o.stdout) else {
+        return Vec::new();
+    };
+    s["steps"]
+        .as_array()
+        .map(|steps| {
+            steps
+                .iter()
+                .filter(|x| x["state"] == "started")
+                .map(|x| {
+                    (
+                        x["target"].as_str().unwrap().to_string(),
+                        x["step"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn kill_9_between_unpair_and_pairing_then_resume_pairs_with_the_journaled_key() {
+    let f = Fleet::new(18520, 60);
+    // A longer settle gives the kill a wide window after the unpairing.
+    f.set_spec("unpair-wait = \"1\"", "unpair-wait = \"4\"");
+    let mut child = Command::new(cutover())
+        .arg("--journal")
+        .arg(f.journal())
+        .args(["run", &f.spec()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the first wave to settle", Duration::from_secs(60), || {
+        f.journal().exists() && in_flight(&f.journal()).iter().any(|(_, s)| s == "settle")
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Unpaired engines whose new key exists only in the API's answer and cutover's journal.
+    let unpaired: Vec<usize> = (1..=6)
+        .filter(|i| f.entry(*i).1["status"] == "NOT_PAIRED")
+        .collect();
+    assert!(!unpaired.is_empty());
+    let issued: Vec<String> = unpaired
+        .iter()
+        .map(|i| f.entry(*i).1["key"].as_str().unwrap().to_string())
+        .collect();
+    for (i, key) in unpaired.iter().zip(&issued) {
+        assert!(!f.key_file(&f.new_root(*i)).contains(key.as_str()));
+    }
+
+    let o = f.run(&["resume", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for i in 1..=6 {
+        f.assert_upgraded(i, 60);
+    }
+    for (i, key) in unpaired.iter().zip(&issued) {
+        let (_, e) = f.entry(*i);
+        assert_eq!(e["pairedKey"].as_str().unwrap(), key, "re-{i:02}");
+    }
+}
+
+#[test]
+fn engine_3_fails_to_start_is_rolled_back_and_the_fleet_continues() {
+    let f = Fleet::new(18530, 40);
+    std::fs::write(f.new_root(3).join("fail-start"), "2.13.9").unwrap();
+    let o = f.run(&["run", &f.spec()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("completed-with-failures"), "{out}");
+    assert!(out.contains("re-03 failed"), "{out}");
+    for i in [1, 2, 4, 5, 6] {
+        f.assert_upgraded(i, 40);
+    }
+    // re-03: the old engine runs again, paired with the key the unpairing issued.
+    let (_, e) = f.entry(3);
+    assert_eq!(e["status"], "PAIRED", "{e}");
+    assert_eq!(e["installDirectory"], f.old(3).display().to_string());
+    assert_eq!(e["pairedKey"], e["keys"][1]);
+    let issued = e["keys"][1].as_str().unwrap();
+    assert!(f.key_file(&f.old(3)).contains(issued));
+    assert!(e["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["status"] == "RUNNING"));
+    assert_eq!(
+        f.sim_log(3),
+        vec![
+            format!("start {OLD}"),
+            format!("stop {OLD}"),
+            format!("stop-not-running {NEW}"),
+            "start-failed Talend-RE-2.13.9".to_string(),
+            format!("start {OLD}"),
+        ]
+    );
+    let s = status_json(&f.journal(), 1);
+    assert_eq!(s["status"], "completed-with-failures");
+}
+
+#[test]
+fn preflight_stops_before_anything_runs() {
+    let f = Fleet::new(18540, 10);
+    // The new install of re-04 is missing.
+    std::fs::rename(f.new_root(4), f.engine(4).join("elsewhere")).unwrap();
+    let o = f.run(&["run", &f.spec()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("preflight refused the change before anything ran"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "the new installation {} is missing",
+            f.new_root(4).display()
+        )),
+        "{out}"
+    );
+    std::fs::rename(f.engine(4).join("elsewhere"), f.new_root(4)).unwrap();
+
+    // The old engine does not match the spec: a version the API does not report...
+    f.set_spec("from-version = \"2.13.2\"", "from-version = \"2.12.0\"");
+    let out = text(&f.run(&["run", &f.spec()]));
+    assert!(
+        out.contains("on version 2.13.2, but the spec says from-version = \"2.12.0\""),
+        "{out}"
+    );
+    f.set_spec("from-version = \"2.12.0\"", "from-version = \"2.13.2\"");
+    // ... or an engine id that belongs to another engine.
+    let (id1, _) = f.entry(1);
+    let (id2, _) = f.entry(2);
+    f.set_spec(
+        &format!("engine-id = \"{id2}\""),
+        &format!("engine-id = \"{id1}\""),
+    );
+    let o = f.run(&["run", &f.spec()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(&format!("engine {id1} runs from {}", f.old(1).display())),
+        "{out}"
+    );
+    // Nothing was touched: no unpairing, every old engine still paired and running.
+    assert!(f.requests().iter().all(|l| !l.starts_with("DELETE")));
+    for i in 1..=6 {
+        assert_eq!(f.entry(i).1["status"], "PAIRED");
+        assert_eq!(f.sim_log(i), vec![format!("start {OLD}")]);
+    }
+}
+
+#[test]
+fn the_adapter_reaches_nothing_outside_its_two_roots() {
+    let f = Fleet::new(18550, 10);
+    // Even with the whole fleet folder granted, the adapter gets only what it requests.
+    let engines = f.path().join("engines").display().to_string();
+    let root = f.path().display().to_string();
+    f.set_spec(
+        &format!("{{ path = \"{engines}\""),
+        &format!("{{ path = \"{root}\""),
+    );
+    let o = f.run(&[
+        "plugin",
+        "inspect",
+        "--json",
+        &plugins()
+            .join("talend_remote_engine.wasm")
+            .display()
+            .to_string(),
+    ]);
+    let inspect: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let caps = inspect["capabilities"].to_string();
+    for want in [
+        "{old}",
+        "{old}/etc",
+        "{new}",
+        "{api}",
+        "{old}/bin/stop",
+        "{new}/bin/start",
+    ] {
+        assert!(caps.contains(want), "{caps}");
+    }
+    // A task folder of re-02 holds a .metadata that is a symbolic link out of the roots.
+    let outside = f.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let victim = outside.join("victim.metadata");
+    let old2 = f.old(2).display().to_string();
+    let original = format!("{{\"artifactFile\":\"{old2}/data/dsrunner/exec/osgi/x/A.kar\"}}");
+    std::fs::write(&victim, &original).unwrap();
+    let task = std::fs::read_dir(f.old(2).join("data/dsrunner/exec/osgi"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(task.join(".metadata")).unwrap();
+    std::os::unix::fs::symlink(&victim, task.join(".metadata")).unwrap();
+    let o = f.run(&["run", &f.spec()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("re-02 failed"), "{out}");
+    assert!(
+        out.contains("outside") && out.contains("[grants] dirs"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), original);
+    // The failure in the first wave rolled it back: both engines run old, paired again.
+    for i in 1..=2 {
+        let (_, e) = f.entry(i);
+        assert_eq!(e["status"], "PAIRED");
+        assert_eq!(e["installDirectory"], f.old(i).display().to_string());
+    }
+}
