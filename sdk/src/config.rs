@@ -7,7 +7,7 @@ pub fn get(text: &str, key: &str) -> Option<String> {
         .filter_map(split)
         .filter(|(k, _)| *k == key)
         .map(|(_, v)| v.to_string())
-        .last()
+        .next_back()
 }
 
 /// `text` with `key` set to `value`: the first line setting it is replaced (later duplicates

@@ -55,7 +55,7 @@ pub fn generate(root: &Path, tasks: usize, seed: u64) -> Result<()> {
             "2023{:02}{:02}{:06}",
             1 + i % 12,
             1 + i % 28,
-            rng.next() % 1_000_000
+            rng.word() % 1_000_000
         );
         let kar = format!("{name}_OSGI_0.1.{}.{stamp}.kar", i % 7);
         let dir = osgi.join(&exec_id);
@@ -67,8 +67,8 @@ pub fn generate(root: &Path, tasks: usize, seed: u64) -> Result<()> {
             (unix_root.as_str(), "/")
         };
         let artifact = [prefix, "data", "dsrunner", "exec", "osgi", &exec_id, &kar].join(sep);
-        let kar_bytes: Vec<u8> = (0..2048 + (rng.next() % 8192) as usize)
-            .map(|_| rng.next() as u8)
+        let kar_bytes: Vec<u8> = (0..2048 + (rng.word() % 8192) as usize)
+            .map(|_| rng.word() as u8)
             .collect();
         std::fs::write(dir.join(&kar), kar_bytes)?;
         std::fs::write(
@@ -114,7 +114,7 @@ pub fn generate(root: &Path, tasks: usize, seed: u64) -> Result<()> {
         if i % 10 == 0 {
             let month = cls.join(format!("archive/2023-{:02}", 1 + i % 4));
             std::fs::create_dir_all(&month)?;
-            let gz: Vec<u8> = (0..1024).map(|_| rng.next() as u8).collect();
+            let gz: Vec<u8> = (0..1024).map(|_| rng.word() as u8).collect();
             std::fs::write(
                 month.join(format!("{task_id}-{exec_id}-2023-04-30-001.json.log.gz")),
                 gz,

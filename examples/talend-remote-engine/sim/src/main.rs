@@ -139,7 +139,7 @@ impl Rng {
         Rng(seed | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn word(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -151,7 +151,7 @@ impl Rng {
     /// `n` random lowercase hex digits.
     pub fn hex(&mut self, n: usize) -> String {
         (0..n)
-            .map(|_| char::from_digit((self.next() % 16) as u32, 16).unwrap())
+            .map(|_| char::from_digit((self.word() % 16) as u32, 16).unwrap())
             .collect()
     }
 
