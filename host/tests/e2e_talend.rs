@@ -511,3 +511,41 @@ fn the_adapter_reaches_nothing_outside_its_two_roots() {
         assert_eq!(e["installDirectory"], f.old(i).display().to_string());
     }
 }
+
+#[test]
+fn kill_9_while_rewriting_paths_then_resume_leaves_every_file_right() {
+    let f = Fleet::new(18560, 200);
+    let mut child = Command::new(cutover())
+        .arg("--journal")
+        .arg(f.journal())
+        .args(["run", &f.spec()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut at_kill = Vec::new();
+    wait_for("a rewrite", Duration::from_secs(60), || {
+        at_kill = in_flight(&f.journal());
+        at_kill.iter().any(|(_, s)| s == "rewrite-paths")
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // How far the rewrite had got: files already pointing at the new root.
+    for (target, _) in at_kill.iter().filter(|(_, s)| s == "rewrite-paths") {
+        let i: usize = target.trim_start_matches("re-").parse().unwrap();
+        let mut files = Vec::new();
+        walk(&f.new_root(i).join("data/dsrunner/exec/osgi"), &mut files);
+        let new = f.new_root(i).display().to_string();
+        let done = files
+            .iter()
+            .filter(|p| p.ends_with(".metadata"))
+            .filter(|p| std::fs::read_to_string(p).unwrap().contains(&new))
+            .count();
+        eprintln!("killed while rewriting {target}: {done} of 200 .metadata rewritten");
+    }
+    let o = f.run(&["resume", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for i in 1..=6 {
+        f.assert_upgraded(i, 200);
+    }
+}
