@@ -16,6 +16,8 @@
 //!   whose current key this is (401 for any other key).
 //! - `GET /pairing-service/engines/{id}`: pairing status, polled by running engines.
 //! - `POST /pairing-service/engines/{id}/tasks` `{installDirectory, availability, tasks}`.
+//!
+//! `POST /sim/shutdown` stops the simulator (used by `talend-sim teardown`).
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -30,6 +32,10 @@ pub fn serve(dir: &Path, port: u16) -> Result<()> {
         state: load(dir)?,
     };
     for mut request in server.incoming_requests() {
+        if request.url() == "/sim/shutdown" {
+            let _ = request.respond(tiny_http::Response::from_string("bye"));
+            return Ok(());
+        }
         let method = request.method().as_str().to_string();
         let url = request.url().to_string();
         let auth = request

@@ -361,8 +361,14 @@ pub fn teardown(dir: &Path) -> Result<()> {
             }
         }
     }
-    if let Ok(pid) = read(&dir.join("api/pid")).parse::<u32>() {
-        let _ = Command::new("kill").arg(pid.to_string()).status();
+    let port = read(&dir.join("api/port"));
+    if !port.is_empty() {
+        let _ = crate::http(
+            "POST",
+            &format!("http://127.0.0.1:{port}/sim/shutdown"),
+            None,
+            None,
+        );
         let _ = std::fs::remove_file(dir.join("api/pid"));
     }
     Ok(())
