@@ -74,7 +74,7 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
     let spec = crate::spec::load(spec)?;
     let prepared = engine::prepare(&env, spec).await?;
     let findings = prepared.preflight(&env, None).await?;
-    let plan = prepared.plan(&env).await?;
+    let (plan, _) = prepared.plan(&env).await?;
     let worst = engine::plan::worst_case(
         &plan,
         &prepared.desc,

@@ -7,7 +7,7 @@ pub mod state;
 pub mod transport;
 
 use crate::journal::{Journal, Op, Status};
-use crate::plugin::bindings::{Description, Finding, Level, Pair, Severity, Target};
+use crate::plugin::bindings::{Constraint, Description, Finding, Level, Pair, Severity, Target};
 use crate::plugin::caps::{self, Effective};
 use crate::plugin::{AdapterPlugin, CallEnv, Runtime, Sink, StrategyPlugin};
 use crate::redact::Redactor;
@@ -284,10 +284,9 @@ impl Prepared {
         })
     }
 
-    /// The adapter's constraints, then the strategy's plan, verified and expanded.
-    pub async fn plan(&self, env: &Env) -> Result<XPlan> {
-        let constraints = self
-            .adapter
+    /// The adapter's constraints for this fleet.
+    pub async fn constraints(&self, env: &Env) -> Result<Vec<Constraint>> {
+        self.adapter
             .constraints(
                 self.fleet_env(env, None),
                 &self.targets,
@@ -300,7 +299,12 @@ impl Prepared {
                     self.adapter_label,
                     plugin_error(&e)
                 )
-            })?;
+            })
+    }
+
+    /// The adapter's constraints, then the strategy's plan, verified and expanded.
+    pub async fn plan(&self, env: &Env) -> Result<(XPlan, Vec<Constraint>)> {
+        let constraints = self.constraints(env).await?;
         let senv = CallEnv::bare(
             &self.strategy_label,
             self.spec.limits.call_timeout,
@@ -317,8 +321,9 @@ impl Prepared {
                     plugin_error(&e)
                 )
             })?;
-        plan::expand(&plan, &self.desc, &self.targets, &constraints)
-            .map_err(|e| anyhow!("the plan of {} was refused: {e}", self.strategy_label))
+        let plan = plan::expand(&plan, &self.desc, &self.targets, &constraints)
+            .map_err(|e| anyhow!("the plan of {} was refused: {e}", self.strategy_label))?;
+        Ok((plan, constraints))
     }
 
     /// Preflight findings of the adapter.
@@ -418,12 +423,12 @@ pub async fn start(env: &Env, spec: Spec) -> Result<Outcome> {
             blockers.join("; ")
         ));
     }
-    let plan = match prepared.plan(env).await {
+    let (plan, constraints) = match prepared.plan(env).await {
         Ok(p) => p,
         Err(e) => return fail(format!("{e:#}")),
     };
     env.journal.set_plan(id, &serde_json::to_string(&plan)?)?;
-    run::Run::new(env.clone(), id, prepared, plan, 1)?
+    run::Run::new(env.clone(), id, prepared, plan, constraints, 1)?
         .drive()
         .await
 }
@@ -436,6 +441,12 @@ async fn reload(env: &Env, id: i64) -> Result<(run::Run, crate::journal::Rollout
     let plan: XPlan = serde_json::from_str(&row.plan).map_err(|_| {
         anyhow!("rollout {id} has no plan in the journal (it failed before planning)")
     })?;
+    // The adapter's constraints hold for the journaled plan now too (the adapter may have
+    // been upgraded since), or nothing more runs.
+    let constraints = prepared.constraints(env).await?;
+    plan::recheck(&plan, &constraints).map_err(|e| {
+        anyhow!("rollout {id} cannot go on: its plan breaks the adapter's constraints: {e}")
+    })?;
     let first_seq = env
         .journal
         .steps(id)?
@@ -445,7 +456,7 @@ async fn reload(env: &Env, id: i64) -> Result<(run::Run, crate::journal::Rollout
         .unwrap_or(0)
         + 1;
     Ok((
-        run::Run::new(env.clone(), id, prepared, plan, first_seq)?,
+        run::Run::new(env.clone(), id, prepared, plan, constraints, first_seq)?,
         row,
     ))
 }

@@ -224,6 +224,72 @@ pub fn check_constraints(
     Ok(())
 }
 
+/// Check a journaled plan against the adapter's constraints (again, e.g. on resume).
+pub fn recheck(plan: &XPlan, constraints: &[Constraint]) -> Result<(), String> {
+    let mut wave_of = BTreeMap::new();
+    for (i, s) in plan.stages.iter().enumerate() {
+        if let XStage::Wave {
+            name,
+            targets,
+            finalize: false,
+            ..
+        } = s
+        {
+            for t in targets {
+                wave_of.insert(t.as_str(), (i, name.clone()));
+            }
+        }
+    }
+    check_constraints(&plan.stages, constraints, &wave_of)
+}
+
+/// Check one wave as it is about to start: no group loses more members at once than it
+/// allows, and no target runs while one that must come first has not been started
+/// (`pending` are the targets not started yet; this wave's targets are among them).
+pub fn check_wave(
+    stage: usize,
+    name: &str,
+    targets: &[String],
+    constraints: &[Constraint],
+    pending: &BTreeSet<String>,
+) -> Result<(), String> {
+    for c in constraints {
+        match &c.kind {
+            ConstraintKind::MaxTogether(m) => {
+                let together: Vec<&str> = targets
+                    .iter()
+                    .filter(|t| m.members.contains(t))
+                    .map(String::as_str)
+                    .collect();
+                if together.len() as u32 > m.max {
+                    return Err(format!(
+                        "constraint `{}` is broken by stage {} (wave {name}): it updates {} of [{}] at once ({}), at most {} may be down together",
+                        c.name,
+                        stage + 1,
+                        together.len(),
+                        m.members.join(", "),
+                        together.join(", "),
+                        m.max
+                    ));
+                }
+            }
+            ConstraintKind::Order(o) => {
+                let now: Vec<&String> = targets.iter().filter(|t| o.then.contains(t)).collect();
+                let before: Vec<&String> =
+                    o.first.iter().filter(|f| pending.contains(*f)).collect();
+                if let (Some(t), Some(f)) = (now.first(), before.first()) {
+                    return Err(format!(
+                        "constraint `{}` is broken by stage {} (wave {name}): `{t}` would be updated while `{f}`, which must come first, has not been",
+                        c.name,
+                        stage + 1
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Worst-case duration: per wave, the sum of its steps' timeouts (targets in a wave run in
 /// parallel up to `concurrency`), plus fleet steps and soaks.
 pub fn worst_case(
@@ -369,7 +435,32 @@ mod tests {
         let plan = Plan {
             stages: vec![wave("a", &["n2", "n3"]), wave("b", &["n1"])],
         };
-        expand(&plan, &d, &targets(3), &[order, group]).unwrap();
+        let x = expand(&plan, &d, &targets(3), &[order.clone(), group.clone()]).unwrap();
+        // Checked again on resume and as each wave starts.
+        recheck(&x, &[order.clone(), group.clone()]).unwrap();
+        let e = recheck(
+            &x,
+            &[Constraint {
+                name: "n1 before n2".into(),
+                kind: ConstraintKind::Order(Order {
+                    first: vec!["n1".into()],
+                    then: vec!["n2".into()],
+                }),
+            }],
+        )
+        .unwrap_err();
+        assert!(e.contains("constraint `n1 before n2` is broken"), "{e}");
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let pending: BTreeSet<String> = ids(&["n1", "n2", "n3"]).into_iter().collect();
+        let e = check_wave(0, "b", &ids(&["n1"]), &[order.clone()], &pending).unwrap_err();
+        assert!(
+            e.contains("stage 1 (wave b): `n1` would be updated while `n2`, which must come first, has not been"),
+            "{e}"
+        );
+        let pending: BTreeSet<String> = ids(&["n1"]).into_iter().collect();
+        check_wave(1, "b", &ids(&["n1"]), &[order, group.clone()], &pending).unwrap();
+        let e = check_wave(0, "a", &ids(&["n1", "n2", "n3"]), &[group], &pending).unwrap_err();
+        assert!(e.contains("updates 3 of [n1, n2, n3] at once"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,9 @@ use super::state::{derive, Progress};
 use super::transport::{Local, StepCall, Transport};
 use super::{Env, Prepared};
 use crate::journal::{Action, Op, OutputRec, Status, TargetState};
-use crate::plugin::bindings::{DecisionKind, Output, Phase, Scope, Step, StepContext, WaveReport};
+use crate::plugin::bindings::{
+    Constraint, DecisionKind, Output, Phase, Scope, Step, StepContext, WaveReport,
+};
 use crate::plugin::CallEnv;
 use anyhow::Result;
 use serde::Serialize;
@@ -92,6 +94,8 @@ struct Inner {
     id: i64,
     p: Prepared,
     plan: XPlan,
+    /// The adapter's constraints, checked again before each wave starts.
+    constraints: Vec<Constraint>,
     transport: Arc<dyn Transport>,
     steps: HashMap<String, Step>,
     target_index: HashMap<String, usize>,
@@ -101,7 +105,14 @@ struct Inner {
 }
 
 impl Run {
-    pub(crate) fn new(env: Env, id: i64, p: Prepared, plan: XPlan, first_seq: i64) -> Result<Run> {
+    pub(crate) fn new(
+        env: Env,
+        id: i64,
+        p: Prepared,
+        plan: XPlan,
+        constraints: Vec<Constraint>,
+        first_seq: i64,
+    ) -> Result<Run> {
         let transport = Arc::new(Local {
             adapter: p.adapter.clone(),
             label: p.adapter_label.clone(),
@@ -132,6 +143,7 @@ impl Run {
                 id,
                 p,
                 plan,
+                constraints,
                 transport,
                 steps,
                 target_index,
@@ -304,6 +316,28 @@ impl Inner {
                     finalize,
                     index,
                 } => {
+                    if !*finalize {
+                        let pending: std::collections::BTreeSet<String> = self
+                            .env
+                            .journal
+                            .targets(self.id)?
+                            .into_iter()
+                            .filter(|t| t.state == TargetState::Pending)
+                            .map(|t| t.target)
+                            .collect();
+                        if let Err(why) = super::plan::check_wave(
+                            cursor,
+                            name,
+                            targets,
+                            &self.constraints,
+                            &pending,
+                        ) {
+                            return self.finish(
+                                Status::Failed,
+                                format!("refused before the wave started: {why}"),
+                            );
+                        }
+                    }
                     let (succeeded, failed) =
                         self.clone().wave(cursor, name, targets, *finalize).await?;
                     if self.abort.load(Ordering::SeqCst) {

@@ -10,14 +10,10 @@ use cutover_sdk::adapter_types::*;
 use cutover_sdk::describe::{dir, parameter, target_step as step};
 use cutover_sdk::params::{get, label, output, param};
 use cutover_sdk::step::{fail, out};
-use cutover_sdk::{cmd, files, progress, wait, web};
+use cutover_sdk::{cmd, files, progress, release, wait, web};
 use std::path::{Path, PathBuf};
 
 struct ReleaseDir;
-
-const MARKER: &str = ".cutover-complete";
-/// File in the node's root naming the release `current` pointed at before the switch.
-const PREVIOUS: &str = ".cutover-previous";
 
 fn root(t: &Target) -> Result<PathBuf, StepError> {
     Ok(PathBuf::from(label(t, "root")?))
@@ -164,15 +160,11 @@ impl cutover_sdk::Adapter for ReleaseDir {
         match step.as_str() {
             "fetch" => {
                 let dest = release_dir(&root, version);
-                if dest.join(MARKER).exists() {
-                    return Ok(vec![out("release", dest.display().to_string())]);
-                }
                 let artifact = PathBuf::from(param(&ctx.params, "artifact")?);
-                let stats = files::copy_tree(&artifact, &dest)?;
-                files::write_atomic(&dest.join(MARKER), b"")?;
+                let copied = release::install(&artifact, &dest)?;
                 Ok(vec![
                     out("release", dest.display().to_string()),
-                    out("files", stats.files.to_string()),
+                    out("files", copied.to_string()),
                 ])
             }
             "stop" => {
@@ -183,15 +175,7 @@ impl cutover_sdk::Adapter for ReleaseDir {
                 Ok(vec![out("previous", previous)])
             }
             "switch" => {
-                // Remember where `current` pointed on the node itself, so the undo works even
-                // when an operator settled the `stop` step (and its outputs) after a crash.
-                let new = Path::new("releases").join(version);
-                let current = files::read_symlink(&root.join("current")).unwrap_or_default();
-                if current != new {
-                    let previous = current.display().to_string();
-                    files::write_atomic(&root.join(PREVIOUS), previous.as_bytes())?;
-                }
-                files::flip_symlink(&root.join("current"), &new)?;
+                release::switch(&root, &Path::new("releases").join(version))?;
                 Ok(vec![])
             }
             "start" => {
@@ -239,18 +223,7 @@ impl cutover_sdk::Adapter for ReleaseDir {
         let root = root(&t)?;
         match step.as_str() {
             "stop" => cmd::run_ok(&script(&root, "start"), &[], None).map(|_| ()),
-            "switch" => {
-                let link = root.join("current");
-                let kept = std::fs::read_to_string(root.join(PREVIOUS)).unwrap_or_default();
-                let previous = output(&ctx.outputs, "previous")
-                    .filter(|p| !p.is_empty())
-                    .or(Some(kept.trim()).filter(|p| !p.is_empty()));
-                match previous {
-                    Some(prev) => files::flip_symlink(&link, Path::new(prev)),
-                    None => std::fs::remove_file(&link)
-                        .map_err(|e| files::io_error("removing", &link, e)),
-                }
-            }
+            "switch" => release::switch_back(&root, output(&ctx.outputs, "previous")),
             "start" => cmd::run_ok(&script(&root, "stop"), &[], None).map(|_| ()),
             _ => Ok(()),
         }
