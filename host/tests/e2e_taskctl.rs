@@ -250,3 +250,29 @@ fn a_node_that_fails_to_start_is_undone_and_its_group_stays_served() {
     }
     p.assert_groups_served();
 }
+
+#[test]
+fn a_fleet_that_is_not_a_taskctl_tree_is_refused_naming_the_node() {
+    let p = Platform::new();
+    let spec = std::fs::read_to_string(p.spec()).unwrap();
+    // A slave agent hung directly under the server.
+    let broken = spec.replacen("parent = \"magent-1\"", "parent = \"server\"", 1);
+    std::fs::write(p.spec(), &broken).unwrap();
+    let o = run(&p.journal(), &["plan", &p.spec()]);
+    let out = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(
+            "target `sagent-1a`: a cntSAgent's parent must be a cntMAgent, but `server` is cntServer"
+        ),
+        "{out}"
+    );
+    // An unknown node type.
+    let broken = spec.replacen("type = \"cntMAgent\"", "type = \"cntAgent\"", 1);
+    std::fs::write(p.spec(), &broken).unwrap();
+    let out = text(&run(&p.journal(), &["plan", &p.spec()]));
+    assert!(
+        out.contains("`type = \"cntAgent\"` is not a node type"),
+        "{out}"
+    );
+}
