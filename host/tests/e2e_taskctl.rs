@@ -168,7 +168,7 @@ fn position(events: &[(String, String)], node: &str, what: &str, last: bool) -> 
         .enumerate()
         .filter(|(_, (n, w))| n == node && w == what)
         .map(|(i, _)| i);
-    if last { it.last() } else { it.next() }
+    if last { it.next_back() } else { it.next() }
         .unwrap_or_else(|| panic!("no `{what}` of {node} in {events:?}"))
 }
 

@@ -452,7 +452,14 @@ mod tests {
         assert!(e.contains("constraint `n1 before n2` is broken"), "{e}");
         let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let pending: BTreeSet<String> = ids(&["n1", "n2", "n3"]).into_iter().collect();
-        let e = check_wave(0, "b", &ids(&["n1"]), &[order.clone()], &pending).unwrap_err();
+        let e = check_wave(
+            0,
+            "b",
+            &ids(&["n1"]),
+            std::slice::from_ref(&order),
+            &pending,
+        )
+        .unwrap_err();
         assert!(
             e.contains("stage 1 (wave b): `n1` would be updated while `n2`, which must come first, has not been"),
             "{e}"
