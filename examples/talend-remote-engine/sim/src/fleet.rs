@@ -256,6 +256,7 @@ pub fn verify(dir: &Path, as_json: bool) -> Result<()> {
         let engine = dir.join("engines").join(name);
         let (old, new) = (old_root(&engine), new_root(&engine));
         let on_new = e["status"] == "PAIRED" && e["installDirectory"] == json!(new);
+        let on_old = e["status"] == "PAIRED" && e["installDirectory"] == json!(old);
         let key_ok = e["pairedKey"].is_string() && e["pairedKey"] == e["key"];
         let deletes: Vec<&str> = log
             .lines()
@@ -314,7 +315,7 @@ pub fn verify(dir: &Path, as_json: bool) -> Result<()> {
         let ok = on_new && key_ok && keep_flags && running == tasks.len() && wrong.is_empty();
         all_ok &= ok;
         rows.push(json!({
-            "engine": name, "id": id, "ok": ok, "paired_on_new": on_new, "key_matches": key_ok,
+            "engine": name, "id": id, "ok": ok, "paired_on_new": on_new, "paired_on_old": on_old, "key_matches": key_ok,
             "unpair_requests": deletes.len(), "keep_flags": keep_flags,
             "tasks": tasks.len(), "running": running, "logs_available": logs,
             "paths_rewritten": rewritten, "files_identical": identical, "files_wrong": wrong,
@@ -325,6 +326,16 @@ pub fn verify(dir: &Path, as_json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         for r in &rows {
+            if r["paired_on_old"] == true {
+                println!(
+                    "old  {}: back on the old engine, paired with the key the API issued: {}, tasks running {}/{}",
+                    r["engine"].as_str().unwrap_or(""),
+                    yes(&r["key_matches"]),
+                    r["running"],
+                    r["tasks"]
+                );
+                continue;
+            }
             println!(
                 "{} {}: paired on the new install: {}, with the key the API issued: {}, unpaired with both keep flags: {}, tasks running {}/{} (logs {}), paths moved to the new root {}, other files identical {}, wrong {}",
                 if r["ok"] == true { "ok  " } else { "FAIL" },
