@@ -137,31 +137,15 @@ pub fn plan(
     let waves = build_waves(&ids, size, constraints)?;
     Ok(crate::strategy_types::Plan {
         stages: stages(prefix, waves),
+        standby: Vec::new(),
     })
 }
 
 /// Add gates to a plan's stages: an approval after the first wave (`approve-first-group =
 /// true`) and a soak of `soak-seconds` between waves.
 pub fn with_gates(stages: Vec<Stage>, params: &[Pair]) -> Result<Vec<Stage>, PluginError> {
-    let approve = match param(params, "approve-first-group") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => {
-            return Err(error(
-                format!("approve-first-group `{v}` is not true or false"),
-                "fix [strategy.params] approve-first-group",
-            ))
-        }
-    };
-    let soak: u64 = match param(params, "soak-seconds") {
-        None => 0,
-        Some(v) => v.trim().parse().map_err(|_| {
-            error(
-                format!("soak-seconds `{v}` is not a whole number of seconds"),
-                "fix [strategy.params] soak-seconds",
-            )
-        })?,
-    };
+    let approve = flag(params, "approve-first-group")?;
+    let soak = whole(params, "soak-seconds")?;
     let waves = stages.len();
     let mut out = Vec::new();
     for (i, stage) in stages.into_iter().enumerate() {
@@ -179,6 +163,31 @@ pub fn with_gates(stages: Vec<Stage>, params: &[Pair]) -> Result<Vec<Stage>, Plu
         }
     }
     Ok(out)
+}
+
+/// A `true`/`false` parameter (false when absent), naming the key when it is neither.
+pub fn flag(params: &[Pair], key: &str) -> Result<bool, PluginError> {
+    match param(params, key) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(error(
+            format!("{key} `{v}` is not true or false"),
+            &format!("fix [strategy.params] {key}"),
+        )),
+    }
+}
+
+/// A whole-number parameter (0 when absent), naming the key when it is not one.
+pub fn whole(params: &[Pair], key: &str) -> Result<u64, PluginError> {
+    match param(params, key) {
+        None => Ok(0),
+        Some(v) => v.trim().parse().map_err(|_| {
+            error(
+                format!("{key} `{v}` is not a whole number"),
+                &format!("fix [strategy.params] {key}"),
+            )
+        }),
+    }
 }
 
 /// Turn waves into plan stages named "<prefix> i/n".

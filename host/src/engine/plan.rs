@@ -34,6 +34,9 @@ pub struct XPlan {
     pub stages: Vec<XStage>,
     /// Number of strategy waves.
     pub waves: u32,
+    /// Targets the strategy leaves untouched (blue-green's standby half).
+    #[serde(default)]
+    pub standby: Vec<String>,
 }
 
 impl XStage {
@@ -137,14 +140,28 @@ pub fn expand(
             Stage::Gate(Gate::Soak(s)) => stages.push(XStage::Soak { seconds: *s }),
         }
     }
+    let mut standby = BTreeSet::new();
+    for t in &plan.standby {
+        if !known.contains(t.as_str()) {
+            return Err(format!(
+                "the plan keeps `{t}` on standby, but it is not in the spec"
+            ));
+        }
+        if let Some((_, w)) = wave_of.get(t.as_str()) {
+            return Err(format!(
+                "target `{t}` is both on standby and in wave {w}: a standby target is left as it is"
+            ));
+        }
+        standby.insert(t.as_str());
+    }
     let missing: Vec<&str> = known
         .iter()
-        .filter(|t| !wave_of.contains_key(*t))
+        .filter(|t| !wave_of.contains_key(*t) && !standby.contains(*t))
         .copied()
         .collect();
     if !missing.is_empty() {
         return Err(format!(
-            "the plan leaves out {} target(s): {}; every target must be in exactly one wave",
+            "the plan leaves out {} target(s): {}; every target must be in exactly one wave (or on standby)",
             missing.len(),
             abbreviate(&missing.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         ));
@@ -168,12 +185,20 @@ pub fn expand(
     if has_target_finalize {
         stages.push(XStage::Wave {
             name: "finalize".into(),
-            targets: targets.iter().map(|t| t.id.clone()).collect(),
+            targets: targets
+                .iter()
+                .filter(|t| !standby.contains(t.id.as_str()))
+                .map(|t| t.id.clone())
+                .collect(),
             finalize: true,
             index: None,
         });
     }
-    Ok(XPlan { stages, waves })
+    Ok(XPlan {
+        stages,
+        waves,
+        standby: plan.standby.clone(),
+    })
 }
 
 /// Check constraints against the waves; a violation names the constraint and the stage.
@@ -387,16 +412,19 @@ mod tests {
         let d = desc(vec![step("s", Scope::Target, Phase::Rollout)]);
         let plan = Plan {
             stages: vec![wave("1", &["n1", "n2"]), wave("2", &["n2", "n3"])],
+            standby: vec![],
         };
         let e = expand(&plan, &d, &targets(3), &[]).unwrap_err();
         assert!(e.contains("`n2` is in two waves"), "{e}");
         let plan = Plan {
             stages: vec![wave("1", &["n1"])],
+            standby: vec![],
         };
         let e = expand(&plan, &d, &targets(3), &[]).unwrap_err();
         assert!(e.contains("leaves out 2 target(s): n2, n3"), "{e}");
         let plan = Plan {
             stages: vec![wave("1", &["n1", "n9"])],
+            standby: vec![],
         };
         let e = expand(&plan, &d, &targets(1), &[]).unwrap_err();
         assert!(e.contains("`n9`, which is not in the spec"), "{e}");
@@ -414,6 +442,7 @@ mod tests {
         };
         let plan = Plan {
             stages: vec![wave("all", &["n1", "n2", "n3"])],
+            standby: vec![],
         };
         let e = expand(&plan, &d, &targets(3), std::slice::from_ref(&group)).unwrap_err();
         assert!(
@@ -429,11 +458,13 @@ mod tests {
         };
         let plan = Plan {
             stages: vec![wave("a", &["n1", "n3"]), wave("b", &["n2"])],
+            standby: vec![],
         };
         let e = expand(&plan, &d, &targets(3), std::slice::from_ref(&order)).unwrap_err();
         assert!(e.contains("constraint `slaves first` is broken"), "{e}");
         let plan = Plan {
             stages: vec![wave("a", &["n2", "n3"]), wave("b", &["n1"])],
+            standby: vec![],
         };
         let x = expand(&plan, &d, &targets(3), &[order.clone(), group.clone()]).unwrap();
         // Checked again on resume and as each wave starts.
@@ -480,6 +511,7 @@ mod tests {
         ]);
         let plan = Plan {
             stages: vec![wave("1", &["n1"]), wave("2", &["n2"])],
+            standby: vec![],
         };
         let x = expand(&plan, &d, &targets(2), &[]).unwrap();
         let kinds: Vec<String> = x.stages.iter().map(|s| s.describe()).collect();
@@ -491,6 +523,7 @@ mod tests {
         assert_eq!(x.waves, 2);
         let bad = Plan {
             stages: vec![wave("1", &["n1", "n2"]), Stage::FleetStep("flip".into())],
+            standby: vec![],
         };
         let e = expand(&bad, &d, &targets(2), &[]).unwrap_err();
         assert!(e.contains("fleet step `flip`"), "{e}");

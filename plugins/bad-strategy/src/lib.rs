@@ -24,6 +24,7 @@ impl cutover_sdk::Strategy for Bad {
                 name: "everything".into(),
                 targets: targets.into_iter().map(|t| t.id).collect(),
             })],
+            standby: Vec::new(),
         })
     }
 

@@ -32,6 +32,7 @@ impl cutover_sdk::Strategy for Grouped {
         let plan = waves::plan(targets, &constraints, &params, size, "group")?;
         Ok(Plan {
             stages: waves::with_gates(plan.stages, &params)?,
+            standby: plan.standby,
         })
     }
 

@@ -1,0 +1,103 @@
+//! `blue-green`: update the idle (green) set while the live (blue) set serves, switch traffic
+//! with the adapter's fleet step, keep blue intact for a window so that a switch back is
+//! fast, then optionally retire it.
+//!
+//! Targets carry a color label (`color-label`, default `color`); those with the color
+//! `green` (default `green`) are updated, the others are kept on standby. Parameters:
+//! `switch-step` (the adapter's fleet step that moves traffic, default `switch`),
+//! `approve-switch` (wait for `cutover approve` before switching), `keep-blue-seconds` (a
+//! window after the switch), `retire-step` (an adapter fleet step run after the window). A
+//! failure on any green target rolls the green set back before traffic moves.
+
+use cutover_sdk::strategy_types::*;
+use cutover_sdk::waves;
+
+struct BlueGreen;
+
+impl cutover_sdk::Strategy for BlueGreen {
+    fn info() -> (String, String, String) {
+        (
+            "blue-green".into(),
+            env!("CARGO_PKG_VERSION").into(),
+            "update green, switch traffic, keep blue for a fast switch back".into(),
+        )
+    }
+
+    fn plan(
+        targets: Vec<Target>,
+        _constraints: Vec<Constraint>,
+        params: Vec<Pair>,
+    ) -> Result<Plan, PluginError> {
+        let label = waves::param(&params, "color-label").unwrap_or("color");
+        let green = waves::param(&params, "green").unwrap_or("green");
+        let color = |t: &Target| {
+            t.labels
+                .iter()
+                .find(|p| p.key == label)
+                .map(|p| p.value.clone())
+        };
+        if let Some(t) = targets.iter().find(|t| color(t).is_none()) {
+            return Err(waves::error(
+                format!("target `{}` has no `{label}` label", t.id),
+                &format!("give every target `{label} = \"blue\"` or `\"{green}\"`"),
+            ));
+        }
+        let (updated, standby): (Vec<Target>, Vec<Target>) = targets
+            .into_iter()
+            .partition(|t| color(t).as_deref() == Some(green));
+        if updated.is_empty() || standby.is_empty() {
+            return Err(waves::error(
+                format!(
+                    "blue-green needs targets of both colors; {} are `{green}` and {} are not",
+                    updated.len(),
+                    standby.len()
+                ),
+                &format!("label the idle set `{label} = \"{green}\"` and the live set otherwise"),
+            ));
+        }
+        let mut stages = vec![Stage::Wave(Wave {
+            name: green.into(),
+            targets: updated.into_iter().map(|t| t.id).collect(),
+        })];
+        if waves::flag(&params, "approve-switch")? {
+            stages.push(Stage::Gate(Gate::Approval(format!(
+                "check the {green} set, then `cutover approve` to switch traffic to it"
+            ))));
+        }
+        stages.push(Stage::FleetStep(
+            waves::param(&params, "switch-step")
+                .unwrap_or("switch")
+                .into(),
+        ));
+        let keep = waves::whole(&params, "keep-blue-seconds")?;
+        if keep > 0 {
+            stages.push(Stage::Gate(Gate::Soak(keep)));
+        }
+        if let Some(step) = waves::param(&params, "retire-step") {
+            stages.push(Stage::FleetStep(step.into()));
+        }
+        Ok(Plan {
+            stages,
+            standby: standby.into_iter().map(|t| t.id).collect(),
+        })
+    }
+
+    fn decide(report: WaveReport, _params: Vec<Pair>) -> Decision {
+        if report.failed.is_empty() {
+            Decision {
+                kind: DecisionKind::Proceed,
+                reason: String::new(),
+            }
+        } else {
+            Decision {
+                kind: DecisionKind::Rollback,
+                reason: format!(
+                    "{} failed in the green set: rolling it back, traffic stays on blue",
+                    report.failed.join(", ")
+                ),
+            }
+        }
+    }
+}
+
+cutover_sdk::export_strategy!(BlueGreen);
