@@ -431,6 +431,35 @@ mod tests {
     }
 
     #[test]
+    fn standby_targets_are_left_out_on_purpose_only() {
+        let d = desc(vec![step("s", Scope::Target, Phase::Rollout)]);
+        let plan = Plan {
+            stages: vec![wave("green", &["n2"])],
+            standby: vec!["n1".into()],
+        };
+        let x = expand(&plan, &d, &targets(2), &[]).unwrap();
+        assert_eq!(x.standby, vec!["n1".to_string()]);
+        let both = Plan {
+            stages: vec![wave("green", &["n1", "n2"])],
+            standby: vec!["n1".into()],
+        };
+        let e = expand(&both, &d, &targets(2), &[]).unwrap_err();
+        assert!(
+            e.contains("`n1` is both on standby and in wave green"),
+            "{e}"
+        );
+        let unknown = Plan {
+            stages: vec![wave("green", &["n1", "n2"])],
+            standby: vec!["n7".into()],
+        };
+        let e = expand(&unknown, &d, &targets(2), &[]).unwrap_err();
+        assert!(
+            e.contains("keeps `n7` on standby, but it is not in the spec"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn constraints_are_enforced_whatever_the_strategy() {
         let d = desc(vec![step("s", Scope::Target, Phase::Rollout)]);
         let group = Constraint {
