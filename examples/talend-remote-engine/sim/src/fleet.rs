@@ -3,6 +3,7 @@
 use crate::{api, datagen, engine, read, write_atomic};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use simkit::write_exec;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,12 +23,6 @@ pub struct Options {
     pub plugins: PathBuf,
     pub unpair_wait: String,
     pub group_size: String,
-}
-
-fn write_exec(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(())
 }
 
 /// One engine installation of `version` with its scripts and configuration.

@@ -29,22 +29,15 @@ mod engine;
 mod fleet;
 
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+pub use simkit::{alive, append, arg, http, read, write_atomic};
 
 fn main() {
     if let Err(e) = run() {
         eprintln!("talend-sim: {e:#}");
         std::process::exit(1);
     }
-}
-
-/// The value after `name` in `args`, or `default`.
-pub fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
 }
 
 fn run() -> Result<()> {
@@ -83,41 +76,6 @@ fn run() -> Result<()> {
             bail!("usage: talend-sim fleet|api|start|stop|run|generate|status|verify|teardown ...")
         }
     }
-}
-
-/// A file's text, trimmed; empty when missing.
-pub fn read(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// Append a line to a log file.
-pub fn append(path: &Path, line: &str) -> Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    writeln!(f, "{line}")?;
-    Ok(())
-}
-
-/// Write through a temporary file and a rename.
-pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
-/// Whether process `pid` is alive (and not a zombie).
-pub fn alive(pid: u32) -> bool {
-    let stat = read(&PathBuf::from(format!("/proc/{pid}/stat")));
-    !stat.is_empty() && !stat.contains(") Z ")
 }
 
 /// A small random generator (xorshift), seeded per call site; the simulator needs unique
@@ -166,30 +124,4 @@ impl Rng {
             self.hex(12)
         )
     }
-}
-
-/// HTTP client calls with a short timeout; `Ok((status, body))` for any status.
-pub fn http(
-    method: &str,
-    url: &str,
-    bearer: Option<&str>,
-    body: Option<String>,
-) -> Result<(u16, String)> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(3)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut b = ureq::http::Request::builder().method(method).uri(url);
-    if let Some(t) = bearer {
-        b = b.header("authorization", format!("Bearer {t}"));
-    }
-    if body.is_some() {
-        b = b.header("content-type", "application/json");
-    }
-    let req = b.body(body.unwrap_or_default().into_bytes())?;
-    let resp = agent.run(req).with_context(|| format!("{method} {url}"))?;
-    let status = resp.status().as_u16();
-    let text = resp.into_body().read_to_string()?;
-    Ok((status, text))
 }

@@ -27,6 +27,8 @@ mod fleet;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
+pub use simkit::{alive, now_ms, read};
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let name = Path::new(&argv[0])
@@ -57,25 +59,4 @@ fn dispatch(name: &str, argv: &[String]) -> Result<()> {
         .context("run a command through a node's bin/ folder")?;
     let root = std::fs::canonicalize(root)?;
     commands::run(name, &root, &argv[1..])
-}
-
-/// A file's text, trimmed; empty when missing.
-pub fn read(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// Whether process `pid` is alive (and not a zombie).
-pub fn alive(pid: u32) -> bool {
-    let stat = read(&PathBuf::from(format!("/proc/{pid}/stat")));
-    !stat.is_empty() && !stat.contains(") Z ")
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
 }
