@@ -178,8 +178,8 @@ pub fn build(dir: &Path, args: &[String]) -> Result<()> {
         "# A {mode} update of a {n}-node simulated Liferay cluster behind nginx.\n\
          [rollout]\nname = \"liferay-{mode}\"\nconcurrency = 2\n\n\
          [strategy]\nplugin = \"{s}\"\n[strategy.params]\non-failure = \"pause\"\n\n\
-         [adapter]\nplugin = \"{a}\"\n[adapter.params]\nmode = \"{mode}\"\nmodule = \"{art}/blog-1.1.0.jar\"\n\
-         properties = \"{art}/portal-ext.properties\"\nlb-dir = \"{lb}\"\nnginx = \"{nginx}\"\n\n\
+         [adapter]\nplugin = \"{a}\"\n[adapter.params]\nmode = \"{mode}\"\nartifacts = \"{art}\"\nmodule = \"blog-1.1.0.jar\"\n\
+         properties = \"portal-ext.properties\"\nlb-dir = \"{lb}\"\nnginx = \"{nginx}\"\n\n\
          [grants]\ndirs = [\n  {{ path = \"{art}\", access = \"read\" }},\n  {{ path = \"{nodes}\", access = \"read-write\" }},\n  {{ path = \"{lb}\", access = \"read-write\" }},\n]\n\
          exec = [\"{nodes}/*/bin/start\", \"{nodes}/*/bin/stop\", \"{nginx}\"]\nhttp = [\"127.0.0.1:*\"]\n{targets}",
         s = plugins.join(format!("{}.wasm", strategy.replace('-', "_"))).display(),
