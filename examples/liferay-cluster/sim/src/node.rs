@@ -71,8 +71,10 @@ fn process_deploy_folder(node: &Path) -> Result<()> {
                     write_atomic(&db(node), serde_json::to_string_pretty(&r)?.as_bytes())?;
                 }
             }
-            std::fs::rename(&f, modules.join(&name))?;
-            append(&node.join("sim.log"), &format!("deployed {name}"))?;
+            let version = archive::header(&manifest, "Bundle-Version").unwrap_or_default();
+            let installed = format!("{bundle}-{version}.jar");
+            std::fs::rename(&f, modules.join(&installed))?;
+            append(&node.join("sim.log"), &format!("deployed {installed}"))?;
         } else if name.ends_with(".zip") {
             let doc = archive::entry(&f, "fixpack_documentation.xml")?;
             let id = archive::element(&doc, "id").unwrap_or(name.clone());
