@@ -283,3 +283,28 @@ fn a_blue_green_switch_loses_no_request_and_switches_back_in_one_reload() {
     assert_eq!(failed, 0, "{failed} of {sent} requests failed");
     assert!(sent > 50, "only {sent} requests");
 }
+
+#[test]
+fn two_nodes_drained_at_once_lose_no_request_and_both_come_back() {
+    let c = Cluster::new(18870, "rolling");
+    let rolling = plugins().join("rolling.wasm").display().to_string();
+    let grouped = plugins().join("grouped.wasm").display().to_string();
+    c.set_spec(&rolling, &grouped);
+    c.set_spec(
+        "on-failure = \"pause\"",
+        "on-failure = \"pause\"\ngroup-size = 2",
+    );
+    let load = Load::start(c.lb_port);
+    let o = run(&c.journal(), &["run", &c.spec()]);
+    let (sent, failed) = load.finish("groups of two");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed");
+    // While a group was drained the other two served; at the end all four serve.
+    let reloads = c.reloads();
+    assert!(
+        reloads.iter().any(|l| l.split_whitespace().count() == 5),
+        "no moment with exactly two live servers: {reloads:?}"
+    );
+    let served: std::collections::BTreeSet<String> = c.served_by(16).into_iter().collect();
+    assert_eq!(served.len(), 4, "{served:?}");
+}

@@ -1,6 +1,10 @@
 //! The nginx load balancer: `upstream.conf` in `lb-dir` lists the live servers; a change is
 //! written atomically and applied with a graceful `nginx -s reload` (old workers finish the
 //! requests they carry). Every reload is recorded in `reloads.log`.
+//!
+//! Draining is kept as state, so that nodes drained at the same time cannot undo each other's
+//! change: `backends.conf` is the pool (the live set when first needed), `drained/<address>`
+//! marks a drained node, and the live set is always rebuilt as the pool minus the marks.
 
 use cutover_sdk::adapter_types::{Pair, StepError};
 use cutover_sdk::params::{get, param};
@@ -36,7 +40,11 @@ impl Lb {
 
     /// The servers `upstream.conf` lists now.
     pub fn servers(&self) -> Result<Vec<String>, StepError> {
-        let text = files::read_string(&self.dir.join("upstream.conf"))?;
+        self.list("upstream.conf")
+    }
+
+    fn list(&self, file: &str) -> Result<Vec<String>, StepError> {
+        let text = files::read_string(&self.dir.join(file))?;
         Ok(text
             .lines()
             .filter_map(|l| l.trim().strip_prefix("server "))
@@ -44,9 +52,51 @@ impl Lb {
             .collect())
     }
 
+    fn conf(servers: &[String]) -> String {
+        servers.iter().map(|s| format!("server {s};\n")).collect()
+    }
+
+    /// Take `address` out of (`drain`) or put it back into the live set.
+    pub fn drain(&self, address: &str, drain: bool, why: &str) -> Result<bool, StepError> {
+        let pool = self.dir.join("backends.conf");
+        if !pool.exists() {
+            files::write_atomic(&pool, Self::conf(&self.servers()?).as_bytes())?;
+        }
+        let marks = self.dir.join("drained");
+        if !marks.exists() {
+            std::fs::create_dir_all(&marks).map_err(|e| files::io_error("creating", &marks, e))?;
+        }
+        let mark = marks.join(address);
+        if drain {
+            files::write_atomic(&mark, b"")?;
+        } else if mark.exists() {
+            std::fs::remove_file(&mark).map_err(|e| files::io_error("removing", &mark, e))?;
+        }
+        let drained: Vec<String> = std::fs::read_dir(&marks)
+            .map_err(|e| files::io_error("listing", &marks, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        let live: Vec<String> = self
+            .list("backends.conf")?
+            .into_iter()
+            .filter(|s| !drained.contains(s))
+            .collect();
+        self.set(&live, why)
+    }
+
+    /// Make `servers` the whole pool and the live set (a traffic switch).
+    pub fn switch(&self, servers: &[String], why: &str) -> Result<bool, StepError> {
+        files::write_atomic(
+            &self.dir.join("backends.conf"),
+            Self::conf(servers).as_bytes(),
+        )?;
+        self.set(servers, why)
+    }
+
     /// Make `servers` the live set and reload; nothing when it already is. `why` goes to
     /// `reloads.log`.
-    pub fn set(&self, servers: &[String], why: &str) -> Result<bool, StepError> {
+    fn set(&self, servers: &[String], why: &str) -> Result<bool, StepError> {
         if self.servers()? == servers {
             return Ok(false);
         }
@@ -55,8 +105,10 @@ impl Lb {
                 "refusing to leave the load balancer without servers ({why})"
             )));
         }
-        let text: String = servers.iter().map(|s| format!("server {s};\n")).collect();
-        files::write_atomic(&self.dir.join("upstream.conf"), text.as_bytes())?;
+        files::write_atomic(
+            &self.dir.join("upstream.conf"),
+            Self::conf(servers).as_bytes(),
+        )?;
         let dir = self.dir.display().to_string();
         let log = self.dir.join("logs/error.log").display().to_string();
         cmd::run_ok(

@@ -322,21 +322,18 @@ impl cutover_sdk::Adapter for Liferay {
             let green = colored(&ctx.fleet, "green");
             let balancer = lb::Lb::new(params)?;
             let before = balancer.servers()?;
-            balancer.set(&green, "switch to green")?;
+            balancer.switch(&green, "switch to green")?;
             return Ok(vec![out("blue", before.join(" "))]);
         }
         let t = target.ok_or_else(|| fail(format!("`{step}` is a target step")))?;
         let node = url(&t)?;
         match step.as_str() {
             "drain" if rolling => {
-                let balancer = lb::Lb::new(params)?;
-                let me = lb::address(&node);
-                let rest: Vec<String> = balancer
-                    .servers()?
-                    .into_iter()
-                    .filter(|s| *s != me)
-                    .collect();
-                balancer.set(&rest, &format!("drain {}", t.id))?;
+                lb::Lb::new(params)?.drain(
+                    &lb::address(&node),
+                    true,
+                    &format!("drain {}", t.id),
+                )?;
                 let timeout = int(params, "drain-timeout", 30).map_err(fail)? * 1000;
                 wait::poll(timeout, 100, |_| {
                     match web::get(&format!("{node}/inflight"), Some(2000)) {
@@ -355,13 +352,11 @@ impl cutover_sdk::Adapter for Liferay {
                 Ok(vec![])
             }
             "undrain" if rolling => {
-                let balancer = lb::Lb::new(params)?;
-                let mut servers = balancer.servers()?;
-                let me = lb::address(&node);
-                if !servers.contains(&me) {
-                    servers.push(me);
-                }
-                balancer.set(&servers, &format!("undrain {}", t.id))?;
+                lb::Lb::new(params)?.drain(
+                    &lb::address(&node),
+                    false,
+                    &format!("undrain {}", t.id),
+                )?;
                 Ok(vec![])
             }
             "drain" | "undrain" => Ok(vec![]),
@@ -406,7 +401,7 @@ impl cutover_sdk::Adapter for Liferay {
             }
             let blue = colored(&ctx.fleet, "blue");
             return lb::Lb::new(params)?
-                .set(&blue, "switch back to blue")
+                .switch(&blue, "switch back to blue")
                 .map(|_| ());
         }
         let t = target.ok_or_else(|| fail(format!("`{step}` is a target step")))?;
