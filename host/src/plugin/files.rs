@@ -93,9 +93,12 @@ pub fn write_atomic(
     let name = rel
         .file_name()
         .ok_or_else(|| format!("write `{path}`: not a file path"))?;
+    // A name of its own per write, so concurrent writers of one file never share it.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(".cutover-tmp");
+    tmp_name.push(format!(".{}-{n}.cutover-tmp", std::process::id()));
     let tmp = rel.with_file_name(tmp_name);
     let fail = |p: &Path, e: std::io::Error| format!("write {path}: {}: {e}", p.display());
     let kept = match dir.metadata(&rel) {
@@ -240,5 +243,21 @@ mod tests {
         std::os::unix::fs::symlink("/etc/hostname", t.path().join("out")).unwrap();
         let out = t.path().join("out");
         assert!(write_atomic(&caps, "p", out.to_str().unwrap(), b"x").is_err());
+        // Concurrent writers of one file each complete; the last rename wins.
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let (caps, f) = (caps.clone(), f.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        write_atomic(&caps, "p", f.to_str().unwrap(), format!("{i}").as_bytes())
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&f).unwrap().len(), 1);
     }
 }
