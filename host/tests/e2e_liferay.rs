@@ -56,11 +56,15 @@ impl Cluster {
         std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
     }
 
+    /// The reloads the adapter recorded, oldest first.
     fn reloads(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("lb/reloads.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("lb/reloads"))
+            .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap().trim().to_string())
             .collect()
     }
 

@@ -1,6 +1,7 @@
 //! The nginx load balancer: `upstream.conf` in `lb-dir` lists the live servers; a change is
 //! written atomically and applied with a graceful `nginx -s reload` (old workers finish the
-//! requests they carry). Every reload is recorded in `reloads.log`.
+//! requests they carry). Every reload is recorded as one file in `reloads/`, named by its
+//! time, so that reloads from targets in one wave never overwrite each other's record.
 //!
 //! Draining is kept as state, so that nodes drained at the same time cannot undo each other's
 //! change: `backends.conf` is the pool (the live set when first needed), `drained/<address>`
@@ -94,8 +95,8 @@ impl Lb {
         self.set(servers, why)
     }
 
-    /// Make `servers` the live set and reload; nothing when it already is. `why` goes to
-    /// `reloads.log`.
+    /// Make `servers` the live set and reload; nothing when it already is. `why` goes to the
+    /// record in `reloads/`.
     fn set(&self, servers: &[String], why: &str) -> Result<bool, StepError> {
         if self.servers()? == servers {
             return Ok(false);
@@ -118,14 +119,24 @@ impl Lb {
         )?;
         // The master re-reads its configuration on the signal; give it a moment.
         wait::sleep_ms(500);
-        let path = self.dir.join("reloads.log");
-        let mut record = files::read_string(&path).unwrap_or_default();
-        record.push_str(&format!(
-            "{} {why}: {}\n",
-            wait::now_ms(),
-            servers.join(" ")
-        ));
-        files::write_atomic(&path, record.as_bytes())?;
+        let records = self.dir.join("reloads");
+        if !records.exists() {
+            std::fs::create_dir_all(&records)
+                .map_err(|e| files::io_error("creating", &records, e))?;
+        }
+        let now = wait::now_ms();
+        let name: String = format!("{now:013}-{why}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let line = format!("{now} {why}: {}\n", servers.join(" "));
+        files::write_atomic(&records.join(name), line.as_bytes())?;
         Ok(true)
     }
 }
