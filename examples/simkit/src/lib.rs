@@ -33,9 +33,13 @@ pub fn append(path: &Path, line: &str) -> Result<()> {
     Ok(())
 }
 
-/// Write through a temporary file and a rename.
+/// Write through a temporary file (its own per writer) and a rename.
 pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}-{n}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)?;
     Ok(())

@@ -73,17 +73,34 @@ impl Lb {
         } else if mark.exists() {
             std::fs::remove_file(&mark).map_err(|e| files::io_error("removing", &mark, e))?;
         }
-        let drained: Vec<String> = std::fs::read_dir(&marks)
-            .map_err(|e| files::io_error("listing", &marks, e))?
+        // Rebuild the live set from the state until it holds after our own write: a node
+        // drained in the same wave may have written a set computed before our change.
+        let mut changed = false;
+        for _ in 0..20 {
+            let live = self.live(&marks)?;
+            changed |= self.set(&live, why)?;
+            wait::sleep_ms(100);
+            if self.servers()? == self.live(&marks)? {
+                return Ok(changed);
+            }
+        }
+        Err(cutover_sdk::step::fail(format!(
+            "the load balancer's server list keeps changing under {why}"
+        )))
+    }
+
+    /// The pool minus the drained marks.
+    fn live(&self, marks: &std::path::Path) -> Result<Vec<String>, StepError> {
+        let drained: Vec<String> = std::fs::read_dir(marks)
+            .map_err(|e| files::io_error("listing", marks, e))?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().to_string())
             .collect();
-        let live: Vec<String> = self
+        Ok(self
             .list("backends.conf")?
             .into_iter()
             .filter(|s| !drained.contains(s))
-            .collect();
-        self.set(&live, why)
+            .collect())
     }
 
     /// Make `servers` the whole pool and the live set (a traffic switch).
