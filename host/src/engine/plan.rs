@@ -2,7 +2,7 @@
 //! adapter's steps and its constraints. A plan that breaks any rule never runs.
 
 use crate::plugin::bindings::{
-    Constraint, ConstraintKind, Description, Gate, Phase, Plan, Scope, Stage, Target,
+    Constraint, ConstraintKind, Description, Gate, MaxTogether, Phase, Plan, Scope, Stage, Target,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -211,20 +211,15 @@ pub fn check_constraints(
         match &c.kind {
             ConstraintKind::MaxTogether(m) => {
                 for (i, s) in stages.iter().enumerate() {
-                    if let XStage::Wave { name, targets, .. } = s {
-                        let together: Vec<&String> =
-                            targets.iter().filter(|t| m.members.contains(t)).collect();
-                        if together.len() as u32 > m.max {
-                            return Err(format!(
-                                "constraint `{}` is broken by stage {} (wave {name}): it updates {} of [{}] at once ({}), at most {} may be down together",
-                                c.name,
-                                i + 1,
-                                together.len(),
-                                m.members.join(", "),
-                                together.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-                                m.max
-                            ));
-                        }
+                    // The finalize wave runs after every update: nothing is down together.
+                    if let XStage::Wave {
+                        name,
+                        targets,
+                        finalize: false,
+                        ..
+                    } = s
+                    {
+                        max_together(c, m, i, name, targets)?;
                     }
                 }
             }
@@ -245,6 +240,33 @@ pub fn check_constraints(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// A wave (stage number `stage`, from 0) takes no more members of `m` than it allows.
+fn max_together(
+    c: &Constraint,
+    m: &MaxTogether,
+    stage: usize,
+    name: &str,
+    targets: &[String],
+) -> Result<(), String> {
+    let together: Vec<&str> = targets
+        .iter()
+        .filter(|t| m.members.contains(t))
+        .map(String::as_str)
+        .collect();
+    if together.len() as u32 > m.max {
+        return Err(format!(
+            "constraint `{}` is broken by stage {} (wave {name}): it updates {} of [{}] at once ({}), at most {} may be down together",
+            c.name,
+            stage + 1,
+            together.len(),
+            m.members.join(", "),
+            together.join(", "),
+            m.max
+        ));
     }
     Ok(())
 }
@@ -280,24 +302,7 @@ pub fn check_wave(
 ) -> Result<(), String> {
     for c in constraints {
         match &c.kind {
-            ConstraintKind::MaxTogether(m) => {
-                let together: Vec<&str> = targets
-                    .iter()
-                    .filter(|t| m.members.contains(t))
-                    .map(String::as_str)
-                    .collect();
-                if together.len() as u32 > m.max {
-                    return Err(format!(
-                        "constraint `{}` is broken by stage {} (wave {name}): it updates {} of [{}] at once ({}), at most {} may be down together",
-                        c.name,
-                        stage + 1,
-                        together.len(),
-                        m.members.join(", "),
-                        together.join(", "),
-                        m.max
-                    ));
-                }
-            }
+            ConstraintKind::MaxTogether(m) => max_together(c, m, stage, name, targets)?,
             ConstraintKind::Order(o) => {
                 let now: Vec<&String> = targets.iter().filter(|t| o.then.contains(t)).collect();
                 let before: Vec<&String> =
@@ -428,6 +433,30 @@ mod tests {
         };
         let e = expand(&plan, &d, &targets(1), &[]).unwrap_err();
         assert!(e.contains("`n9`, which is not in the spec"), "{e}");
+    }
+
+    #[test]
+    fn the_finalize_wave_does_not_count_against_max_together() {
+        let d = desc(vec![
+            step("s", Scope::Target, Phase::Rollout),
+            step("f", Scope::Target, Phase::Finalize),
+        ]);
+        let group = Constraint {
+            name: "group".into(),
+            kind: ConstraintKind::MaxTogether(MaxTogether {
+                members: vec!["n1".into(), "n2".into()],
+                max: 1,
+            }),
+        };
+        let plan = Plan {
+            stages: vec![wave("a", &["n1"]), wave("b", &["n2"])],
+            standby: vec![],
+        };
+        let x = expand(&plan, &d, &targets(2), std::slice::from_ref(&group)).unwrap();
+        assert!(x.stages.iter().any(
+            |s| matches!(s, XStage::Wave { finalize: true, targets, .. } if targets.len() == 2)
+        ));
+        recheck(&x, &[group]).unwrap();
     }
 
     #[test]

@@ -316,14 +316,18 @@ impl Inner {
                     finalize,
                     index,
                 } => {
+                    let states: HashMap<String, TargetState> = self
+                        .env
+                        .journal
+                        .targets(self.id)?
+                        .into_iter()
+                        .map(|t| (t.target, t.state))
+                        .collect();
                     if !*finalize {
-                        let pending: std::collections::BTreeSet<String> = self
-                            .env
-                            .journal
-                            .targets(self.id)?
-                            .into_iter()
-                            .filter(|t| t.state == TargetState::Pending)
-                            .map(|t| t.target)
+                        let pending: std::collections::BTreeSet<String> = states
+                            .iter()
+                            .filter(|(_, s)| **s == TargetState::Pending)
+                            .map(|(t, _)| t.clone())
                             .collect();
                         if let Err(why) = super::plan::check_wave(
                             cursor,
@@ -338,8 +342,10 @@ impl Inner {
                             );
                         }
                     }
-                    let (succeeded, failed) =
-                        self.clone().wave(cursor, name, targets, *finalize).await?;
+                    let (succeeded, failed) = self
+                        .clone()
+                        .wave(cursor, name, targets, *finalize, &states)
+                        .await?;
                     if self.abort.load(Ordering::SeqCst) {
                         self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
                         return self.finish(
@@ -378,15 +384,14 @@ impl Inner {
                         };
                         let kind = crate::plugin::bindings::decision_name(decision.kind);
                         let reason = if decision.reason.is_empty() {
-                            crate::plugin::bindings::decision_name(decision.kind).to_string()
+                            kind.to_string()
                         } else {
                             decision.reason.clone()
                         };
                         if !failed.is_empty() || decision.kind != DecisionKind::Proceed {
                             self.env.ui.note(&format!(
-                                "strategy {}: {} ({reason})",
-                                self.p.strategy_label,
-                                crate::plugin::bindings::decision_name(decision.kind)
+                                "strategy {}: {kind} ({reason})",
+                                self.p.strategy_label
                             ));
                         }
                         self.env.journal.write_later(vec![Op::Event {
@@ -466,21 +471,16 @@ impl Inner {
         }
     }
 
-    /// Run one wave; returns (succeeded, failed) target ids.
+    /// Run one wave, given the targets' states as the journal has them; returns
+    /// (succeeded, failed) target ids.
     async fn wave(
         self: Arc<Self>,
         stage: usize,
         name: &str,
         targets: &[String],
         finalize: bool,
+        states: &HashMap<String, TargetState>,
     ) -> Result<(Vec<String>, Vec<String>)> {
-        let states: HashMap<String, TargetState> = self
-            .env
-            .journal
-            .targets(self.id)?
-            .into_iter()
-            .map(|t| (t.target, t.state))
-            .collect();
         let progress = self.progress()?;
         let limit = self
             .p
