@@ -143,12 +143,8 @@ pub fn find(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<PathBuf>, Ste
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let mut entries: Vec<_> = fs::read_dir(&d)
-            .map_err(|e| io_error("listing", &d, e))?
-            .filter_map(|e| e.ok())
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries.into_iter().rev() {
+        let entries = fs::read_dir(&d).map_err(|e| io_error("listing", &d, e))?;
+        for e in entries.filter_map(|e| e.ok()) {
             let path = e.path();
             let kind = e
                 .file_type()

@@ -14,6 +14,7 @@ pub mod config;
 pub mod describe;
 pub mod files;
 pub mod params;
+pub mod preflight;
 pub mod release;
 pub mod rewrite;
 pub mod step;

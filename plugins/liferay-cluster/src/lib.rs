@@ -17,9 +17,9 @@ mod matrix;
 
 use cutover_sdk::adapter_types::*;
 use cutover_sdk::describe::{dir, parameter, target_step};
-use cutover_sdk::params::{get, int, label, param};
+use cutover_sdk::params::{get, int, label};
 use cutover_sdk::step::{fail, out};
-use cutover_sdk::{cmd, files, progress, wait, web};
+use cutover_sdk::{cmd, files, preflight, progress, wait, web};
 use std::path::{Path, PathBuf};
 
 struct Liferay;
@@ -268,13 +268,8 @@ impl cutover_sdk::Adapter for Liferay {
     ) -> Result<Vec<Finding>, PluginError> {
         let mut findings = Vec::new();
         let blue_green = mode(&params) == "blue-green";
-        let mut add = |severity, message: String| {
-            findings.push(Finding {
-                severity,
-                target: None,
-                message,
-            })
-        };
+        let mut add =
+            |severity, message: String| findings.push(preflight::finding(severity, None, message));
         if blue_green != strategy.starts_with("blue-green") {
             add(
                 Severity::Blocker,
@@ -431,7 +426,6 @@ fn deploy(t: &Target, params: &[Pair]) -> Result<Vec<Output>, StepError> {
         files::write_atomic(&root.join("portal-ext.properties"), &read_bytes(&path)?)?;
         done.push("portal-ext.properties".into());
     }
-    let _ = param(params, "artifacts")?;
     Ok(vec![out("deployed", done.join(" "))])
 }
 

@@ -10,7 +10,7 @@ use cutover_sdk::adapter_types::*;
 use cutover_sdk::describe::{dir, parameter, target_step as step};
 use cutover_sdk::params::{get, label, output, param};
 use cutover_sdk::step::{fail, out};
-use cutover_sdk::{cmd, files, progress, release, wait, web};
+use cutover_sdk::{cmd, files, preflight, progress, release, wait, web};
 use std::path::{Path, PathBuf};
 
 struct ReleaseDir;
@@ -125,11 +125,10 @@ impl cutover_sdk::Adapter for ReleaseDir {
         let mut findings = Vec::new();
         let artifact = get(&params, "artifact").unwrap_or_default();
         if !Path::new(artifact).is_dir() {
-            findings.push(Finding {
-                severity: Severity::Blocker,
-                target: None,
-                message: format!("artifact `{artifact}` is not a directory"),
-            });
+            findings.push(preflight::blocker(
+                None,
+                format!("artifact `{artifact}` is not a directory"),
+            ));
         }
         for t in &targets {
             let Some(root) = get(&t.labels, "root") else {
@@ -138,11 +137,10 @@ impl cutover_sdk::Adapter for ReleaseDir {
             let root = Path::new(root);
             for s in ["start", "stop"] {
                 if !root.join("bin").join(s).exists() {
-                    findings.push(Finding {
-                        severity: Severity::Blocker,
-                        target: Some(t.id.clone()),
-                        message: format!("{} is missing", root.join("bin").join(s).display()),
-                    });
+                    findings.push(preflight::blocker(
+                        Some(&t.id),
+                        format!("{} is missing", root.join("bin").join(s).display()),
+                    ));
                 }
             }
         }

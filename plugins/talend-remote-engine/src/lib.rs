@@ -22,7 +22,7 @@ use cutover_sdk::adapter_types::*;
 use cutover_sdk::describe::{dir, parameter, target_step};
 use cutover_sdk::params::{get, int, label, output};
 use cutover_sdk::step::{fail, out, secret};
-use cutover_sdk::{cmd, config, files, log, progress, rewrite, wait};
+use cutover_sdk::{cmd, config, files, log, preflight, progress, rewrite, wait};
 use std::path::{Path, PathBuf};
 
 struct TalendRemoteEngine;
@@ -119,17 +119,9 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
         _strategy: String,
     ) -> Result<Vec<Finding>, PluginError> {
         let mut findings = Vec::new();
-        let mut block = |t: &Target, message: String| {
-            findings.push(Finding {
-                severity: Severity::Blocker,
-                target: Some(t.id.clone()),
-                message,
-            })
-        };
-        let api = api::Api::new(&params).map_err(|e| PluginError {
-            message: e.message,
-            hint: None,
-        })?;
+        let mut block =
+            |t: &Target, message: String| findings.push(preflight::blocker(Some(&t.id), message));
+        let api = api::Api::new(&params).map_err(|e| preflight::refuse(e.message))?;
         for t in &targets {
             let e = match Engine::of(t) {
                 Ok(e) => e,

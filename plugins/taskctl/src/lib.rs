@@ -18,7 +18,7 @@ use cutover_sdk::adapter_types::*;
 use cutover_sdk::describe::{dir, parameter, target_step};
 use cutover_sdk::params::{get, label, output, param};
 use cutover_sdk::step::{fail, out};
-use cutover_sdk::{cmd, files, release};
+use cutover_sdk::{cmd, files, preflight, release};
 use std::path::{Path, PathBuf};
 
 struct Taskctl;
@@ -40,13 +40,6 @@ fn root(t: &Target) -> Result<PathBuf, StepError> {
 fn ctl(root: &Path, command: &str, args: &[&str]) -> Result<String, StepError> {
     let program = root.join("bin").join(command).display().to_string();
     Ok(cmd::run_ok(&program, args, None)?.stdout)
-}
-
-fn plugin_error(message: String) -> PluginError {
-    PluginError {
-        message,
-        hint: None,
-    }
 }
 
 fn problems(p: Vec<(String, String)>) -> String {
@@ -169,16 +162,12 @@ impl cutover_sdk::Adapter for Taskctl {
         _strategy: String,
     ) -> Result<Vec<Finding>, PluginError> {
         let mut findings = Vec::new();
-        let mut block = |target: Option<String>, message: String| {
-            findings.push(Finding {
-                severity: Severity::Blocker,
-                target,
-                message,
-            })
+        let mut block = |target: Option<&str>, message: String| {
+            findings.push(preflight::blocker(target, message))
         };
         if let Err(p) = tree::build(&targets) {
             for (t, m) in p {
-                block(Some(t), m);
+                block(Some(&t), m);
             }
         }
         let package = get(&params, "package").unwrap_or_default();
@@ -191,7 +180,7 @@ impl cutover_sdk::Adapter for Taskctl {
         for t in &targets {
             let Some(r) = get(&t.labels, "root") else {
                 block(
-                    Some(t.id.clone()),
+                    Some(&t.id),
                     "needs `root = \"...\"` (the node's home)".into(),
                 );
                 continue;
@@ -200,7 +189,7 @@ impl cutover_sdk::Adapter for Taskctl {
                 // Commands may be links into the product's install: look at the entry itself.
                 if std::fs::symlink_metadata(Path::new(r).join("bin").join(c)).is_err() {
                     block(
-                        Some(t.id.clone()),
+                        Some(&t.id),
                         format!("{r}/bin/{c} is missing: is `root` a TASKCTL node's home?"),
                     );
                 }
@@ -214,10 +203,10 @@ impl cutover_sdk::Adapter for Taskctl {
         params: Vec<Pair>,
     ) -> Result<Vec<Constraint>, PluginError> {
         let tree = tree::build(&targets).map_err(|p| {
-            plugin_error(format!("the fleet is not a TASKCTL tree: {}", problems(p)))
+            preflight::refuse(format!("the fleet is not a TASKCTL tree: {}", problems(p)))
         })?;
         tree::constraints(&tree, get(&params, "order").unwrap_or("slaves-first"))
-            .map_err(plugin_error)
+            .map_err(preflight::refuse)
     }
 
     fn run_step(

@@ -1,0 +1,25 @@
+//! Building preflight results: findings, and the error that refuses a fleet.
+
+use crate::adapter_types::{Finding, PluginError, Severity};
+
+/// A finding about `target` (or the whole fleet when none).
+pub fn finding(severity: Severity, target: Option<&str>, message: impl Into<String>) -> Finding {
+    Finding {
+        severity,
+        target: target.map(str::to_string),
+        message: message.into(),
+    }
+}
+
+/// A finding that stops the rollout before anything runs.
+pub fn blocker(target: Option<&str>, message: impl Into<String>) -> Finding {
+    finding(Severity::Blocker, target, message)
+}
+
+/// An error from `preflight` or `constraints`, shown to the operator as is.
+pub fn refuse(message: impl Into<String>) -> PluginError {
+    PluginError {
+        message: message.into(),
+        hint: None,
+    }
+}
