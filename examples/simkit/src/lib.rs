@@ -3,6 +3,23 @@
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
+/// Run a simulator's `run` with its arguments (program name left out); an error is printed
+/// as `name: error` and exits with 1.
+pub fn main(name: &str, run: impl FnOnce(&[String]) -> Result<()>) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = run(&args) {
+        eprintln!("{name}: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The folder given as argument `index`, or an error saying it is missing.
+pub fn folder(args: &[String], index: usize) -> Result<PathBuf> {
+    Ok(PathBuf::from(
+        args.get(index).context("missing folder argument")?,
+    ))
+}
+
 /// The value after `name` in `args`, or `default`.
 pub fn arg(args: &[String], name: &str, default: &str) -> String {
     args.iter()
@@ -91,6 +108,39 @@ pub fn http(
     let status = resp.status().as_u16();
     let text = resp.into_body().read_to_string()?;
     Ok((status, text))
+}
+
+/// Start `cmd` detached from this process's standard streams; its pid.
+pub fn spawn_detached(cmd: &mut std::process::Command) -> Result<u32> {
+    use std::process::Stdio;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(child.id())
+}
+
+/// Write `bin/<action>` scripts in `root` that run this simulator as `<sim> <action> <root>`.
+pub fn control_scripts(root: &Path, comment: &str, actions: &[&str]) -> Result<()> {
+    let me = std::env::current_exe()?;
+    for action in actions {
+        write_exec(
+            &root.join("bin").join(action),
+            &format!(
+                "#!/bin/sh\n# {comment}\nexec '{}' {action} \"$(dirname \"$0\")/..\"\n",
+                me.display()
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// Wait until something listens on 127.0.0.1:`port`, at most `limit`; false on timeout.
+pub fn listening(port: u16, limit: std::time::Duration) -> bool {
+    wait_until(limit, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
 }
 
 /// Wait until `cond` holds or `limit` passes; false on timeout.

@@ -2,7 +2,7 @@
 
 use crate::{archive, node};
 use anyhow::{bail, Context, Result};
-use simkit::{arg, read, write_exec};
+use simkit::{arg, read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -57,7 +57,7 @@ fn artifacts(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn install_node(node: &Path, port: u16, me: &Path) -> Result<()> {
+fn install_node(node: &Path, port: u16) -> Result<()> {
     for d in ["bin", "deploy", "osgi/modules", "patching", "run"] {
         std::fs::create_dir_all(node.join(d))?;
     }
@@ -75,15 +75,7 @@ fn install_node(node: &Path, port: u16, me: &Path) -> Result<()> {
         Some("1.0.0"),
         &["com.acme.blog.service.impl"],
     )?;
-    for action in ["start", "stop"] {
-        write_exec(
-            &node.join("bin").join(action),
-            &format!(
-                "#!/bin/sh\nexec '{}' {action} \"$(dirname \"$0\")/..\"\n",
-                me.display()
-            ),
-        )?;
-    }
+    simkit::control_scripts(node, "a Liferay DXP node (simulator)", &["start", "stop"])?;
     Ok(())
 }
 
@@ -146,7 +138,6 @@ pub fn build(dir: &Path, args: &[String]) -> Result<()> {
             plugins.display()
         )
     })?;
-    let me = std::env::current_exe()?;
     std::fs::write(
         dir.join("db/release.json"),
         format!("{{\"{BUNDLE}\": \"1.0.0\"}}"),
@@ -157,7 +148,7 @@ pub fn build(dir: &Path, args: &[String]) -> Result<()> {
     for i in 1..=n {
         let node = dir.join("nodes").join(format!("node-{i}"));
         let p = port + i as u16;
-        install_node(&node, p, &me)?;
+        install_node(&node, p)?;
         node::start(&node)?;
         let color = if i <= n / 2 { "blue" } else { "green" };
         if mode == "rolling" || color == "blue" {

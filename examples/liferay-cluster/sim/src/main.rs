@@ -22,25 +22,16 @@ mod archive;
 mod fleet;
 mod node;
 
-use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use anyhow::{bail, Result};
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("liferay-sim: {e:#}");
-        std::process::exit(1);
-    }
+    simkit::main("liferay-sim", run);
 }
 
-fn run() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = || -> Result<PathBuf> {
-        Ok(PathBuf::from(
-            args.get(1).context("missing folder argument")?,
-        ))
-    };
+fn run(args: &[String]) -> Result<()> {
+    let path = || simkit::folder(args, 1);
     match args.first().map(String::as_str).unwrap_or("") {
-        "fleet" => fleet::build(&path()?, &args),
+        "fleet" => fleet::build(&path()?, args),
         "start" => node::start(&path()?),
         "stop" => node::stop(&path()?),
         "serve" => node::serve(&path()?),

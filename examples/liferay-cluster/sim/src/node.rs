@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use simkit::{alive, append, read, wait_until, write_atomic};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,14 +95,12 @@ pub fn start(node: &Path) -> Result<()> {
     }
     process_deploy_folder(&node)?;
     std::fs::create_dir_all(node.join("run"))?;
-    let child = Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .arg(&node)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    std::fs::write(node.join("run/pid"), child.id().to_string())?;
+    let pid = simkit::spawn_detached(
+        Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .arg(&node),
+    )?;
+    std::fs::write(node.join("run/pid"), pid.to_string())?;
     let url = format!("http://127.0.0.1:{}/health", port(&node));
     if !wait_until(Duration::from_secs(15), || {
         matches!(simkit::http("GET", &url, None, None), Ok((200, _)))

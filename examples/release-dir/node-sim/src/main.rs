@@ -16,47 +16,32 @@
 //! `start NODE`, `stop NODE`, `serve NODE`, `status DIR`, `teardown DIR`.
 
 use anyhow::{bail, Context, Result};
+use simkit::{append, arg, folder, listening, read, spawn_detached, write_exec};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("node-sim: {e:#}");
-        std::process::exit(1);
-    }
+    simkit::main("node-sim", run);
 }
 
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
-}
-
-fn run() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+fn run(args: &[String]) -> Result<()> {
     let cmd = args.first().map(String::as_str).unwrap_or("");
-    let path = || -> Result<PathBuf> {
-        Ok(PathBuf::from(
-            args.get(1).context("missing folder argument")?,
-        ))
-    };
+    let path = || folder(args, 1);
     match cmd {
         "fleet" => fleet(
             &path()?,
-            arg(&args, "--nodes", "12").parse()?,
-            arg(&args, "--base-port", "18100").parse()?,
+            arg(args, "--nodes", "12").parse()?,
+            arg(args, "--base-port", "18100").parse()?,
             Path::new(&arg(
-                &args,
+                args,
                 "--plugins",
                 "plugins/target/wasm32-wasip2/release",
             )),
-            &arg(&args, "--strategy", "grouped"),
-            &arg(&args, "--group-size", "4"),
+            &arg(args, "--strategy", "grouped"),
+            &arg(args, "--group-size", "4"),
         ),
         "start" => start(&path()?),
         "stop" => stop(&path()?),
@@ -67,19 +52,9 @@ fn run() -> Result<()> {
     }
 }
 
+/// The node's own record of starts and stops.
 fn log(node: &Path, line: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(node.join("sim.log"))?;
-    writeln!(f, "{line}")?;
-    Ok(())
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    append(&node.join("sim.log"), line)
 }
 
 fn current_version(node: &Path) -> String {
@@ -107,22 +82,15 @@ fn start(node: &Path) -> Result<()> {
         log(node, &format!("start {version} failed"))?;
         bail!("version {version} fails to start (simulated)");
     }
-    let me = std::env::current_exe()?;
-    let child = Command::new(me)
-        .arg("serve")
-        .arg(node)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    std::fs::write(node.join("pid"), child.id().to_string())?;
+    let pid = spawn_detached(
+        Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .arg(node),
+    )?;
+    std::fs::write(node.join("pid"), pid.to_string())?;
     let port = read(&node.join("port"));
-    let until = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
-        if Instant::now() > until {
-            bail!("server did not listen on {port}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if !listening(port.parse()?, Duration::from_secs(5)) {
+        bail!("server did not listen on {port}");
     }
     log(node, &format!("start {version}"))?;
     println!("started {version} on port {port}");
@@ -240,12 +208,6 @@ fn teardown(dir: &Path) -> Result<()> {
             let _ = std::fs::remove_file(n.join("pid"));
         }
     }
-    Ok(())
-}
-
-fn write_exec(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text)?;
-    Command::new("chmod").arg("755").arg(path).status()?;
     Ok(())
 }
 

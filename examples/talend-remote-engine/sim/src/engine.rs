@@ -16,7 +16,7 @@ use crate::{alive, append, read};
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The line an engine writes to its log once it has been unpaired.
@@ -72,14 +72,8 @@ pub fn start(root: &Path) -> Result<()> {
     std::fs::create_dir_all(root.join("run"))?;
     let _ = std::fs::remove_file(root.join("run/stop"));
     let _ = std::fs::remove_file(root.join("run/ready"));
-    let child = Command::new(std::env::current_exe()?)
-        .arg("run")
-        .arg(&root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    std::fs::write(pid_file(&root), child.id().to_string())?;
+    let pid = simkit::spawn_detached(Command::new(std::env::current_exe()?).arg("run").arg(&root))?;
+    std::fs::write(pid_file(&root), pid.to_string())?;
     let until = Instant::now() + Duration::from_secs(10);
     while !root.join("run/ready").exists() {
         if Instant::now() > until {
@@ -88,10 +82,7 @@ pub fn start(root: &Path) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     sim_log(&root, "start")?;
-    println!(
-        "Talend Remote Engine {version} started (pid {})",
-        child.id()
-    );
+    println!("Talend Remote Engine {version} started (pid {pid})");
     Ok(())
 }
 

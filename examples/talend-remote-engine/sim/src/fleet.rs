@@ -3,10 +3,9 @@
 use crate::{api, datagen, engine, read, write_atomic};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use simkit::write_exec;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The versions the simulated fleet moves between.
@@ -27,7 +26,6 @@ pub struct Options {
 
 /// One engine installation of `version` with its scripts and configuration.
 fn install(root: &Path, version: &str, pairing_url: &str, key: &str) -> Result<()> {
-    let me = std::env::current_exe()?;
     for d in ["bin", "etc", "data/log", "lib"] {
         std::fs::create_dir_all(root.join(d))?;
     }
@@ -36,15 +34,11 @@ fn install(root: &Path, version: &str, pairing_url: &str, key: &str) -> Result<(
         root.join("lib/talend-remote-engine.jar"),
         format!("simulated {version}\n"),
     )?;
-    for action in ["start", "stop"] {
-        write_exec(
-            &root.join("bin").join(action),
-            &format!(
-                "#!/bin/sh\n# Talend Remote Engine {version} (simulator)\nexec '{}' {action} \"$(dirname \"$0\")/..\"\n",
-                me.display()
-            ),
-        )?;
-    }
+    simkit::control_scripts(
+        root,
+        &format!("Talend Remote Engine {version} (simulator)"),
+        &["start", "stop"],
+    )?;
     std::fs::write(
         root.join("etc/org.talend.ipaas.rt.pairing.client.cfg"),
         format!("# Pairing service of the Talend Cloud region\npairing.service.url={pairing_url}\npairing.client.heartbeat.seconds=30\n"),
@@ -127,21 +121,15 @@ pub fn build(dir: &Path, o: &Options) -> Result<()> {
         serde_json::to_string_pretty(&json!({ "token": token, "engines": entries }))?.as_bytes(),
     )?;
     std::fs::write(api_dir.join("port"), o.port.to_string())?;
-    let api = Command::new(std::env::current_exe()?)
-        .arg("api")
-        .arg(&api_dir)
-        .args(["--port", &o.port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    std::fs::write(api_dir.join("pid"), api.id().to_string())?;
-    let until = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", o.port)).is_err() {
-        if Instant::now() > until {
-            bail!("the API simulator did not listen on port {}", o.port);
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let api = simkit::spawn_detached(
+        Command::new(std::env::current_exe()?)
+            .arg("api")
+            .arg(&api_dir)
+            .args(["--port", &o.port.to_string()]),
+    )?;
+    std::fs::write(api_dir.join("pid"), api.to_string())?;
+    if !simkit::listening(o.port, Duration::from_secs(10)) {
+        bail!("the API simulator did not listen on port {}", o.port);
     }
     for e in engines(&dir)? {
         engine::start(&old_root(&e))?;

@@ -28,47 +28,40 @@ mod datagen;
 mod engine;
 mod fleet;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use simkit::folder;
 use std::path::PathBuf;
 
 pub use simkit::{alive, append, arg, http, read, write_atomic};
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("talend-sim: {e:#}");
-        std::process::exit(1);
-    }
+    simkit::main("talend-sim", run);
 }
 
-fn run() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+fn run(args: &[String]) -> Result<()> {
     let cmd = args.first().map(String::as_str).unwrap_or("");
-    let path = || -> Result<PathBuf> {
-        Ok(PathBuf::from(
-            args.get(1).context("missing folder argument")?,
-        ))
-    };
+    let path = || folder(args, 1);
     match cmd {
         "fleet" => fleet::build(
             &path()?,
             &fleet::Options {
-                engines: arg(&args, "--engines", "6").parse()?,
-                tasks: arg(&args, "--tasks", "200").parse()?,
-                port: arg(&args, "--port", "18400").parse()?,
+                engines: arg(args, "--engines", "6").parse()?,
+                tasks: arg(args, "--tasks", "200").parse()?,
+                port: arg(args, "--port", "18400").parse()?,
                 plugins: PathBuf::from(arg(
-                    &args,
+                    args,
                     "--plugins",
                     "plugins/target/wasm32-wasip2/release",
                 )),
-                unpair_wait: arg(&args, "--unpair-wait", "2"),
-                group_size: arg(&args, "--group-size", "2"),
+                unpair_wait: arg(args, "--unpair-wait", "2"),
+                group_size: arg(args, "--group-size", "2"),
             },
         ),
-        "api" => api::serve(&path()?, arg(&args, "--port", "18400").parse()?),
+        "api" => api::serve(&path()?, arg(args, "--port", "18400").parse()?),
         "start" => engine::start(&path()?),
         "stop" => engine::stop(&path()?),
         "run" => engine::run(&path()?),
-        "generate" => datagen::generate(&path()?, arg(&args, "--tasks", "200").parse()?, 1),
+        "generate" => datagen::generate(&path()?, arg(args, "--tasks", "200").parse()?, 1),
         "status" => fleet::status(&path()?),
         "verify" => fleet::verify(&path()?, args.iter().any(|a| a == "--json")),
         "teardown" => fleet::teardown(&path()?),

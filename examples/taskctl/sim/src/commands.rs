@@ -4,7 +4,7 @@ use crate::{alive, now_ms, read};
 use anyhow::{bail, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Processes of a scheduling server node.
@@ -104,13 +104,7 @@ fn node_up(root: &Path) -> bool {
 
 /// Start `bin/<name> --daemon` detached; its pid.
 fn spawn(root: &Path, name: &str) -> Result<u32> {
-    let child = Command::new(root.join("bin").join(name))
-        .arg("--daemon")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    Ok(child.id())
+    simkit::spawn_detached(Command::new(root.join("bin").join(name)).arg("--daemon"))
 }
 
 /// Remove the pid file, so its processes exit, and wait for them.

@@ -20,13 +20,7 @@ pub struct Options {
 
 impl Options {
     pub fn from_args(args: &[String]) -> Result<Options> {
-        let arg = |name: &str, default: &str| {
-            args.iter()
-                .position(|a| a == name)
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-                .unwrap_or_else(|| default.to_string())
-        };
+        let arg = |name: &str, default: &str| simkit::arg(args, name, default);
         Ok(Options {
             masters: arg("--masters", "2").parse()?,
             slaves: arg("--slaves", "2").parse()?,

@@ -25,7 +25,7 @@ mod commands;
 mod fleet;
 
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use simkit::{alive, now_ms, read};
 
@@ -43,8 +43,7 @@ fn main() {
 
 fn dispatch(name: &str, argv: &[String]) -> Result<()> {
     if name == "taskctl-sim" {
-        let dir =
-            || -> Result<PathBuf> { Ok(PathBuf::from(argv.get(2).context("missing folder")?)) };
+        let dir = || simkit::folder(argv, 2);
         return match argv.get(1).map(String::as_str) {
             Some("fleet") => fleet::build(&dir()?, &fleet::Options::from_args(argv)?),
             Some("teardown") => fleet::teardown(&dir()?),
