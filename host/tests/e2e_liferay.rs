@@ -6,59 +6,43 @@ mod common;
 
 use common::*;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// A simulated cluster behind nginx, torn down when dropped.
+/// A simulated cluster of 4 nodes behind nginx.
 struct Cluster {
-    dir: tempfile::TempDir,
-    sim: PathBuf,
+    fleet: SimFleet,
     lb_port: u16,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = SimFleet;
+    fn deref(&self) -> &SimFleet {
+        &self.fleet
+    }
 }
 
 impl Cluster {
     fn new(port: u16, mode: &str) -> Cluster {
-        let plugins = plugins();
-        let sim = simulator("liferay-sim");
-        let dir = tempfile::tempdir().unwrap();
         let lb_port = port - 10;
-        let o = Command::new(&sim)
-            .arg("fleet")
-            .arg(dir.path())
-            .args(["--nodes", "4", "--port", &port.to_string()])
-            .args([
+        let fleet = SimFleet::build(
+            "liferay-sim",
+            &[
+                "--nodes",
+                "4",
+                "--port",
+                &port.to_string(),
                 "--lb-port",
                 &lb_port.to_string(),
                 "--mode",
                 mode,
-                "--plugins",
-            ])
-            .arg(&plugins)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", text(&o));
-        Cluster { dir, sim, lb_port }
+            ],
+        );
+        Cluster { fleet, lb_port }
     }
 
-    fn spec(&self) -> String {
-        self.dir.path().join("rollout.toml").display().to_string()
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.dir.path().join("journal.db")
-    }
-
-    fn set_spec(&self, from: &str, to: &str) {
-        let p = self.dir.path().join("rollout.toml");
-        let s = std::fs::read_to_string(&p).unwrap();
-        assert!(s.contains(from), "spec has no {from}");
-        std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
-    }
-
-    /// The reloads the adapter recorded, oldest first.
     fn reloads(&self) -> Vec<String> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("lb/reloads"))
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.path().join("lb/reloads"))
             .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
             .unwrap_or_default();
         files.sort();
@@ -73,15 +57,6 @@ impl Cluster {
         (0..n)
             .map(|_| get(&format!("http://127.0.0.1:{}/", self.lb_port)).1)
             .collect()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.sim)
-            .arg("teardown")
-            .arg(self.dir.path())
-            .output();
     }
 }
 

@@ -1,50 +1,46 @@
-//! release-dir on 12 simulated nodes with `grouped` groups of 4, through the real binary.
+//! release-dir on 12 simulated nodes with `grouped` groups of 4, through the real binary; and
+//! the `canary` strategy on 6 of them.
 
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// A simulated fleet in a temp dir, stopped when dropped.
-struct Fleet {
-    dir: tempfile::TempDir,
-    sim: PathBuf,
+/// A simulated fleet of 12 nodes (node-sim).
+struct Fleet(SimFleet);
+
+impl std::ops::Deref for Fleet {
+    type Target = SimFleet;
+    fn deref(&self) -> &SimFleet {
+        &self.0
+    }
 }
 
 impl Fleet {
     fn new(base_port: u16) -> Fleet {
-        let plugins = plugins();
-        let sim = simulator("node-sim");
-        let dir = tempfile::tempdir().unwrap();
-        let o = Command::new(&sim)
-            .arg("fleet")
-            .arg(dir.path())
-            .args([
-                "--nodes",
-                "12",
-                "--base-port",
-                &base_port.to_string(),
-                "--plugins",
-            ])
-            .arg(&plugins)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", text(&o));
-        Fleet { dir, sim }
+        Fleet(SimFleet::build(
+            "node-sim",
+            &["--nodes", "12", "--base-port", &base_port.to_string()],
+        ))
     }
 
-    fn spec(&self) -> PathBuf {
-        self.dir.path().join("rollout.toml")
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.dir.path().join("journal.db")
+    /// 6 nodes with the `canary` strategy: groups of 2 after the canaries, `params` added.
+    fn canary(base_port: u16, params: &str) -> Fleet {
+        let f = Fleet(SimFleet::build(
+            "node-sim",
+            &["--nodes", "6", "--base-port", &base_port.to_string()],
+        ));
+        f.set_spec("grouped.wasm", "canary.wasm");
+        f.set_spec(
+            "group-size = \"4\"",
+            &format!("group-size = \"2\"\n{params}"),
+        );
+        f
     }
 
     fn node(&self, i: usize) -> PathBuf {
-        self.dir.path().join("nodes").join(format!("node-{i:02}"))
+        self.path().join("nodes").join(format!("node-{i:02}"))
     }
 
     fn current(&self, i: usize) -> String {
@@ -82,57 +78,18 @@ impl Fleet {
     }
 
     fn log(&self, i: usize) -> Vec<String> {
-        std::fs::read_to_string(self.node(i).join("sim.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        lines(&self.node(i).join("sim.log"))
     }
 
     fn count(&self, i: usize, line: &str) -> usize {
         self.log(i).iter().filter(|l| *l == line).count()
     }
-
-    fn set_spec(&self, from: &str, to: &str) {
-        let s = std::fs::read_to_string(self.spec()).unwrap();
-        assert!(s.contains(from));
-        std::fs::write(self.spec(), s.replace(from, to)).unwrap();
-    }
-
-    /// `cutover run` in the background (to kill or abort it).
-    fn spawn_run(&self) -> std::process::Child {
-        Command::new(cutover())
-            .arg("--journal")
-            .arg(self.journal())
-            .args(["run", &spec_arg(self)])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        run(&self.journal(), args)
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.sim)
-            .arg("teardown")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-fn spec_arg(f: &Fleet) -> String {
-    f.spec().display().to_string()
 }
 
 #[test]
 fn every_node_ends_on_the_new_version() {
     let f = Fleet::new(21000);
-    let o = f.run(&["run", &spec_arg(&f)]);
+    let o = f.run(&["run", &f.spec()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     for i in 1..=12 {
         f.assert_on(i, "2.0.0");
@@ -162,7 +119,7 @@ fn every_node_ends_on_the_new_version() {
 fn a_health_failure_in_the_first_group_leaves_every_node_on_the_old_version() {
     let f = Fleet::new(21100);
     std::fs::write(f.node(2).join("fail-health"), "2.0.0").unwrap();
-    let o = f.run(&["run", &spec_arg(&f)]);
+    let o = f.run(&["run", &f.spec()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("rolled-back"), "{}", text(&o));
     for i in 1..=12 {
@@ -190,7 +147,7 @@ fn a_health_failure_in_the_first_group_leaves_every_node_on_the_old_version() {
 fn a_failure_in_the_second_group_continues_and_is_reported() {
     let f = Fleet::new(21200);
     std::fs::write(f.node(6).join("fail-health"), "2.0.0").unwrap();
-    let o = f.run(&["run", &spec_arg(&f)]);
+    let o = f.run(&["run", &f.spec()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("completed-with-failures"), "{out}");
@@ -206,7 +163,7 @@ fn a_failure_in_the_second_group_pauses_then_approve_goes_on() {
     let f = Fleet::new(21300);
     f.set_spec("on-failure = \"continue\"", "on-failure = \"pause\"");
     std::fs::write(f.node(7).join("fail-start"), "2.0.0").unwrap();
-    let o = f.run(&["run", &spec_arg(&f)]);
+    let o = f.run(&["run", &f.spec()]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert_eq!(status_json(&f.journal(), 1)["status"], "paused");
     for i in 9..=12 {
@@ -230,7 +187,7 @@ fn a_failure_in_the_second_group_rolls_back_everything_by_policy() {
     let f = Fleet::new(21400);
     f.set_spec("on-failure = \"continue\"", "on-failure = \"rollback\"");
     std::fs::write(f.node(5).join("fail-health"), "2.0.0").unwrap();
-    let o = f.run(&["run", &spec_arg(&f)]);
+    let o = f.run(&["run", &f.spec()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert_eq!(status_json(&f.journal(), 1)["status"], "rolled-back");
     for i in 1..=12 {
@@ -238,39 +195,11 @@ fn a_failure_in_the_second_group_rolls_back_everything_by_policy() {
     }
 }
 
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let until = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Steps the journal shows in flight: (target, step).
-fn in_flight(journal: &Path) -> Vec<(String, String)> {
-    let o = run(journal, &["status", "1", "--json"]);
-    let Ok(s) = serde_json::from_slice::<serde_json::Value>(&o.stdout) else {
-        return Vec::new();
-    };
-    s["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|x| x["state"] == "started")
-        .map(|x| {
-            (
-                x["target"].as_str().unwrap().to_string(),
-                x["step"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn kill_9_mid_rollout_then_resume_runs_each_non_idempotent_step_once() {
     let f = Fleet::new(21500);
     // Slow starts and stops widen the window in which the kill lands inside a step.
-    std::fs::write(f.dir.path().join("nodes/start-delay-ms"), "150").unwrap();
+    std::fs::write(f.path().join("nodes/start-delay-ms"), "150").unwrap();
     let mut child = f.spawn_run();
     // Kill it in the middle of group 2.
     wait_for("group 2 to start", Duration::from_secs(60), || {
@@ -287,7 +216,7 @@ fn kill_9_mid_rollout_then_resume_runs_each_non_idempotent_step_once() {
 
     // A second rollout on the same targets is refused before anything is touched.
     let logs_before: Vec<_> = (1..=12).map(|i| f.log(i)).collect();
-    let o = f.run(&["run", &spec_arg(&f)]);
+    let o = f.run(&["run", &f.spec()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("is in rollout 1"), "{}", text(&o));
     assert_eq!(logs_before, (1..=12).map(|i| f.log(i)).collect::<Vec<_>>());
@@ -333,7 +262,7 @@ fn kill_9_mid_rollout_then_resume_runs_each_non_idempotent_step_once() {
 #[test]
 fn rollback_command_restores_the_old_version() {
     let f = Fleet::new(21600);
-    let o = f.run(&["run", &spec_arg(&f)]);
+    let o = f.run(&["run", &f.spec()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = f.run(&["rollback", "1"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -348,7 +277,7 @@ fn rollback_command_restores_the_old_version() {
 #[test]
 fn plan_shows_the_waves_and_touches_nothing() {
     let f = Fleet::new(21700);
-    let o = f.run(&["plan", "--json", &spec_arg(&f)]);
+    let o = f.run(&["plan", "--json", &f.spec()]);
     assert!(o.status.success(), "{}", text(&o));
     let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(p["waves"], 3);
@@ -362,7 +291,7 @@ fn plan_shows_the_waves_and_touches_nothing() {
 #[test]
 fn abort_stops_a_running_rollout_after_its_current_steps() {
     let f = Fleet::new(21800);
-    std::fs::write(f.dir.path().join("nodes/start-delay-ms"), "300").unwrap();
+    std::fs::write(f.path().join("nodes/start-delay-ms"), "300").unwrap();
     let child = f.spawn_run();
     wait_for("the first stop", Duration::from_secs(60), || {
         (1..=4).any(|i| f.log(i).iter().any(|l| l.starts_with("stop 1.0.0")))
@@ -380,7 +309,7 @@ fn abort_stops_a_running_rollout_after_its_current_steps() {
         assert_eq!(f.log(i), vec!["start 1.0.0"], "node {i}");
     }
     // The lease is released: a new rollout may start.
-    let o = f.run(&["plan", &spec_arg(&f)]);
+    let o = f.run(&["plan", &f.spec()]);
     assert!(o.status.success());
 }
 
@@ -430,13 +359,13 @@ fn atomic_and_rolling_plans() {
     let plugins = plugins();
     let s = std::fs::read_to_string(f.spec()).unwrap();
     std::fs::write(f.spec(), s.replace("grouped.wasm", "atomic.wasm")).unwrap();
-    let o = f.run(&["plan", "--json", &spec_arg(&f)]);
+    let o = f.run(&["plan", "--json", &f.spec()]);
     let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(p["strategy"], "atomic@0.1.0");
     assert_eq!(p["waves"], 2);
     assert_eq!(p["stages"][0]["targets"].as_array().unwrap().len(), 6);
     std::fs::write(f.spec(), s.replace("grouped.wasm", "rolling.wasm")).unwrap();
-    let o = f.run(&["plan", "--json", &spec_arg(&f)]);
+    let o = f.run(&["plan", "--json", &f.spec()]);
     let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(p["waves"], 12);
     // A single target with `atomic`: one wave, and it runs.
@@ -444,7 +373,7 @@ fn atomic_and_rolling_plans() {
         + "\n[[targets]]"
         + s.split("\n[[targets]]").nth(1).unwrap();
     std::fs::write(f.spec(), one.replace("grouped.wasm", "atomic.wasm")).unwrap();
-    let o = f.run(&["run", &spec_arg(&f)]);
+    let o = f.run(&["run", &f.spec()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(f.current(1), "2.0.0");
     assert_eq!(f.current(2), "1.0.0");
@@ -458,11 +387,11 @@ fn an_approval_gate_pauses_after_the_first_group_until_approved() {
         "on-failure = \"continue\"",
         "on-failure = \"continue\"\napprove-first-group = true\nsoak-seconds = 1",
     );
-    let o = f.run(&["plan", &spec_arg(&f)]);
+    let o = f.run(&["plan", &f.spec()]);
     let plan = text(&o);
     assert!(plan.contains("gate: wait for `cutover approve`"), "{plan}");
     assert!(plan.contains("gate: soak for 1s"), "{plan}");
-    let o = f.run(&["run", &spec_arg(&f)]);
+    let o = f.run(&["run", &f.spec()]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let s = status_json(&f.journal(), 1);
     assert_eq!(s["status"], "paused");
@@ -489,6 +418,45 @@ fn an_approval_gate_pauses_after_the_first_group_until_approved() {
     let o = f.run(&["approve", "1"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     for i in 1..=12 {
+        assert_eq!(f.current(i), "2.0.0", "node {i}");
+    }
+}
+
+#[test]
+fn a_failing_canary_is_rolled_back_and_the_rest_is_never_touched() {
+    let f = Fleet::canary(22300, "canary = \"1\"");
+    std::fs::write(f.node(1).join("fail-health"), "2.0.0").unwrap();
+    let o = f.run(&["run", &f.spec()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert_eq!(status_json(&f.journal(), 1)["status"], "rolled-back");
+    assert_eq!(f.current(1), "1.0.0");
+    assert_eq!(f.log(1).last().unwrap(), "start 1.0.0", "{:?}", f.log(1));
+    for i in 2..=6 {
+        assert_eq!(f.log(i), vec!["start 1.0.0"], "node {i} was touched");
+    }
+}
+
+#[test]
+fn a_paused_canary_is_released_by_approve() {
+    let f = Fleet::canary(22400, "canary = \"1\"\ncanary-approval = \"true\"");
+    let p = f.run(&["plan", "--json", &f.spec()]);
+    let plan: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+    assert_eq!(plan["stages"][0]["name"], "canary", "{plan}");
+    assert_eq!(plan["stages"][0]["targets"], serde_json::json!(["node-01"]));
+    let o = f.run(&["run", &f.spec()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(f.current(1), "2.0.0");
+    for i in 2..=6 {
+        assert_eq!(
+            f.log(i),
+            vec!["start 1.0.0"],
+            "node {i} moved before approval"
+        );
+    }
+    let o = f.run(&["approve", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for i in 1..=6 {
         assert_eq!(f.current(i), "2.0.0", "node {i}");
     }
 }

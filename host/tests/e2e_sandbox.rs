@@ -187,7 +187,7 @@ fn an_ungranted_request_is_refused_before_anything_runs() {
     std::fs::write(&p, text.replace("dirs = [", "dirs_disabled = [")).unwrap();
     let o = run(&dir.path().join("j.db"), &["run", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text_of(&o).contains("dirs_disabled"), "{}", text_of(&o));
+    assert!(text(&o).contains("dirs_disabled"), "{}", text(&o));
     let no_dirs: String = text
         .lines()
         .map(|l| {
@@ -202,13 +202,9 @@ fn an_ungranted_request_is_refused_before_anything_runs() {
     std::fs::write(&p, no_dirs).unwrap();
     let o = run(&dir.path().join("j.db"), &["run", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    let out = text_of(&o);
+    let out = text(&o);
     assert!(out.contains("requests read access to"), "{out}");
     assert!(out.contains("to [grants] dirs"), "{out}");
-}
-
-fn text_of(o: &std::process::Output) -> String {
-    text(o)
 }
 
 #[test]
@@ -224,11 +220,7 @@ fn a_plugin_pin_mismatch_is_refused() {
     std::fs::write(&p, pinned).unwrap();
     let o = run(&dir.path().join("j.db"), &["run", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text_of(&o).contains("does not match its pin"),
-        "{}",
-        text_of(&o)
-    );
+    assert!(text(&o).contains("does not match its pin"), "{}", text(&o));
 }
 
 #[test]

@@ -8,51 +8,36 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const OLD: &str = "Talend-RE-2.13.2";
 const NEW: &str = "Talend-RE-2.13.9";
 
-/// A simulated Talend fleet in a temp dir, torn down when dropped.
-struct Fleet {
-    dir: tempfile::TempDir,
-    sim: PathBuf,
+/// A simulated Talend fleet of 6 engines.
+struct Fleet(SimFleet);
+
+impl std::ops::Deref for Fleet {
+    type Target = SimFleet;
+    fn deref(&self) -> &SimFleet {
+        &self.0
+    }
 }
 
 impl Fleet {
     fn new(port: u16, tasks: usize) -> Fleet {
-        let plugins = plugins();
-        let sim = simulator("talend-sim");
-        let dir = tempfile::tempdir().unwrap();
-        let o = Command::new(&sim)
-            .arg("fleet")
-            .arg(dir.path())
-            .args(["--engines", "6", "--tasks", &tasks.to_string()])
-            .args([
+        Fleet(SimFleet::build(
+            "talend-sim",
+            &[
+                "--engines",
+                "6",
+                "--tasks",
+                &tasks.to_string(),
                 "--port",
                 &port.to_string(),
                 "--unpair-wait",
                 "1",
-                "--plugins",
-            ])
-            .arg(&plugins)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", text(&o));
-        Fleet { dir, sim }
-    }
-
-    fn path(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).unwrap()
-    }
-
-    fn spec(&self) -> String {
-        self.path().join("rollout.toml").display().to_string()
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.path().join("journal.db")
+            ],
+        ))
     }
 
     fn engine(&self, i: usize) -> PathBuf {
@@ -65,17 +50,6 @@ impl Fleet {
 
     fn new_root(&self, i: usize) -> PathBuf {
         self.engine(i).join(NEW)
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        run(&self.journal(), args)
-    }
-
-    fn set_spec(&self, from: &str, to: &str) {
-        let p = self.path().join("rollout.toml");
-        let s = std::fs::read_to_string(&p).unwrap();
-        assert!(s.contains(from), "spec has no {from}");
-        std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
     }
 
     /// The management API's state.
@@ -98,11 +72,7 @@ impl Fleet {
     }
 
     fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path().join("api/requests.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        lines(&self.path().join("api/requests.log"))
     }
 
     fn deletes(&self, i: usize) -> Vec<String> {
@@ -115,11 +85,7 @@ impl Fleet {
 
     /// The simulator's record of starts and stops of engine `i`.
     fn sim_log(&self, i: usize) -> Vec<String> {
-        std::fs::read_to_string(self.engine(i).join("sim.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        lines(&self.engine(i).join("sim.log"))
     }
 
     fn count(&self, i: usize, line: &str) -> usize {
@@ -245,15 +211,6 @@ impl Fleet {
     }
 }
 
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.sim)
-            .arg("teardown")
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
@@ -262,14 +219,6 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         } else {
             out.push(e.path());
         }
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let until = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -295,42 +244,12 @@ fn six_engines_with_200_tasks_upgrade_keeping_every_task_and_byte() {
     assert!(status.contains("«redacted»"));
 }
 
-/// Steps the journal shows in flight: (target, step).
-fn in_flight(journal: &Path) -> Vec<(String, String)> {
-    let o = run(journal, &["status", "1", "--json"]);
-    let Ok(s) = serde_json::from_slice::<Value>(&o.stdout) else {
-        return Vec::new();
-    };
-    s["steps"]
-        .as_array()
-        .map(|steps| {
-            steps
-                .iter()
-                .filter(|x| x["state"] == "started")
-                .map(|x| {
-                    (
-                        x["target"].as_str().unwrap().to_string(),
-                        x["step"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn kill_9_between_unpair_and_pairing_then_resume_pairs_with_the_journaled_key() {
     let f = Fleet::new(18520, 60);
     // A longer settle gives the kill a wide window after the unpairing.
     f.set_spec("unpair-wait = \"1\"", "unpair-wait = \"4\"");
-    let mut child = Command::new(cutover())
-        .arg("--journal")
-        .arg(f.journal())
-        .args(["run", &f.spec()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = f.spawn_run();
     wait_for("the first wave to settle", Duration::from_secs(60), || {
         f.journal().exists() && in_flight(&f.journal()).iter().any(|(_, s)| s == "settle")
     });
@@ -515,14 +434,7 @@ fn the_adapter_reaches_nothing_outside_its_two_roots() {
 #[test]
 fn kill_9_while_rewriting_paths_then_resume_leaves_every_file_right() {
     let f = Fleet::new(18560, 200);
-    let mut child = Command::new(cutover())
-        .arg("--journal")
-        .arg(f.journal())
-        .args(["run", &f.spec()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = f.spawn_run();
     let mut at_kill = Vec::new();
     wait_for("a rewrite", Duration::from_secs(60), || {
         at_kill = in_flight(&f.journal());

@@ -8,10 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// A simulated platform in a temp dir, torn down when dropped.
-struct Platform {
-    dir: tempfile::TempDir,
-    sim: PathBuf,
+/// A simulated platform: 1 server, 2 master agents, 4 slave agents.
+struct Platform(SimFleet);
+
+impl std::ops::Deref for Platform {
+    type Target = SimFleet;
+    fn deref(&self) -> &SimFleet {
+        &self.0
+    }
 }
 
 /// The master groups of the simulated platform: master, slaves.
@@ -33,30 +37,7 @@ const ALL: &[&str] = &[
 
 impl Platform {
     fn new() -> Platform {
-        let plugins = plugins();
-        let sim = simulator("taskctl-sim");
-        let dir = tempfile::tempdir().unwrap();
-        let o = Command::new(&sim)
-            .arg("fleet")
-            .arg(dir.path())
-            .args(["--group-size", "3", "--plugins"])
-            .arg(&plugins)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", text(&o));
-        Platform { dir, sim }
-    }
-
-    fn path(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).unwrap()
-    }
-
-    fn spec(&self) -> String {
-        self.path().join("rollout.toml").display().to_string()
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.path().join("journal.db")
+        Platform(SimFleet::build("taskctl-sim", &["--group-size", "3"]))
     }
 
     fn node(&self, name: &str) -> PathBuf {
@@ -80,9 +61,8 @@ impl Platform {
 
     /// `(node, down|up)` in the order the simulator recorded them.
     fn events(&self) -> Vec<(String, String)> {
-        std::fs::read_to_string(self.path().join("events.log"))
-            .unwrap_or_default()
-            .lines()
+        lines(&self.path().join("events.log"))
+            .iter()
             .map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
                 (f[1].to_string(), f[2].to_string())
@@ -150,15 +130,6 @@ impl Platform {
             .into_iter()
             .map(|l| (l, self.ctl(name, l)))
             .collect()
-    }
-}
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.sim)
-            .arg("teardown")
-            .arg(self.dir.path())
-            .output();
     }
 }
 

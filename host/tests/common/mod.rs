@@ -85,3 +85,121 @@ pub fn status_json(journal: &Path, id: i64) -> serde_json::Value {
     let o = run(journal, &["status", &id.to_string(), "--json"]);
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("status json: {e}: {}", text(&o)))
 }
+
+/// A fleet built by a product simulator in a temp dir (`<sim> fleet DIR args... --plugins
+/// DIR`), with its `rollout.toml` and a journal beside it; `<sim> teardown DIR` when dropped.
+pub struct SimFleet {
+    pub dir: tempfile::TempDir,
+    sim: PathBuf,
+}
+
+impl SimFleet {
+    /// Build the simulator `package` and a fleet with it.
+    pub fn build(package: &str, args: &[&str]) -> SimFleet {
+        let plugins = plugins();
+        let sim = simulator(package);
+        let dir = tempfile::tempdir().unwrap();
+        let o = Command::new(&sim)
+            .arg("fleet")
+            .arg(dir.path())
+            .args(args)
+            .arg("--plugins")
+            .arg(&plugins)
+            .output()
+            .expect("the simulator runs");
+        assert!(o.status.success(), "{}", text(&o));
+        SimFleet { dir, sim }
+    }
+
+    /// The fleet's folder, as the simulator wrote it into the spec.
+    pub fn path(&self) -> PathBuf {
+        std::fs::canonicalize(self.dir.path()).unwrap()
+    }
+
+    /// The spec the simulator wrote.
+    pub fn spec(&self) -> String {
+        self.path().join("rollout.toml").display().to_string()
+    }
+
+    pub fn journal(&self) -> PathBuf {
+        self.path().join("journal.db")
+    }
+
+    /// Replace the first `from` in the spec (which must have it) with `to`.
+    pub fn set_spec(&self, from: &str, to: &str) {
+        let p = self.path().join("rollout.toml");
+        let s = std::fs::read_to_string(&p).unwrap();
+        assert!(s.contains(from), "spec has no {from}");
+        std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
+    }
+
+    /// `cutover --journal <journal> args...`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(&self.journal(), args)
+    }
+
+    /// `cutover run SPEC` in the background (to kill or abort it).
+    pub fn spawn_run(&self) -> std::process::Child {
+        Command::new(cutover())
+            .arg("--journal")
+            .arg(self.journal())
+            .args(["run", &self.spec()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for SimFleet {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.sim)
+            .arg("teardown")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+/// The lines of a file (none when it is missing).
+pub fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Wait until `cond` holds; panics naming `what` after `limit`.
+pub fn wait_for(what: &str, limit: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Steps the journal shows in flight in rollout 1: (target, step).
+pub fn in_flight(journal: &Path) -> Vec<(String, String)> {
+    let o = run(journal, &["status", "1", "--json"]);
+    let Ok(s) = serde_json::from_slice::<serde_json::Value>(&o.stdout) else {
+        return Vec::new();
+    };
+    s["steps"]
+        .as_array()
+        .map(|steps| {
+            steps
+                .iter()
+                .filter(|x| x["state"] == "started")
+                .map(|x| {
+                    (
+                        x["target"].as_str().unwrap().to_string(),
+                        x["step"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
