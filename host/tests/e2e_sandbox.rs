@@ -183,12 +183,12 @@ fn a_runaway_loop_is_stopped_at_its_budget() {
 fn an_ungranted_request_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let p = spec(dir.path(), "read-granted", "");
-    let text = std::fs::read_to_string(&p).unwrap();
-    std::fs::write(&p, text.replace("dirs = [", "dirs_disabled = [")).unwrap();
+    let original = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, original.replace("dirs = [", "dirs_disabled = [")).unwrap();
     let o = run(&dir.path().join("j.db"), &["run", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("dirs_disabled"), "{}", text(&o));
-    let no_dirs: String = text
+    let no_dirs: String = original
         .lines()
         .map(|l| {
             if l.starts_with("dirs = [") {
