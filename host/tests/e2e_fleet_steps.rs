@@ -154,3 +154,30 @@ fn a_failed_switch_rolls_green_back_and_leaves_blue_untouched() {
     assert!(log.contains(&"undo update t3".to_string()), "{log:?}");
     assert!(log.contains(&"undo update t4".to_string()), "{log:?}");
 }
+
+#[test]
+fn a_failed_canary_health_gate_rolls_the_canary_back_and_leaves_the_rest() {
+    let Outcome {
+        code,
+        log,
+        status,
+        out,
+    } = rollout(
+        "canary",
+        "canary = \"1\"\nhealth-step = \"switch\"",
+        "switch",
+        &[("t1", ""), ("t2", ""), ("t3", "")],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(status["status"], "rolled-back", "{status}");
+    assert_eq!(
+        log,
+        [
+            "prepare (fleet of 3)",
+            "update t1",
+            "undo update t1",
+            "undo prepare"
+        ],
+        "{out}"
+    );
+}
