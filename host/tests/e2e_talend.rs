@@ -280,6 +280,62 @@ fn kill_9_between_unpair_and_pairing_then_resume_pairs_with_the_journaled_key() 
 }
 
 #[test]
+fn kill_9_before_the_unpair_answer_lands_then_resume_reads_the_key_back() {
+    let f = Fleet::new(18570, 20);
+    // The unpairing is done but its answer comes late: cutover dies before it lands.
+    std::fs::write(f.path().join("api/unpair-answer-delay-ms"), "4000").unwrap();
+    let mut child = f.spawn_run();
+    wait_for(
+        "an unpairing done but unanswered",
+        Duration::from_secs(60),
+        || (1..=6).any(|i| f.entry(i).1["status"] == "NOT_PAIRED"),
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    std::fs::remove_file(f.path().join("api/unpair-answer-delay-ms")).unwrap();
+    let unpaired: Vec<usize> = (1..=6)
+        .filter(|i| f.entry(*i).1["status"] == "NOT_PAIRED")
+        .collect();
+    // The engines confirm the unpairing in their logs before cutover comes back.
+    for i in &unpaired {
+        let log = f.old(*i).join("data/log/tesb.log");
+        wait_for("the engine's confirmation", Duration::from_secs(30), || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("unpaired from Talend"))
+        });
+    }
+    let o = f.run(&["resume", "1"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("already unpaired"), "{out}");
+    for i in 1..=6 {
+        // One DELETE each: the re-run read the key back from the engine entry.
+        f.assert_upgraded(i, 20);
+    }
+}
+
+#[test]
+fn an_unconfirmed_unpairing_fails_after_confirm_timeout_and_the_old_engine_is_paired_again() {
+    let f = Fleet::new(18580, 10);
+    f.set_spec(
+        "unpair-wait = \"1\"",
+        "unpair-wait = \"1\"\nconfirm-timeout = \"2\"\nunpair-log-line = \"never written\"",
+    );
+    let o = f.run(&["run", &f.spec()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("no confirmation of the unpairing after"),
+        "{out}"
+    );
+    assert!(out.contains("s; waiting for \"never written\" in"), "{out}");
+    // re-01 is back on its old engine, paired with the key its unpairing issued.
+    let (_, e) = f.entry(1);
+    assert_eq!(e["status"], "PAIRED", "{e}");
+    assert_eq!(e["installDirectory"], f.old(1).display().to_string());
+    assert_eq!(e["pairedKey"], e["keys"][1]);
+}
+
+#[test]
 fn engine_3_fails_to_start_is_rolled_back_and_the_fleet_continues() {
     let f = Fleet::new(18530, 40);
     std::fs::write(f.new_root(3).join("fail-start"), "2.13.9").unwrap();

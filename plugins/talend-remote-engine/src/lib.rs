@@ -60,6 +60,11 @@ fn script(root: &Path, name: &str) -> String {
     root.join("bin").join(name).display().to_string()
 }
 
+/// The engine log line that confirms an unpairing.
+fn confirm_line(params: &[Pair]) -> &str {
+    get(params, "unpair-log-line").unwrap_or("unpaired from Talend Management Console")
+}
+
 fn size_of(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
@@ -79,6 +84,7 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
                 p("unpair-wait", "seconds to wait at least after unpairing (Talend documents 2 minutes)", false, false, Some("120")),
                 p("unpair-confirm", "what confirms the unpairing: `log` (the engine log line), `api`, or `none`", false, false, Some("log")),
                 p("unpair-log-line", "text of the engine log line that confirms the unpairing", false, false, Some("unpaired from Talend Management Console")),
+                p("confirm-timeout", "seconds to wait for the confirmation past `unpair-wait` before failing", false, false, Some("600")),
                 p("engine-log", "the engine log, relative to the install root", false, false, Some("data/log/tesb.log")),
                 p("from-version", "version the management API must report before the upgrade", false, false, None),
                 p("to-version", "version the management API must report after it", false, false, None),
@@ -281,7 +287,8 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
 fn unpair(e: &Engine, params: &[Pair]) -> Result<Vec<Output>, StepError> {
     let api = api::Api::new(params)?;
     let before = api.engine(&e.id).map_err(|err| fail(err.message))?;
-    let offset = size_of(&e.log_file(params));
+    let log_file = e.log_file(params);
+    let mut offset = size_of(&log_file);
     let tasks = before.task_ids();
     let key = if before.status == "PAIRED" {
         progress(
@@ -294,6 +301,11 @@ fn unpair(e: &Engine, params: &[Pair]) -> Result<Vec<Output>, StepError> {
         api.unpair(&e.id)?
     } else {
         log(Level::Warn, &format!("engine {} is already unpaired (a re-run): taking its pre-authorized key from the engine entry", e.id));
+        // The engine may have logged its confirmation before this re-run: settle looks from it.
+        let text = files::read_string(&log_file).unwrap_or_default();
+        if let Some(at) = text.rfind(confirm_line(params)) {
+            offset = text[..at].rfind('\n').map_or(0, |n| n + 1) as u64;
+        }
         before
             .key
             .ok_or_else(|| fail(format!("engine {} is unpaired and the API shows no pre-authorized key: find it in the console's Remote Engine key field", e.id)))?
@@ -310,11 +322,12 @@ fn unpair(e: &Engine, params: &[Pair]) -> Result<Vec<Output>, StepError> {
 fn settle(e: &Engine, ctx: &StepContext) -> Result<Vec<Output>, StepError> {
     let params = &ctx.params;
     let wait_ms = int(params, "unpair-wait", 120).map_err(fail)? * 1000;
+    let give_up_ms = wait_ms + int(params, "confirm-timeout", 600).map_err(fail)? * 1000;
     let since: u64 = output(&ctx.outputs, "unpaired-at")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(wait::now_ms);
     let confirm = get(params, "unpair-confirm").unwrap_or("log");
-    let line = get(params, "unpair-log-line").unwrap_or("unpaired from Talend Management Console");
+    let line = confirm_line(params);
     let log_file = e.log_file(params);
     let offset: u64 = output(&ctx.outputs, "log-offset")
         .and_then(|v| v.parse().ok())
@@ -356,6 +369,14 @@ fn settle(e: &Engine, ctx: &StepContext) -> Result<Vec<Output>, StepError> {
         );
         if seen && waited >= wait_ms {
             return Ok(vec![out("settled-after-ms", waited.to_string())]);
+        }
+        if waited >= give_up_ms {
+            return Err(fail(format!(
+                "engine {}: no confirmation of the unpairing after {} s{note}; check the engine, \
+                 or set `unpair-confirm` / `confirm-timeout`",
+                e.id,
+                waited / 1000
+            )));
         }
         wait::sleep_ms(500.min(wait_ms.saturating_sub(waited).max(100)));
     }

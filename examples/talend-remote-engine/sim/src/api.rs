@@ -17,6 +17,9 @@
 //! - `GET /pairing-service/engines/{id}`: pairing status, polled by running engines.
 //! - `POST /pairing-service/engines/{id}/tasks` `{installDirectory, availability, tasks}`.
 //!
+//! Failure injection: a file `unpair-answer-delay-ms` in the state folder delays every
+//! unpairing's answer (the state has changed already), so a client can die before it lands.
+//!
 //! `POST /sim/shutdown` stops the simulator (used by `talend-sim teardown`).
 
 use anyhow::{Context, Result};
@@ -54,6 +57,13 @@ pub fn serve(dir: &Path, port: u16) -> Result<()> {
                 &dir.join("requests.log"),
                 &format!("{method} {url} {status}"),
             )?;
+        }
+        if method == "DELETE" {
+            // Failure injection: an answer that comes late (its client may be gone by then).
+            let delay: u64 = crate::read(&dir.join("unpair-answer-delay-ms"))
+                .parse()
+                .unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(delay));
         }
         let response = tiny_http::Response::from_string(answer.to_string())
             .with_status_code(status)
