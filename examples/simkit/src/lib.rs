@@ -1,5 +1,7 @@
 //! Helpers shared by the product simulators: files, processes, arguments and HTTP calls.
 
+pub mod jar;
+
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -62,10 +64,13 @@ pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Write an executable script.
+/// Write an executable script (its folder is created as needed).
 pub fn write_exec(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Module jars and fix-pack zips: written by the fleet builder, read when a node deploys them.
 
-use anyhow::{Context, Result};
-use std::io::{Read, Write};
+use anyhow::Result;
+use std::io::Write;
 use std::path::Path;
 
 /// Write an OSGi module jar: a manifest with `Bundle-SymbolicName`, `Bundle-Version` and
@@ -13,23 +13,24 @@ pub fn write_jar(
     schema: Option<&str>,
     packages: &[&str],
 ) -> Result<()> {
-    let mut z = zip::ZipWriter::new(std::fs::File::create(out)?);
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    let mut manifest = format!(
-        "Manifest-Version: 1.0\r\nBundle-ManifestVersion: 2\r\nBundle-SymbolicName: {name}\r\nBundle-Version: {version}\r\n"
-    );
+    let mut headers = vec![
+        ("Bundle-ManifestVersion", "2".to_string()),
+        ("Bundle-SymbolicName", name.to_string()),
+        ("Bundle-Version", version.to_string()),
+    ];
     if let Some(s) = schema {
-        manifest.push_str(&format!("Liferay-Require-SchemaVersion: {s}\r\n"));
+        headers.push(("Liferay-Require-SchemaVersion", s.to_string()));
     }
-    z.start_file("META-INF/MANIFEST.MF", opts)?;
-    z.write_all(manifest.as_bytes())?;
-    for p in packages {
-        z.start_file(format!("{}/Impl.class", p.replace('.', "/")), opts)?;
-        z.write_all(&[0xCA, 0xFE, 0xBA, 0xBE, 0, 0, 0, 61])?;
-    }
-    z.finish()?;
-    Ok(())
+    let classes: Vec<(String, Vec<u8>)> = packages
+        .iter()
+        .map(|p| {
+            (
+                format!("{}/Impl.class", p.replace('.', "/")),
+                vec![0xCA, 0xFE, 0xBA, 0xBE, 0, 0, 0, 61],
+            )
+        })
+        .collect();
+    simkit::jar::write(out, &headers, &classes)
 }
 
 /// Write a fix pack: `fixpack_documentation.xml` naming it and saying if it is revertible.
@@ -47,23 +48,7 @@ pub fn write_fixpack(out: &Path, id: &str, revertible: bool) -> Result<()> {
     Ok(())
 }
 
-/// A text entry of an archive.
-pub fn entry(path: &Path, name: &str) -> Result<String> {
-    let mut z = zip::ZipArchive::new(std::fs::File::open(path)?)?;
-    let mut text = String::new();
-    z.by_name(name)
-        .with_context(|| format!("{} has no {name}", path.display()))?
-        .read_to_string(&mut text)?;
-    Ok(text)
-}
-
-/// A manifest header's value.
-pub fn header(manifest: &str, key: &str) -> Option<String> {
-    manifest
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .map(|v| v.trim().to_string())
-}
+pub use simkit::jar::{entry, header};
 
 /// The text of an XML element.
 pub fn element(xml: &str, tag: &str) -> Option<String> {
