@@ -13,6 +13,8 @@ pub mod cmd;
 pub mod config;
 pub mod describe;
 pub mod files;
+#[cfg(feature = "jar")]
+pub mod jar;
 pub mod params;
 pub mod preflight;
 pub mod release;

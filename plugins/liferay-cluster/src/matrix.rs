@@ -2,7 +2,7 @@
 //! classification of a change from the spec's declaration and from what is deployed.
 
 use serde_json::Value;
-use std::io::Read;
+use cutover_sdk::jar::{header, Jar};
 
 /// One row of the matrix.
 pub struct Row {
@@ -114,34 +114,17 @@ pub struct Module {
     pub packages: Vec<String>,
 }
 
-fn archive(bytes: &[u8]) -> Result<zip::ZipArchive<std::io::Cursor<&[u8]>>, String> {
-    zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a zip archive: {e}"))
-}
-
 fn text(bytes: &[u8], name: &str) -> Result<String, String> {
-    let mut z = archive(bytes)?;
-    let mut out = String::new();
-    z.by_name(name)
-        .map_err(|_| format!("it has no {name}"))?
-        .read_to_string(&mut out)
-        .map_err(|e| format!("reading {name}: {e}"))?;
-    Ok(out)
-}
-
-fn header(manifest: &str, key: &str) -> Option<String> {
-    manifest
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .map(|v| v.trim().to_string())
+    Jar::open(bytes)?.text(name)
 }
 
 /// Read a module jar: manifest headers and the Java packages of its classes.
 pub fn module(bytes: &[u8]) -> Result<Module, String> {
-    let manifest = text(bytes, "META-INF/MANIFEST.MF")?;
-    let z = archive(bytes)?;
-    let mut packages: Vec<String> = z
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.to_string()))
+    let mut jar = Jar::open(bytes)?;
+    let manifest = jar.manifest()?;
+    let mut packages: Vec<String> = jar
+        .names()
+        .into_iter()
         .filter(|n| n.ends_with(".class"))
         .filter_map(|n| n.rsplit_once('/').map(|(dir, _)| dir.replace('/', ".")))
         .collect();

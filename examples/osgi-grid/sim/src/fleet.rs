@@ -122,14 +122,13 @@ pub fn build(dir: &Path, o: &Options) -> Result<()> {
         "# Update the grid plugins of {n} OSGi container servers from 1.0.0 (ranking 1) to 1.1.0 (ranking 2).\n\
          [rollout]\nname = \"grid-plugins-1.1.0\"\n\n\
          [strategy]\nplugin = \"{strategy}\"\n[strategy.params]\ngroup-size = \"{group}\"\n\n\
-         [adapter]\nplugin = \"{adapter}\"\n[adapter.params]\nbundle = \"{bundle}\"\nxscmd = \"{xscmd}\"\nmap-sets = \"MyGrid/MyMapSet\"\n\n\
+         [adapter]\nplugin = \"{adapter}\"\n[adapter.params]\nbundles = \"{bundles}\"\nbundle = \"grid-plugins-1.1.0.jar\"\nxscmd = \"{xscmd}\"\nmap-sets = \"MyGrid/MyMapSet\"\n\n\
          [grants]\ndirs = [{{ path = \"{nodes}\", access = \"read-write\" }}, {{ path = \"{bundles}\", access = \"read\" }}]\n\
          exec = [\"{nodes}/*/bin/console\", \"{xscmd}\"]\n{targets}",
         n = o.nodes,
         strategy = plugins.join("grouped.wasm").display(),
         group = o.group_size,
         adapter = plugins.join("osgi_grid.wasm").display(),
-        bundle = dir.join("bundles/grid-plugins-1.1.0.jar").display(),
         xscmd = dir.join("bin/xscmd").display(),
         nodes = dir.join("nodes").display(),
         bundles = dir.join("bundles").display(),

@@ -173,11 +173,16 @@ fn dispatch(grid: &Path, command: &str, args: &[String]) -> Result<()> {
             Ok(())
         }
         "osgiCurrent" => {
+            let sets = state["mapSets"].as_array().cloned().unwrap_or_default();
+            let chosen = match flag(args, "-g") {
+                Some(_) => vec![sets[map_set(&state, args)?].clone()],
+                None => sets,
+            };
             for server in state["servers"].as_array().cloned().unwrap_or_default() {
                 println!("Server: {}", server["name"].as_str().unwrap_or_default());
                 println!("OSGi Service Name Current Ranking");
                 println!("----------------- ---------------");
-                for m in state["mapSets"].as_array().cloned().unwrap_or_default() {
+                for m in &chosen {
                     for svc in &services {
                         println!("{svc} {}", m["active"][svc]);
                     }
