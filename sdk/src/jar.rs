@@ -69,7 +69,12 @@ pub fn compare_versions(a: &str, b: &str) -> Result<std::cmp::Ordering, String> 
             }
         };
         let (major, minor, micro) = (num("major")?, num("minor")?, num("micro")?);
-        Ok((major, minor, micro, it.next().unwrap_or_default().to_string()))
+        Ok((
+            major,
+            minor,
+            micro,
+            it.next().unwrap_or_default().to_string(),
+        ))
     }
     Ok(parts(a)?.cmp(&parts(b)?))
 }

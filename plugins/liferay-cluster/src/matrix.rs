@@ -1,8 +1,8 @@
 //! Liferay's cluster-update matrix: which kind of change allows a rolling restart, and the
 //! classification of a change from the spec's declaration and from what is deployed.
 
-use serde_json::Value;
 use cutover_sdk::jar::{header, Jar};
+use serde_json::Value;
 
 /// One row of the matrix.
 pub struct Row {

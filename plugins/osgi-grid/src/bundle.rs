@@ -32,11 +32,15 @@ pub fn read(bytes: &[u8]) -> Result<Bundle, String> {
     let symbolic_name = header(&manifest, "Bundle-SymbolicName")
         .map(|v| v.split(';').next().unwrap_or_default().trim().to_string())
         .ok_or("its manifest has no Bundle-SymbolicName header")?;
-    let version = header(&manifest, "Bundle-Version")
-        .ok_or("its manifest has no Bundle-Version header")?;
+    let version =
+        header(&manifest, "Bundle-Version").ok_or("its manifest has no Bundle-Version header")?;
     let mut services = Vec::new();
     let components = header(&manifest, "Service-Component").unwrap_or_default();
-    for file in components.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+    for file in components
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
         let xml = jar
             .text(file)
             .map_err(|e| format!("Service-Component names {file}, but {e}"))?;

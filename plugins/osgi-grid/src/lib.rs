@@ -117,9 +117,9 @@ fn check_grid(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
             continue;
         };
         for (svc, r) in &wanted {
-            let has = rows.iter().any(|(s, list)| {
-                s == svc && list.split(',').any(|x| x.trim() == r.to_string())
-            });
+            let has = rows
+                .iter()
+                .any(|(s, list)| s == svc && list.split(',').any(|x| x.trim() == r.to_string()));
             if !has {
                 missing.push(format!("server {} does not offer {svc} ranking {r}", t.id));
             }
@@ -176,7 +176,10 @@ fn update(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
         let reported: Vec<(String, String)> =
             xscmd::tables(&text).into_values().flatten().collect();
         for (svc, r) in &wanted {
-            if !reported.iter().any(|(s, v)| s == svc && *v == r.to_string()) {
+            if !reported
+                .iter()
+                .any(|(s, v)| s == svc && *v == r.to_string())
+            {
                 return Err(fail(format!(
                     "osgiUpdate -g {g} -ms {ms} did not report {svc} at ranking {r}: {}",
                     text.trim()
@@ -197,8 +200,14 @@ fn update_back(ctx: &StepContext) -> Result<(), StepError> {
         let Some(previous) = output(&ctx.outputs, &format!("previous:{g}/{ms}")) else {
             continue;
         };
-        xscmd::run(params, &["osgiUpdate", "-sr", previous, "-g", &g, "-ms", &ms])?;
-        log(Level::Info, &format!("{g}/{ms}: rankings {previous} active again"));
+        xscmd::run(
+            params,
+            &["osgiUpdate", "-sr", previous, "-g", &g, "-ms", &ms],
+        )?;
+        log(
+            Level::Info,
+            &format!("{g}/{ms}: rankings {previous} active again"),
+        );
     }
     balancing(params, "resumeBalancing")
 }
@@ -221,11 +230,35 @@ impl cutover_sdk::Adapter for OsgiGrid {
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "live update of an OSGi data grid's plugin bundle by service ranking".into(),
             parameters: vec![
-                p("bundles", "folder holding the new bundle", true, false, None),
-                p("bundle", "the new bundle jar (a file in `bundles`)", true, false, None),
+                p(
+                    "bundles",
+                    "folder holding the new bundle",
+                    true,
+                    false,
+                    None,
+                ),
+                p(
+                    "bundle",
+                    "the new bundle jar (a file in `bundles`)",
+                    true,
+                    false,
+                    None,
+                ),
                 p("xscmd", "the xscmd program", true, false, None),
-                p("map-sets", "every grid/map set the update affects: Grid/MapSet,...", true, false, None),
-                p("home", "the node's folder: bin/console, bundles/", true, true, None),
+                p(
+                    "map-sets",
+                    "every grid/map set the update affects: Grid/MapSet,...",
+                    true,
+                    false,
+                    None,
+                ),
+                p(
+                    "home",
+                    "the node's folder: bin/console, bundles/",
+                    true,
+                    true,
+                    None,
+                ),
             ],
             capabilities: vec![
                 dir("{bundles}", Access::Read),
@@ -234,16 +267,56 @@ impl cutover_sdk::Adapter for OsgiGrid {
                 Capability::Exec("{xscmd}".into()),
             ],
             steps: vec![
-                s("copy-bundle", "copy the new bundle to the node", true, true, 120),
-                s("install", "install it in the node's OSGi framework", true, true, 120),
-                s("start", "start it: the grid's service tracker sees its rankings", true, true, 120),
-                fleet("check-grid", "osgiAll shows the new rankings on every server; osgiCheck", false),
-                fleet("suspend-balancing", "suspendBalancing for every grid/map set", true),
-                fleet("update", "osgiCheck again, osgiUpdate, check the reported rankings", true),
-                fleet("resume-balancing", "resumeBalancing for every grid/map set", false),
+                s(
+                    "copy-bundle",
+                    "copy the new bundle to the node",
+                    true,
+                    true,
+                    120,
+                ),
+                s(
+                    "install",
+                    "install it in the node's OSGi framework",
+                    true,
+                    true,
+                    120,
+                ),
+                s(
+                    "start",
+                    "start it: the grid's service tracker sees its rankings",
+                    true,
+                    true,
+                    120,
+                ),
+                fleet(
+                    "check-grid",
+                    "osgiAll shows the new rankings on every server; osgiCheck",
+                    false,
+                ),
+                fleet(
+                    "suspend-balancing",
+                    "suspendBalancing for every grid/map set",
+                    true,
+                ),
+                fleet(
+                    "update",
+                    "osgiCheck again, osgiUpdate, check the reported rankings",
+                    true,
+                ),
+                fleet(
+                    "resume-balancing",
+                    "resumeBalancing for every grid/map set",
+                    false,
+                ),
                 Step {
                     phase: Phase::Finalize,
-                    ..s("remove-old", "stop and uninstall the old bundle", false, true, 120)
+                    ..s(
+                        "remove-old",
+                        "stop and uninstall the old bundle",
+                        false,
+                        true,
+                        120,
+                    )
                 },
             ],
         }
@@ -305,14 +378,19 @@ impl cutover_sdk::Adapter for OsgiGrid {
                     continue;
                 }
             };
-            let Some(current) = installed.iter().find(|i| i.version != b.version) else {
+            let highest = installed
+                .iter()
+                .max_by(|x, y| compare_versions(&x.version, &y.version).unwrap_or(Ordering::Equal));
+            let Some(current) = highest else {
                 findings.push(preflight::blocker(
                     Some(&t.id),
-                    format!("no other version of {} is installed: nothing to update", b.symbolic_name),
+                    format!("{} is not installed: nothing to update", b.symbolic_name),
                 ));
                 continue;
             };
-            if let Ok(Ordering::Less | Ordering::Equal) = compare_versions(&b.version, &current.version) {
+            if let Ok(Ordering::Less | Ordering::Equal) =
+                compare_versions(&b.version, &current.version)
+            {
                 findings.push(preflight::blocker(
                     Some(&t.id),
                     format!(
@@ -343,7 +421,8 @@ impl cutover_sdk::Adapter for OsgiGrid {
         match step.as_str() {
             "copy-bundle" => {
                 let from = bundle_path(params).map_err(fail)?;
-                let bytes = std::fs::read(&from).map_err(|e| files::io_error("reading", &from, e))?;
+                let bytes =
+                    std::fs::read(&from).map_err(|e| files::io_error("reading", &from, e))?;
                 let to = copy_of(&t, params)?;
                 files::write_atomic(&to, &bytes)?;
                 Ok(vec![out("copy", to.display().to_string())])
@@ -358,7 +437,13 @@ impl cutover_sdk::Adapter for OsgiGrid {
                     .collect();
                 let id = match present.iter().find(|i| i.version == b.version) {
                     Some(i) => {
-                        log(Level::Warn, &format!("{} {} is already installed as bundle {} (a re-run)", b.symbolic_name, b.version, i.id));
+                        log(
+                            Level::Warn,
+                            &format!(
+                                "{} {} is already installed as bundle {} (a re-run)",
+                                b.symbolic_name, b.version, i.id
+                            ),
+                        );
                         i.id
                     }
                     None => {
@@ -366,20 +451,34 @@ impl cutover_sdk::Adapter for OsgiGrid {
                         console.install(&url)?
                     }
                 };
-                log(Level::Info, &format!("{}: bundle {id} is {} {}", t.id, b.symbolic_name, b.version));
-                Ok(vec![out("bundle-id", id.to_string()), out("old-ids", old.join(","))])
+                log(
+                    Level::Info,
+                    &format!("{}: bundle {id} is {} {}", t.id, b.symbolic_name, b.version),
+                );
+                Ok(vec![
+                    out("bundle-id", id.to_string()),
+                    out("old-ids", old.join(",")),
+                ])
             }
             "start" => {
-                let id = id_output(&ctx, "bundle-id").ok_or_else(|| fail("no bundle-id from `install`"))?;
+                let id = id_output(&ctx, "bundle-id")
+                    .ok_or_else(|| fail("no bundle-id from `install`"))?;
                 console.change("start", id, Some("Active"))?;
                 Ok(vec![])
             }
             "remove-old" => {
-                for id in output(&ctx.outputs, "old-ids").unwrap_or_default().split(',').filter_map(|i| i.parse::<u64>().ok()) {
+                for id in output(&ctx.outputs, "old-ids")
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|i| i.parse::<u64>().ok())
+                {
                     if console.get(id)?.is_some() {
                         console.change("stop", id, Some("Resolved"))?;
                         console.change("uninstall", id, None)?;
-                        log(Level::Info, &format!("{}: old bundle {id} stopped and uninstalled", t.id));
+                        log(
+                            Level::Info,
+                            &format!("{}: old bundle {id} stopped and uninstalled", t.id),
+                        );
                     }
                 }
                 Ok(vec![])

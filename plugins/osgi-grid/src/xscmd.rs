@@ -82,13 +82,19 @@ pub fn tables(text: &str) -> BTreeMap<String, Vec<(String, String)>> {
 }
 
 /// The active rankings of one map set (`osgiCurrent`), per service.
-pub fn current(params: &[Pair], grid: &str, map_set: &str) -> Result<BTreeMap<String, i64>, StepError> {
+pub fn current(
+    params: &[Pair],
+    grid: &str,
+    map_set: &str,
+) -> Result<BTreeMap<String, i64>, StepError> {
     let text = run(params, &["osgiCurrent", "-g", grid, "-ms", map_set])?;
     let mut out = BTreeMap::new();
     for rows in tables(&text).values() {
         for (svc, r) in rows {
             let r: i64 = r.parse().map_err(|_| {
-                fail(format!("osgiCurrent shows ranking `{r}` for {svc}: not an integer"))
+                fail(format!(
+                    "osgiCurrent shows ranking `{r}` for {svc}: not an integer"
+                ))
             })?;
             out.insert(svc.clone(), r);
         }

@@ -8,13 +8,23 @@
 //! eXtreme Scale service tracker sees them. Every command is recorded in `GRID/xscmd.log`.
 //!
 //! Failure injection: while `GRID/fail-update` exists, `osgiUpdate` fails after quiescing
-//! the grid and rolls back to the previous rankings, as the product does.
+//! the grid and rolls back to the previous rankings, as the product does; `GRID/update-delay-ms`
+//! makes the quiesce-and-drain phase of `osgiUpdate` last that long.
 
 use crate::{bundle, framework};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+/// Print, ignoring a reader that went away: the update runs in the grid, not in the client,
+/// and completes even if the xscmd client's caller dies.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 /// Load the grid's state.
 pub fn load(grid: &Path) -> Result<Value> {
@@ -234,7 +244,14 @@ fn dispatch(grid: &Path, command: &str, args: &[String]) -> Result<()> {
             if !problems.is_empty() {
                 bail!("the command osgiUpdate failed: {}", problems.join("; "));
             }
-            println!("Quiescing the grid and draining all transactions ...");
+            say!("Quiescing the grid and draining all transactions ...");
+            state["mapSets"][i]["quiesced"] = json!(true);
+            save(grid, &state)?;
+            let drain: u64 = simkit::read(&grid.join("update-delay-ms"))
+                .parse()
+                .unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(drain));
+            state["mapSets"][i]["quiesced"] = json!(false);
             let previous = state["mapSets"][i]["active"].clone();
             if grid.join("fail-update").exists() {
                 let why = simkit::read(&grid.join("fail-update"));
@@ -250,11 +267,11 @@ fn dispatch(grid: &Path, command: &str, args: &[String]) -> Result<()> {
             let n = state["mapSets"][i]["updates"].as_u64().unwrap_or(0);
             state["mapSets"][i]["updates"] = json!(n + 1);
             save(grid, &state)?;
-            println!("Update succeeded for the following service rankings:");
-            println!("Service Ranking");
-            println!("------- -------");
+            say!("Update succeeded for the following service rankings:");
+            say!("Service Ranking");
+            say!("------- -------");
             for (svc, r) in &wanted {
-                println!("{svc} {r}");
+                say!("{svc} {r}");
             }
             Ok(())
         }
