@@ -256,7 +256,9 @@ fn kill_9_while_balancing_is_suspended_then_resume_updates_exactly_once() {
 #[test]
 fn preflight_refuses_a_bundle_whose_version_or_ranking_was_not_raised() {
     let g = Grid::new(18930);
-    let cases: [(&str, &str, [(&str, &str); 2], &str); 4] = [
+    /// (file, Bundle-Version, rankings, the refusal)
+    type Case<'a> = (&'a str, &'a str, [(&'a str, &'a str); 2], &'a str);
+    let cases: [Case; 4] = [
         (
             "same-version.jar",
             "1.0.0",

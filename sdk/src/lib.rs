@@ -6,8 +6,8 @@
 //!
 //! The helpers in [`params`], [`cmd`], [`web`], [`files`], [`config`], [`rewrite`] and [`step`]
 //! are what adapters share: reading parameters and labels, running granted commands, HTTP,
-//! file trees, configuration files, moving install-root paths, and error messages that tell
-//! the operator which grant is missing.
+//! file trees, configuration files, moving install-root paths, jars ([`jar`], feature `jar`),
+//! and error messages that tell the operator which grant is missing.
 
 pub mod cmd;
 pub mod config;

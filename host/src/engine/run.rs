@@ -858,8 +858,14 @@ impl Inner {
                                 .collect(),
                             ..fleet.clone()
                         };
-                        if let Err(e) = self.undo_target(i, "", &only).await {
-                            trouble.push(format!("fleet: {e}"));
+                        match self.undo_target(i, "", &only).await {
+                            Ok(_) => self.env.ui.note(&format!("  ↺ fleet step `{step}` undone")),
+                            Err(e) => {
+                                self.env
+                                    .ui
+                                    .note(&format!("  ✘ fleet step `{step}`: undo failed: {e}"));
+                                trouble.push(format!("fleet: {e}"));
+                            }
                         }
                     }
                 }

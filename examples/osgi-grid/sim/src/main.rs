@@ -31,7 +31,9 @@ use simkit::{arg, folder};
 use std::path::PathBuf;
 
 fn main() {
-    simkit::main("osgi-grid-sim", run);
+    // xscmd's errors read as xscmd's.
+    let xscmd = std::env::args().nth(1).as_deref() == Some("xscmd");
+    simkit::main(if xscmd { "xscmd" } else { "osgi-grid-sim" }, run);
 }
 
 fn run(args: &[String]) -> Result<()> {
