@@ -22,6 +22,16 @@ pub fn folder(args: &[String], index: usize) -> Result<PathBuf> {
     ))
 }
 
+/// The `--plugins` folder (where the specs a fleet builder writes find the plugins), by
+/// default the plugins workspace's release output.
+pub fn plugins_dir(args: &[String]) -> PathBuf {
+    PathBuf::from(arg(
+        args,
+        "--plugins",
+        "plugins/target/wasm32-wasip2/release",
+    ))
+}
+
 /// The value after `name` in `args`, or `default`.
 pub fn arg(args: &[String], name: &str, default: &str) -> String {
     args.iter()

@@ -3,7 +3,7 @@
 use crate::{archive, node};
 use anyhow::{bail, Context, Result};
 use simkit::{arg, read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// The portal version the nodes run.
@@ -125,11 +125,7 @@ pub fn build(dir: &Path, args: &[String]) -> Result<()> {
     let port: u16 = arg(args, "--port", "18700").parse()?;
     let lb_port: u16 = arg(args, "--lb-port", "18690").parse()?;
     let mode = arg(args, "--mode", "rolling");
-    let plugins = PathBuf::from(arg(
-        args,
-        "--plugins",
-        "plugins/target/wasm32-wasip2/release",
-    ));
+    let plugins = simkit::plugins_dir(args);
     std::fs::create_dir_all(dir.join("db"))?;
     let dir = std::fs::canonicalize(dir)?;
     let plugins = std::fs::canonicalize(&plugins).with_context(|| {

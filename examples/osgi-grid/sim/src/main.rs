@@ -28,7 +28,6 @@ mod xscmd;
 
 use anyhow::{bail, Context, Result};
 use simkit::{arg, folder};
-use std::path::PathBuf;
 
 fn main() {
     // xscmd's errors read as xscmd's.
@@ -45,11 +44,7 @@ fn run(args: &[String]) -> Result<()> {
             &fleet::Options {
                 nodes: arg(args, "--nodes", "3").parse()?,
                 port: arg(args, "--port", "18900").parse()?,
-                plugins: PathBuf::from(arg(
-                    args,
-                    "--plugins",
-                    "plugins/target/wasm32-wasip2/release",
-                )),
+                plugins: simkit::plugins_dir(args),
                 group_size: arg(args, "--group-size", "1"),
             },
         ),

@@ -35,11 +35,7 @@ fn run(args: &[String]) -> Result<()> {
             &path()?,
             arg(args, "--nodes", "12").parse()?,
             arg(args, "--base-port", "18100").parse()?,
-            Path::new(&arg(
-                args,
-                "--plugins",
-                "plugins/target/wasm32-wasip2/release",
-            )),
+            &simkit::plugins_dir(args),
             &arg(args, "--strategy", "grouped"),
             &arg(args, "--group-size", "4"),
         ),

@@ -30,7 +30,6 @@ mod fleet;
 
 use anyhow::{bail, Result};
 use simkit::folder;
-use std::path::PathBuf;
 
 pub use simkit::{alive, append, arg, http, read, write_atomic};
 
@@ -48,11 +47,7 @@ fn run(args: &[String]) -> Result<()> {
                 engines: arg(args, "--engines", "6").parse()?,
                 tasks: arg(args, "--tasks", "200").parse()?,
                 port: arg(args, "--port", "18400").parse()?,
-                plugins: PathBuf::from(arg(
-                    args,
-                    "--plugins",
-                    "plugins/target/wasm32-wasip2/release",
-                )),
+                plugins: simkit::plugins_dir(args),
                 unpair_wait: arg(args, "--unpair-wait", "2"),
                 group_size: arg(args, "--group-size", "2"),
             },

@@ -24,7 +24,7 @@ impl Options {
         Ok(Options {
             masters: arg("--masters", "2").parse()?,
             slaves: arg("--slaves", "2").parse()?,
-            plugins: PathBuf::from(arg("--plugins", "plugins/target/wasm32-wasip2/release")),
+            plugins: simkit::plugins_dir(args),
             group_size: arg("--group-size", "3"),
         })
     }
