@@ -254,6 +254,53 @@ fn kill_9_while_balancing_is_suspended_then_resume_updates_exactly_once() {
 }
 
 #[test]
+fn kill_9_mid_update_then_rollback_restores_ranking_1_and_resumes_balancing() {
+    let g = Grid::new(18940);
+    std::fs::write(g.path().join("grid/update-delay-ms"), "3000").unwrap();
+    let mut child = g.spawn_run();
+    wait_for(
+        "osgiUpdate to quiesce the grid",
+        Duration::from_secs(120),
+        || g.map_set()["quiesced"] == true,
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // The update goes through in the grid although cutover never learns of it.
+    wait_for(
+        "the started update to complete",
+        Duration::from_secs(60),
+        || g.map_set()["updates"] == 1,
+    );
+    std::fs::remove_file(g.path().join("grid/update-delay-ms")).unwrap();
+
+    let o = g.run(&["rollback", "1"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("rolled-back"), "{out}");
+    // The undo of suspend-balancing found ranking 2 active and went back before resuming.
+    g.assert_grid(1);
+    assert_eq!(g.map_set()["updates"], 2);
+    for i in 1..=3 {
+        assert_eq!(
+            g.bundles(i),
+            vec![("1.0.0".to_string(), "Active".to_string())]
+        );
+    }
+    let commands = g.commands();
+    let back = commands
+        .iter()
+        .rposition(|c| {
+            c.contains("osgiUpdate -sr myLoaderServiceFactory;1,mySerializerServiceFactory;1")
+        })
+        .expect("updated back to ranking 1");
+    let resumed = commands
+        .iter()
+        .rposition(|c| c.starts_with("-c resumeBalancing"))
+        .expect("balancing resumed");
+    assert!(back < resumed, "{commands:?}");
+}
+
+#[test]
 fn preflight_refuses_a_bundle_whose_version_or_ranking_was_not_raised() {
     let g = Grid::new(18930);
     /// (file, Bundle-Version, rankings, the refusal)

@@ -192,6 +192,55 @@ fn update(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
     Ok(outputs)
 }
 
+/// `suspend-balancing`: records each map set's active rankings first, so that its undo can
+/// restore them whatever happened after.
+fn suspend(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
+    let params = &ctx.params;
+    let wanted = wanted(params)?;
+    let mut outputs = Vec::new();
+    for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
+        let key = format!("before:{g}/{ms}");
+        let before = match output(&ctx.outputs, &key) {
+            Some(b) => b.to_string(),
+            None => {
+                let active = xscmd::current(params, &g, &ms)?;
+                let rankings: Vec<(String, i64)> = wanted
+                    .iter()
+                    .filter_map(|(svc, _)| active.get(svc).map(|r| (svc.clone(), *r)))
+                    .collect();
+                xscmd::sr(&rankings)
+            }
+        };
+        outputs.push(out(&key, before));
+    }
+    balancing(params, "suspendBalancing")?;
+    Ok(outputs)
+}
+
+/// Undo of `suspend-balancing`: if an update went through (say it completed in the grid while
+/// cutover was down), the recorded rankings are restored while balancing is still suspended;
+/// then balancing resumes.
+fn unsuspend(ctx: &StepContext) -> Result<(), StepError> {
+    let params = &ctx.params;
+    for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
+        let Some(before) = output(&ctx.outputs, &format!("before:{g}/{ms}")) else {
+            continue;
+        };
+        let active = xscmd::current(params, &g, &ms)?;
+        let changed = before.split(',').filter_map(|x| x.split_once(';')).any(|(svc, r)| {
+            active.get(svc).map(|a| a.to_string()) != Some(r.to_string())
+        });
+        if changed && !before.is_empty() {
+            log(
+                Level::Warn,
+                &format!("{g}/{ms} is not on rankings {before} any more: updating back"),
+            );
+            xscmd::run(params, &["osgiUpdate", "-sr", before, "-g", &g, "-ms", &ms])?;
+        }
+    }
+    balancing(params, "resumeBalancing")
+}
+
 /// Undo of `update`: back to the previous rankings, with balancing suspended meanwhile.
 fn update_back(ctx: &StepContext) -> Result<(), StepError> {
     let params = &ctx.params;
@@ -411,7 +460,7 @@ impl cutover_sdk::Adapter for OsgiGrid {
         let params = &ctx.params;
         match step.as_str() {
             "check-grid" => return check_grid(&ctx),
-            "suspend-balancing" => return balancing(params, "suspendBalancing").map(|_| vec![]),
+            "suspend-balancing" => return suspend(&ctx),
             "update" => return update(&ctx),
             "resume-balancing" => return balancing(params, "resumeBalancing").map(|_| vec![]),
             _ => {}
@@ -490,7 +539,7 @@ impl cutover_sdk::Adapter for OsgiGrid {
     fn undo_step(step: String, target: Option<Target>, ctx: StepContext) -> Result<(), StepError> {
         let params = &ctx.params;
         match step.as_str() {
-            "suspend-balancing" => return balancing(params, "resumeBalancing"),
+            "suspend-balancing" => return unsuspend(&ctx),
             "update" => return update_back(&ctx),
             _ => {}
         }
