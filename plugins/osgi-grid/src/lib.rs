@@ -227,9 +227,10 @@ fn unsuspend(ctx: &StepContext) -> Result<(), StepError> {
             continue;
         };
         let active = xscmd::current(params, &g, &ms)?;
-        let changed = before.split(',').filter_map(|x| x.split_once(';')).any(|(svc, r)| {
-            active.get(svc).map(|a| a.to_string()) != Some(r.to_string())
-        });
+        let changed = before
+            .split(',')
+            .filter_map(|x| x.split_once(';'))
+            .any(|(svc, r)| active.get(svc).map(|a| a.to_string()) != Some(r.to_string()));
         if changed && !before.is_empty() {
             log(
                 Level::Warn,
