@@ -58,7 +58,9 @@ pub fn append(path: &Path, line: &str) -> Result<()> {
         .create(true)
         .append(true)
         .open(path)?;
-    writeln!(f, "{line}")?;
+    // One write of the whole line: lines from concurrent processes never interleave
+    // (`writeln!` would write the pieces of its format one by one).
+    f.write_all(format!("{line}\n").as_bytes())?;
     Ok(())
 }
 

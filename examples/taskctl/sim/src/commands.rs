@@ -2,7 +2,6 @@
 
 use crate::{alive, now_ms, read};
 use anyhow::{bail, Result};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -77,12 +76,10 @@ fn version(root: &Path) -> String {
 
 /// Record a node going down or up, for checking constraints afterwards.
 fn event(root: &Path, what: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(platform(root).join("events.log"))?;
-    writeln!(f, "{} {} {what} {}", now_ms(), name(root), version(root))?;
-    Ok(())
+    simkit::append(
+        &platform(root).join("events.log"),
+        &format!("{} {} {what} {}", now_ms(), name(root), version(root)),
+    )
 }
 
 fn pids(path: &Path) -> Vec<u32> {
