@@ -104,6 +104,27 @@ impl Grid {
         self.set_spec(&from, &format!("bundle = \"{file}\""));
     }
 
+    /// Start a rollout, SIGKILL cutover while `osgiUpdate` quiesces the grid (balancing
+    /// suspended), and wait for that update to complete in the grid without cutover.
+    fn kill_mid_update(&self) {
+        std::fs::write(self.path().join("grid/update-delay-ms"), "3000").unwrap();
+        let mut child = self.spawn_run();
+        wait_for(
+            "osgiUpdate to quiesce the grid",
+            Duration::from_secs(120),
+            || self.map_set()["quiesced"] == true,
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        wait_for(
+            "the started update to complete",
+            Duration::from_secs(60),
+            || self.map_set()["updates"] == 1,
+        );
+        assert_eq!(self.map_set()["balancing"], "suspended");
+        std::fs::remove_file(self.path().join("grid/update-delay-ms")).unwrap();
+    }
+
     /// Servers report these rankings active (osgiCurrent), and balancing is active.
     fn assert_grid(&self, ranking: i64) {
         let current = self.xscmd(&["-c", "osgiCurrent"]);
@@ -209,26 +230,7 @@ fn a_failed_osgi_update_keeps_ranking_1_uninstalls_the_new_bundles_and_resumes_b
 #[test]
 fn kill_9_while_balancing_is_suspended_then_resume_updates_exactly_once() {
     let g = Grid::new(18920);
-    // The update's quiesce-and-drain takes a while: cutover dies while balancing is suspended.
-    std::fs::write(g.path().join("grid/update-delay-ms"), "3000").unwrap();
-    let mut child = g.spawn_run();
-    wait_for(
-        "osgiUpdate to quiesce the grid",
-        Duration::from_secs(120),
-        || g.map_set()["quiesced"] == true,
-    );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert_eq!(g.map_set()["balancing"], "suspended");
-    // The update it had started goes on in the grid and completes without cutover.
-    wait_for(
-        "the started update to complete",
-        Duration::from_secs(60),
-        || g.map_set()["updates"] == 1,
-    );
-    assert_eq!(g.map_set()["balancing"], "suspended");
-    std::fs::remove_file(g.path().join("grid/update-delay-ms")).unwrap();
-
+    g.kill_mid_update();
     let o = g.run(&["resume", "1"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
@@ -256,23 +258,7 @@ fn kill_9_while_balancing_is_suspended_then_resume_updates_exactly_once() {
 #[test]
 fn kill_9_mid_update_then_rollback_restores_ranking_1_and_resumes_balancing() {
     let g = Grid::new(18940);
-    std::fs::write(g.path().join("grid/update-delay-ms"), "3000").unwrap();
-    let mut child = g.spawn_run();
-    wait_for(
-        "osgiUpdate to quiesce the grid",
-        Duration::from_secs(120),
-        || g.map_set()["quiesced"] == true,
-    );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    // The update goes through in the grid although cutover never learns of it.
-    wait_for(
-        "the started update to complete",
-        Duration::from_secs(60),
-        || g.map_set()["updates"] == 1,
-    );
-    std::fs::remove_file(g.path().join("grid/update-delay-ms")).unwrap();
-
+    g.kill_mid_update();
     let o = g.run(&["rollback", "1"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}");
