@@ -21,6 +21,22 @@ pub fn target_step(
     }
 }
 
+/// A step run once for the whole fleet in `phase`.
+pub fn fleet_step(
+    name: &str,
+    description: &str,
+    phase: Phase,
+    undoable: bool,
+    idempotent: bool,
+    default_timeout_s: u32,
+) -> Step {
+    Step {
+        scope: Scope::Fleet,
+        phase,
+        ..target_step(name, description, undoable, idempotent, default_timeout_s)
+    }
+}
+
 /// A parameter: from `[adapter.params]`, or per target (a label) when `per_target`.
 pub fn parameter(
     name: &str,

@@ -16,7 +16,7 @@ mod lb;
 mod matrix;
 
 use cutover_sdk::adapter_types::*;
-use cutover_sdk::describe::{dir, parameter, target_step};
+use cutover_sdk::describe::{dir, fleet_step, parameter, target_step};
 use cutover_sdk::params::{get, int, label};
 use cutover_sdk::step::{fail, out};
 use cutover_sdk::{cmd, files, preflight, progress, wait, web};
@@ -248,15 +248,14 @@ impl cutover_sdk::Adapter for Liferay {
                     true,
                     60,
                 ),
-                Step {
-                    name: "switch".into(),
-                    description: "blue-green: point the load balancer at the green nodes".into(),
-                    scope: Scope::Fleet,
-                    phase: Phase::Switch,
-                    undoable: true,
-                    idempotent: true,
-                    default_timeout_s: 60,
-                },
+                fleet_step(
+                    "switch",
+                    "blue-green: point the load balancer at the green nodes",
+                    Phase::Switch,
+                    true,
+                    true,
+                    60,
+                ),
             ],
         }
     }

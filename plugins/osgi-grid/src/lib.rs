@@ -24,12 +24,13 @@ mod xscmd;
 
 use console::Console;
 use cutover_sdk::adapter_types::*;
-use cutover_sdk::describe::{dir, parameter, target_step};
+use cutover_sdk::describe::{dir, fleet_step, parameter, target_step};
 use cutover_sdk::jar::compare_versions;
 use cutover_sdk::params::{get, label, output};
 use cutover_sdk::step::{fail, out};
 use cutover_sdk::{files, log, preflight, progress};
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 struct OsgiGrid;
@@ -85,22 +86,19 @@ fn id_output(ctx: &StepContext, key: &str) -> Option<u64> {
 /// `suspendBalancing` or `resumeBalancing` for every grid/map set.
 fn balancing(params: &[Pair], command: &str) -> Result<(), StepError> {
     for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
-        let text = xscmd::run(params, &[command, "-g", &g, "-ms", &ms])?;
-        if !text.contains(xscmd::SUCCESS) {
-            return Err(fail(format!("{command} -g {g} -ms {ms}: {}", text.trim())));
-        }
+        xscmd::run_ok(params, &[command, "-g", &g, "-ms", &ms])?;
         log(Level::Info, &format!("{command} -g {g} -ms {ms}: done"));
     }
     Ok(())
 }
 
-/// `osgiCheck -sr ...`: the rankings are valid targets on every server.
-fn osgi_check(params: &[Pair], sr: &str) -> Result<(), StepError> {
-    let text = xscmd::run(params, &["osgiCheck", "-sr", sr])?;
-    if !text.contains(xscmd::SUCCESS) {
-        return Err(fail(format!("osgiCheck -sr {sr}: {}", text.trim())));
-    }
-    Ok(())
+/// The active rankings of the services the update moves, as `-sr` takes them.
+fn active_of(wanted: &[(String, i64)], active: &BTreeMap<String, i64>) -> String {
+    let rankings: Vec<(String, i64)> = wanted
+        .iter()
+        .filter_map(|(svc, _)| active.get(svc).map(|r| (svc.clone(), *r)))
+        .collect();
+    xscmd::sr(&rankings)
 }
 
 /// `check-grid`: every server of the fleet sees the new rankings (`osgiAll`), and they are
@@ -137,34 +135,28 @@ fn check_grid(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
             text.lines().last().unwrap_or_default()
         )));
     }
-    osgi_check(params, &xscmd::sr(&wanted))?;
-    Ok(vec![out("rankings", xscmd::sr(&wanted))])
+    let sr = xscmd::sr(&wanted);
+    xscmd::run_ok(params, &["osgiCheck", "-sr", &sr])?;
+    Ok(vec![out("rankings", sr)])
 }
 
 /// `update`: `osgiCheck` again, then `osgiUpdate` per map set, unless a map set already has
-/// the new rankings (a re-run after a crash): the update happens once.
+/// the new rankings (a re-run after a crash): the update happens once. Going back is the undo
+/// of `suspend-balancing`, which recorded the rankings before.
 fn update(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
     let params = &ctx.params;
     let wanted = wanted(params)?;
     let sr = xscmd::sr(&wanted);
-    let mut outputs = Vec::new();
     for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
         let active = xscmd::current(params, &g, &ms)?;
-        let previous: Vec<(String, i64)> = wanted
-            .iter()
-            .filter_map(|(svc, _)| active.get(svc).map(|r| (svc.clone(), *r)))
-            .collect();
         if wanted.iter().all(|(svc, r)| active.get(svc) == Some(r)) {
             log(
                 Level::Warn,
                 &format!("{g}/{ms} already has rankings {sr} active (a re-run): not updated again"),
             );
-            if let Some(p) = output(&ctx.outputs, &format!("previous:{g}/{ms}")) {
-                outputs.push(out(&format!("previous:{g}/{ms}"), p));
-            }
             continue;
         }
-        osgi_check(params, &sr)?;
+        xscmd::run_ok(params, &["osgiCheck", "-sr", &sr])?;
         progress(
             &format!("osgiUpdate -sr {sr} -g {g} -ms {ms}: quiescing and draining the grid"),
             None,
@@ -187,9 +179,8 @@ fn update(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
             }
         }
         log(Level::Info, &format!("{g}/{ms}: rankings {sr} active"));
-        outputs.push(out(&format!("previous:{g}/{ms}"), xscmd::sr(&previous)));
     }
-    Ok(outputs)
+    Ok(Vec::new())
 }
 
 /// `suspend-balancing`: records each map set's active rankings first, so that its undo can
@@ -202,14 +193,7 @@ fn suspend(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
         let key = format!("before:{g}/{ms}");
         let before = match output(&ctx.outputs, &key) {
             Some(b) => b.to_string(),
-            None => {
-                let active = xscmd::current(params, &g, &ms)?;
-                let rankings: Vec<(String, i64)> = wanted
-                    .iter()
-                    .filter_map(|(svc, _)| active.get(svc).map(|r| (svc.clone(), *r)))
-                    .collect();
-                xscmd::sr(&rankings)
-            }
+            None => active_of(&wanted, &xscmd::current(params, &g, &ms)?),
         };
         outputs.push(out(&key, before));
     }
@@ -217,9 +201,9 @@ fn suspend(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
     Ok(outputs)
 }
 
-/// Undo of `suspend-balancing`: if an update went through (say it completed in the grid while
-/// cutover was down), the recorded rankings are restored while balancing is still suspended;
-/// then balancing resumes.
+/// Undo of `suspend-balancing`: if an update went through (it completed, or it completed in
+/// the grid while cutover was down), the recorded rankings are restored with balancing
+/// suspended; then balancing resumes.
 fn unsuspend(ctx: &StepContext) -> Result<(), StepError> {
     let params = &ctx.params;
     for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
@@ -231,33 +215,14 @@ fn unsuspend(ctx: &StepContext) -> Result<(), StepError> {
             .split(',')
             .filter_map(|x| x.split_once(';'))
             .any(|(svc, r)| active.get(svc).map(|a| a.to_string()) != Some(r.to_string()));
-        if changed && !before.is_empty() {
+        if changed {
             log(
                 Level::Warn,
                 &format!("{g}/{ms} is not on rankings {before} any more: updating back"),
             );
+            xscmd::run_ok(params, &["suspendBalancing", "-g", &g, "-ms", &ms])?;
             xscmd::run(params, &["osgiUpdate", "-sr", before, "-g", &g, "-ms", &ms])?;
         }
-    }
-    balancing(params, "resumeBalancing")
-}
-
-/// Undo of `update`: back to the previous rankings, with balancing suspended meanwhile.
-fn update_back(ctx: &StepContext) -> Result<(), StepError> {
-    let params = &ctx.params;
-    balancing(params, "suspendBalancing")?;
-    for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
-        let Some(previous) = output(&ctx.outputs, &format!("previous:{g}/{ms}")) else {
-            continue;
-        };
-        xscmd::run(
-            params,
-            &["osgiUpdate", "-sr", previous, "-g", &g, "-ms", &ms],
-        )?;
-        log(
-            Level::Info,
-            &format!("{g}/{ms}: rankings {previous} active again"),
-        );
     }
     balancing(params, "resumeBalancing")
 }
@@ -266,14 +231,8 @@ impl cutover_sdk::Adapter for OsgiGrid {
     fn describe() -> Description {
         let p = parameter;
         let s = target_step;
-        let fleet = |name: &str, description: &str, undoable: bool| Step {
-            name: name.into(),
-            description: description.into(),
-            scope: Scope::Fleet,
-            phase: Phase::Switch,
-            undoable,
-            idempotent: true,
-            default_timeout_s: 600,
+        let fleet = |name: &str, description: &str, undoable: bool| {
+            fleet_step(name, description, Phase::Switch, undoable, true, 600)
         };
         Description {
             name: "osgi-grid".into(),
@@ -348,10 +307,11 @@ impl cutover_sdk::Adapter for OsgiGrid {
                     "suspendBalancing for every grid/map set",
                     true,
                 ),
+                // Going back is the undo of `suspend-balancing`: it knows the rankings before.
                 fleet(
                     "update",
                     "osgiCheck again, osgiUpdate, check the reported rankings",
-                    true,
+                    false,
                 ),
                 fleet(
                     "resume-balancing",
@@ -539,10 +499,8 @@ impl cutover_sdk::Adapter for OsgiGrid {
 
     fn undo_step(step: String, target: Option<Target>, ctx: StepContext) -> Result<(), StepError> {
         let params = &ctx.params;
-        match step.as_str() {
-            "suspend-balancing" => return unsuspend(&ctx),
-            "update" => return update_back(&ctx),
-            _ => {}
+        if step == "suspend-balancing" {
+            return unsuspend(&ctx);
         }
         let t = target.ok_or_else(|| fail(format!("`{step}` has no undo for the fleet")))?;
         let console = Console::of(&t)?;

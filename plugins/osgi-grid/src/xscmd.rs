@@ -54,6 +54,19 @@ pub fn run(params: &[Pair], args: &[&str]) -> Result<String, StepError> {
     Ok(exit.stdout)
 }
 
+/// Run `xscmd -c <args>` and require its success message (`CWXSI0040I`); its output.
+pub fn run_ok(params: &[Pair], args: &[&str]) -> Result<String, StepError> {
+    let text = run(params, args)?;
+    if !text.contains(SUCCESS) {
+        return Err(fail(format!(
+            "xscmd -c {}: {}",
+            args.join(" "),
+            text.trim()
+        )));
+    }
+    Ok(text)
+}
+
 /// Rows `name value...` under a `---- ----` rule, per `Server:` section (one section named
 /// "" when there is none).
 pub fn tables(text: &str) -> BTreeMap<String, Vec<(String, String)>> {
