@@ -287,6 +287,32 @@ fn kill_9_mid_update_then_rollback_restores_ranking_1_and_resumes_balancing() {
 }
 
 #[test]
+fn a_bundle_service_the_grid_does_not_reference_is_left_out_of_the_update() {
+    let g = Grid::new(18950);
+    g.use_bundle(
+        "with-extra.jar",
+        "1.1.0",
+        &[
+            (SERVICES[0], "2"),
+            (SERVICES[1], "2"),
+            ("myAuditService", "7"),
+        ],
+    );
+    let o = g.run(&["run", &g.spec()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("service myAuditService (OSGI-INF/myAuditService.xml) is not a plugin service of the grid; it is left out of the update"),
+        "{out}"
+    );
+    g.assert_grid(2);
+    let sr = "myLoaderServiceFactory;2,mySerializerServiceFactory;2";
+    assert!(g.commands().contains(&format!(
+        "-c osgiUpdate -sr {sr} -g MyGrid -ms MyMapSet -> ok"
+    )));
+}
+
+#[test]
 fn preflight_refuses_a_bundle_whose_version_or_ranking_was_not_raised() {
     let g = Grid::new(18930);
     /// (file, Bundle-Version, rankings, the refusal)

@@ -53,11 +53,18 @@ fn read_bundle(params: &[Pair]) -> Result<(PathBuf, bundle::Bundle), String> {
     Ok((path, b))
 }
 
-/// The rankings the update moves to: every grid service the bundle publishes, as integers.
+/// The rankings the update moves to: every grid service the bundle publishes (a service
+/// `osgiCurrent` shows for a map set), as integers. Other services of the bundle are left out,
+/// as preflight warns.
 fn wanted(params: &[Pair]) -> Result<Vec<(String, i64)>, StepError> {
     let (path, b) = read_bundle(params).map_err(fail)?;
+    let mut grid = std::collections::BTreeSet::new();
+    for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
+        grid.extend(xscmd::current(params, &g, &ms)?.into_keys());
+    }
     b.services
         .iter()
+        .filter(|(svc, _, _)| grid.contains(svc))
         .map(|(svc, r, file)| {
             r.parse().map(|r| (svc.clone(), r)).map_err(|_| {
                 fail(format!(
