@@ -252,10 +252,9 @@ fn dispatch(grid: &Path, command: &str, args: &[String]) -> Result<()> {
                 .unwrap_or(0);
             std::thread::sleep(std::time::Duration::from_millis(drain));
             state["mapSets"][i]["quiesced"] = json!(false);
-            let previous = state["mapSets"][i]["active"].clone();
             if grid.join("fail-update").exists() {
+                // The swap fails and is rolled back: the active rankings are those of before.
                 let why = simkit::read(&grid.join("fail-update"));
-                state["mapSets"][i]["active"] = previous;
                 save(grid, &state)?;
                 bail!(
                     "the update failed on a container server ({why}); the update was rolled back and the previous service rankings were restored"
