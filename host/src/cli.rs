@@ -15,6 +15,21 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Print a line that may hold plugin text: control characters escaped, further lines marked
+/// as continuations, so a plugin cannot write to the terminal or fake a line of ours.
+macro_rules! show {
+    ($($t:tt)*) => {
+        println!("{}", crate::plugin::authority::text::quoted(&format!($($t)*)))
+    };
+}
+
+/// [`show!`] on standard error.
+macro_rules! show_err {
+    ($($t:tt)*) => {
+        eprintln!("{}", crate::plugin::authority::text::quoted(&format!($($t)*)))
+    };
+}
+
 /// Where the journal and the plugin cache live, and how verbose to be.
 pub struct Ctx {
     journal: PathBuf,
@@ -40,9 +55,11 @@ impl Ctx {
 
     fn env(&self) -> Result<Env> {
         let redact = Arc::new(Redactor::default());
+        let journal = Journal::open(&self.journal, Sync::Full)?;
+        journal.set_redactor(redact.clone());
         Ok(Env {
             runtime: Runtime::new(self.cache_dir())?,
-            journal: Arc::new(Journal::open(&self.journal, Sync::Full)?),
+            journal: Arc::new(journal),
             ui: Arc::new(Term::new(redact.clone(), self.verbose)),
             redact,
         })
@@ -79,6 +96,7 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
         &plan,
         &prepared.desc,
         &prepared.spec.timeouts,
+        prepared.spec.limits.max_step_timeout,
         prepared.spec.concurrency,
     );
     if json_out {
@@ -98,7 +116,7 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!(
+        show!(
             "{} with {} on {} target(s), {} at a time",
             prepared.adapter_label,
             prepared.strategy_label,
@@ -112,11 +130,11 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
             .filter(|s| s.scope == Scope::Target && s.phase == Phase::Rollout)
             .map(|s| s.name.clone())
             .collect();
-        println!("per target: {}", steps.join(" → "));
+        show!("per target: {}", steps.join(" → "));
         for (i, s) in plan.stages.iter().enumerate() {
-            println!("  {:>3}. {}", i + 1, s.describe());
+            show!("  {:>3}. {}", i + 1, s.describe());
         }
-        println!(
+        show!(
             "worst case: {} (every step using its whole time budget)",
             humantime::format_duration(worst)
         );
@@ -129,7 +147,7 @@ fn summary(env: &Env, outcome: &Outcome) -> Result<i32> {
     let targets = env.journal.targets(outcome.id)?;
     let count = |s: TargetState| targets.iter().filter(|t| t.state == s).count();
     eprintln!();
-    eprintln!(
+    show_err!(
         "rollout {}: {} — {} updated, {} failed, {} rolled back, {} need attention, {} not started",
         outcome.id,
         outcome.status.as_str(),
@@ -140,13 +158,13 @@ fn summary(env: &Env, outcome: &Outcome) -> Result<i32> {
         count(TargetState::Pending) + count(TargetState::Running),
     );
     if !outcome.reason.is_empty() {
-        eprintln!("  {}", env.redact.redact(&outcome.reason));
+        show_err!("  {}", env.redact.redact(&outcome.reason));
     }
     for t in targets
         .iter()
         .filter(|t| !matches!(t.state, TargetState::Updated | TargetState::Pending))
     {
-        eprintln!(
+        show_err!(
             "  {} {}: {}",
             t.target,
             t.state.as_str(),
@@ -198,9 +216,9 @@ pub fn abort(ctx: &Ctx, id: i64) -> Result<i32> {
     };
     match engine::abort(&env, id)? {
         Status::Running => {
-            println!("rollout {id}: abort requested; it stops after its current steps")
+            show!("rollout {id}: abort requested; it stops after its current steps")
         }
-        s => println!("rollout {id}: {}", s.as_str()),
+        s => show!("rollout {id}: {}", s.as_str()),
     }
     Ok(0)
 }
@@ -267,10 +285,10 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
     } else {
         row.status.as_str().to_string()
     };
-    println!("rollout {id} ({}): {state}", row.name);
-    println!("  spec: {}", row.spec_path);
+    show!("rollout {id} ({}): {state}", row.name);
+    show!("  spec: {}", row.spec_path);
     if !row.reason.is_empty() {
-        println!("  why: {}", redact.redact(&row.reason));
+        show!("  why: {}", redact.redact(&row.reason));
     }
     if let Some(p) = &plan {
         let next = p
@@ -278,14 +296,14 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
             .get(row.stage as usize)
             .map(|s| s.describe())
             .unwrap_or_else(|| "none".into());
-        println!(
+        show!(
             "  stage {}/{}; next: {next}",
             row.stage.min(p.stages.len() as i64),
             p.stages.len()
         );
     }
     let count = |s: TargetState| targets.iter().filter(|t| t.state == s).count();
-    println!(
+    show!(
         "  targets: {} updated, {} running, {} failed, {} rolled back, {} need attention",
         count(TargetState::Updated),
         count(TargetState::Running),
@@ -299,10 +317,10 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
         } else {
             format!(": {}", redact.redact(&t.detail))
         };
-        println!("    {} {}{detail}", t.target, t.state.as_str());
+        show!("    {} {}{detail}", t.target, t.state.as_str());
     }
     for s in in_flight {
-        println!(
+        show!(
             "  in flight: {} `{}` on {}",
             if s.action == crate::journal::Action::Undo {
                 "undo of"
@@ -319,7 +337,7 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
     }
     let events = journal.events(id, 5)?;
     if !events.is_empty() {
-        println!("  last log lines:");
+        show!("  last log lines:");
         for e in events {
             let who = if e.target.is_empty() {
                 "fleet".to_string()
@@ -331,7 +349,7 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
             } else {
                 format!(" {}", e.step)
             };
-            println!(
+            show!(
                 "    [{}] {who}{step}: {}",
                 e.level,
                 redact.redact(&e.message)
@@ -364,16 +382,19 @@ pub fn history(ctx: &Ctx, json_out: bool) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
     }
-    println!(
+    show!(
         "{:>5}  {:<24} {:<24} {:>8}  started",
-        "id", "name", "status", "targets"
+        "id",
+        "name",
+        "status",
+        "targets"
     );
     for r in rows {
         let started = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.created as u64),
         );
         let targets = journal.targets(r.id)?.len();
-        println!(
+        show!(
             "{:>5}  {:<24} {:<24} {:>8}  {started}",
             r.id,
             r.name,
@@ -399,7 +420,7 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
             let s = rt.strategy(path, None, 64 << 20)?;
             let (name, version, summary) = s.info(CallEnv::bare(&s.label, budget, sink)).await?;
             if json_out {
-                println!(
+                show!(
                     "{}",
                     serde_json::to_string_pretty(&json!({
                         "world": "strategy", "api": api, "name": name, "version": version,
@@ -407,7 +428,7 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                     }))?
                 );
             } else {
-                println!("{name} {version}: strategy (cutover:plugin@{api})\n  {summary}\n  sha256 {digest}");
+                show!("{name} {version}: strategy (cutover:plugin@{api})\n  {summary}\n  sha256 {digest}");
             }
         }
         Some(World::Adapter) => {
@@ -429,10 +450,11 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                     Capability::Exec(e) => format!("exec {e}"),
                     Capability::Http(h) => format!("http {h}"),
                     Capability::Secret(s) => format!("secret {s}"),
+                    Capability::Env(e) => format!("env {e}"),
                 })
                 .collect();
             if json_out {
-                println!(
+                show!(
                     "{}",
                     serde_json::to_string_pretty(&json!({
                         "world": "adapter", "api": api, "name": d.name, "version": d.version,
@@ -451,13 +473,15 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                     }))?
                 );
             } else {
-                println!(
+                show!(
                     "{} {}: adapter (cutover:plugin@{api})\n  {}\n  sha256 {digest}",
-                    d.name, d.version, d.summary
+                    d.name,
+                    d.version,
+                    d.summary
                 );
-                println!("  steps:");
+                show!("  steps:");
                 for s in &d.steps {
-                    println!(
+                    show!(
                         "    {:<12} {:<6} {:<8} {}{} {:>4}s  {}",
                         s.name,
                         scope_name(s.scope),
@@ -468,9 +492,9 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                         s.description
                     );
                 }
-                println!("  parameters:");
+                show!("  parameters:");
                 for p in &d.parameters {
-                    println!(
+                    show!(
                         "    {:<14} {}{}{}",
                         p.name,
                         if p.required { "required; " } else { "" },
@@ -478,9 +502,9 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                         p.description
                     );
                 }
-                println!("  requests:");
+                show!("  requests:");
                 for c in caps {
-                    println!("    {c}");
+                    show!("    {c}");
                 }
             }
         }

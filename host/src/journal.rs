@@ -230,6 +230,10 @@ struct Msg {
 /// writer thread.
 pub struct Journal {
     path: PathBuf,
+    /// Every secret value known to this process: no text reaches the journal without being
+    /// redacted against it, so no later reader can show one (secret outputs are kept whole,
+    /// so that a resume has them).
+    redact: std::sync::RwLock<Option<std::sync::Arc<crate::redact::Redactor>>>,
     conn: Mutex<Connection>,
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -299,6 +303,7 @@ impl Journal {
             .spawn(move || writer_loop(wconn, rx))?;
         Ok(Journal {
             path: path.to_path_buf(),
+            redact: std::sync::RwLock::new(None),
             conn: Mutex::new(conn),
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
@@ -308,6 +313,41 @@ impl Journal {
     /// Where the journal lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Redact every text written from now on against `r`'s secrets.
+    pub fn set_redactor(&self, r: std::sync::Arc<crate::redact::Redactor>) {
+        *self.redact.write().unwrap() = Some(r);
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        match &*self.redact.read().unwrap() {
+            Some(r) => r.redact(text),
+            None => text.to_string(),
+        }
+    }
+
+    /// `ops` with their text redacted: messages, errors, details and non-secret outputs.
+    fn scrub_ops(&self, mut ops: Vec<Op>) -> Vec<Op> {
+        if self.redact.read().unwrap().is_none() {
+            return ops;
+        }
+        for op in &mut ops {
+            match op {
+                Op::StepStart { .. } => {}
+                Op::StepEnd { outputs, error, .. } => {
+                    for o in outputs.iter_mut().filter(|o| !o.secret) {
+                        o.value = self.scrub(&o.value);
+                    }
+                    if let Some(e) = error {
+                        *e = self.scrub(e);
+                    }
+                }
+                Op::Target { detail, .. } => *detail = self.scrub(detail),
+                Op::Event { message, .. } => *message = self.scrub(message),
+            }
+        }
+        ops
     }
 
     fn sender(&self) -> Result<mpsc::Sender<Msg>> {
@@ -320,6 +360,7 @@ impl Journal {
 
     /// Write `ops` and wait until they are durable.
     pub async fn write(&self, ops: Vec<Op>) -> Result<()> {
+        let ops = self.scrub_ops(ops);
         let (ack, done) = oneshot::channel();
         self.sender()?
             .send(Msg {
@@ -334,6 +375,7 @@ impl Journal {
 
     /// Queue `ops` without waiting (log lines).
     pub fn write_later(&self, ops: Vec<Op>) {
+        let ops = self.scrub_ops(ops);
         if let Ok(tx) = self.sender() {
             let _ = tx.send(Msg { ops, ack: None });
         }
@@ -398,7 +440,7 @@ impl Journal {
         let c = self.conn.lock().unwrap();
         c.execute(
             "UPDATE rollouts SET status = ?2, reason = ?3, updated = ?4 WHERE id = ?1",
-            params![rollout, status.as_str(), reason, now_ms()],
+            params![rollout, status.as_str(), self.scrub(reason), now_ms()],
         )?;
         Ok(())
     }
@@ -408,7 +450,7 @@ impl Journal {
         let c = self.conn.lock().unwrap();
         c.execute(
             "UPDATE rollouts SET plan = ?2, updated = ?3 WHERE id = ?1",
-            params![rollout, plan, now_ms()],
+            params![rollout, self.scrub(plan), now_ms()],
         )?;
         Ok(())
     }

@@ -87,7 +87,10 @@ fn main() {
     let code = match run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {}",
+                cutover::plugin::authority::text::quoted(&format!("{e:#}"))
+            );
             1
         }
     };
@@ -99,7 +102,7 @@ fn run(args: Args) -> Result<i32> {
         .enable_all()
         .build()?;
     let ctx = cli::Ctx::new(args.journal, args.verbose);
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         match args.command {
             Command::Plan { spec, json } => cli::plan(&ctx, &spec, json).await,
             Command::Run { spec } => cli::run(&ctx, &spec).await,
@@ -118,5 +121,9 @@ fn run(args: Args) -> Result<i32> {
                 concurrency,
             } => cutover::bench::run(&plugins, targets, concurrency).await,
         }
-    })
+    });
+    // The journal is closed by now. A worker stuck in a plugin's blocking file read (a FIFO,
+    // a hung mount) must not keep the process alive.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }

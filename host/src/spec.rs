@@ -43,6 +43,15 @@ pub struct Limits {
     pub memory: usize,
     /// Budget of calls that are not steps (describe, preflight, plan, decide).
     pub call_timeout: Duration,
+    /// The longest budget a plugin may declare for a step (`default-timeout-s`); the
+    /// operator's own `[adapter.timeouts]` are not capped.
+    pub max_step_timeout: Duration,
+    /// Bytes of each output stream of a program kept by `exec.run`.
+    pub exec_output: usize,
+    /// Log lines journaled per plugin call; the rest are counted in one line.
+    pub log_lines: usize,
+    /// Bytes of one log line, error or output value kept; longer text is cut.
+    pub log_line_size: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +59,10 @@ impl Default for Limits {
         Limits {
             memory: 256 << 20,
             call_timeout: Duration::from_secs(30),
+            max_step_timeout: Duration::from_secs(3600),
+            exec_output: 16 << 20,
+            log_lines: 10_000,
+            log_line_size: 16 << 10,
         }
     }
 }
@@ -62,6 +75,10 @@ pub struct Grants {
     pub exec: Vec<String>,
     /// Glob patterns of `host[:port]` that HTTP may reach.
     pub http: Vec<String>,
+    /// Environment variables a plugin may set for the programs it runs.
+    pub env: Vec<String>,
+    /// Variables of the host's environment passed to every program a plugin runs.
+    pub pass_env: Vec<String>,
 }
 
 /// A granted directory.
@@ -132,10 +149,14 @@ struct RawAdapter {
 struct RawLimits {
     memory: Option<Spanned<String>>,
     call_timeout: Option<Spanned<String>>,
+    max_step_timeout: Option<Spanned<String>>,
+    exec_output: Option<Spanned<String>>,
+    log_lines: Option<Spanned<i64>>,
+    log_line_size: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawGrants {
     #[serde(default)]
     dirs: Vec<Spanned<RawDir>>,
@@ -143,6 +164,10 @@ struct RawGrants {
     exec: Vec<String>,
     #[serde(default)]
     http: Vec<String>,
+    #[serde(default)]
+    env: Vec<Spanned<String>>,
+    #[serde(default)]
+    pass_env: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -301,14 +326,42 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
                 )
             })?;
         }
-        if let Some(t) = l.call_timeout {
-            limits.call_timeout = humantime::parse_duration(t.get_ref()).map_err(|_| {
+        let duration = |t: &Spanned<String>, key: &str| {
+            humantime::parse_duration(t.get_ref()).map_err(|_| {
                 cx.err(
                     t.span(),
                     format!(
-                        "key `limits.call-timeout`: `{}` is not a duration (write e.g. \"30s\")",
+                        "key `limits.{key}`: `{}` is not a duration (write e.g. \"30s\")",
                         t.get_ref()
                     ),
+                )
+            })
+        };
+        let size = |t: &Spanned<String>, key: &str| {
+            parse_size(t.get_ref()).ok_or_else(|| {
+                cx.err(
+                    t.span(),
+                    format!("key `limits.{key}` must be a size such as \"16MiB\""),
+                )
+            })
+        };
+        if let Some(t) = &l.call_timeout {
+            limits.call_timeout = duration(t, "call-timeout")?;
+        }
+        if let Some(t) = &l.max_step_timeout {
+            limits.max_step_timeout = duration(t, "max-step-timeout")?;
+        }
+        if let Some(t) = &l.exec_output {
+            limits.exec_output = size(t, "exec-output")?;
+        }
+        if let Some(t) = &l.log_line_size {
+            limits.log_line_size = size(t, "log-line-size")?.max(256);
+        }
+        if let Some(n) = &l.log_lines {
+            limits.log_lines = usize::try_from(*n.get_ref()).map_err(|_| {
+                cx.err(
+                    n.span(),
+                    "key `limits.log-lines` must be a count of 0 or more",
                 )
             })?;
         }
@@ -338,6 +391,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
         }
         grants.exec = g.exec.iter().map(|e| absolutize(&resolve(e))).collect();
         grants.http = g.http;
+        for (key, names) in [("env", &g.env), ("pass-env", &g.pass_env)] {
+            for n in names {
+                if let Err(why) = crate::plugin::authority::env_name_ok(n.get_ref(), key == "env") {
+                    return Err(cx.err(n.span(), format!("key `grants.{key}`: {why}")));
+                }
+            }
+        }
+        grants.env = g.env.into_iter().map(Spanned::into_inner).collect();
+        grants.pass_env = g.pass_env.into_iter().map(Spanned::into_inner).collect();
     }
 
     let mut secrets = BTreeMap::new();

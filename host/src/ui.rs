@@ -74,7 +74,9 @@ impl Term {
     }
 
     fn line(&self, text: &str) {
-        let text = self.redact.redact(text);
+        // Plugin text can carry escape sequences and line breaks: shown escaped, with every
+        // further line marked as a continuation.
+        let text = crate::plugin::authority::text::quoted(&self.redact.redact(text));
         match &self.bars {
             Some(m) => {
                 let _ = m.println(text);
@@ -182,7 +184,8 @@ impl Ui for Term {
             Some(_) => {
                 let st = self.state.lock().unwrap();
                 if let Some(b) = st.targets.get(target) {
-                    b.set_message(self.redact.redact(&format!("{step}: {message}{pct}")));
+                    let msg = self.redact.redact(&format!("{step}: {message}{pct}"));
+                    b.set_message(crate::plugin::authority::text::clean(&msg).replace('\n', " "));
                 }
             }
             None => {

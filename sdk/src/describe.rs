@@ -18,7 +18,23 @@ pub fn target_step(
         undoable,
         idempotent,
         default_timeout_s,
+        capabilities: Vec::new(),
     }
+}
+
+/// `step` with capabilities only it (and its undo) gets, on top of the description's. Give
+/// write access and the programs a step runs to different steps: the host refuses a call
+/// that could write a program it may run.
+pub fn with_caps(step: Step, capabilities: Vec<Capability>) -> Step {
+    Step {
+        capabilities,
+        ..step
+    }
+}
+
+/// A program `exec` may run (`{label}` placeholders allowed).
+pub fn exec(path: &str) -> Capability {
+    Capability::Exec(path.into())
 }
 
 /// A step run once for the whole fleet in `phase`.

@@ -7,8 +7,8 @@ pub mod state;
 pub mod transport;
 
 use crate::journal::{Journal, Op, Status};
+use crate::plugin::authority::{self as caps, Effective};
 use crate::plugin::bindings::{Constraint, Description, Finding, Level, Pair, Severity, Target};
-use crate::plugin::caps::{self, Effective};
 use crate::plugin::{AdapterPlugin, CallEnv, Runtime, Sink, StrategyPlugin};
 use crate::redact::Redactor;
 use crate::spec::{SecretSource, Spec};
@@ -44,6 +44,8 @@ pub struct Prepared {
     pub secrets: BTreeMap<String, String>,
     pub fleet_caps: Effective,
     pub target_caps: HashMap<String, Effective>,
+    /// Capabilities of steps that request their own, by (target, step); the fleet is "".
+    pub step_caps: HashMap<(String, String), Effective>,
 }
 
 fn pairs(v: &[(String, String)]) -> Vec<Pair> {
@@ -196,37 +198,62 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
         })
         .collect();
 
-    // Grants: every requested capability must be granted, for every target.
+    // Grants: every requested capability must be granted, for every target and step, and no
+    // call may be able to write a program it may run.
     let mut denied = Vec::new();
-    let fleet_caps = caps::resolve(
-        &adapter_label,
-        &desc.capabilities,
-        None,
-        &targets,
-        &adapter_params,
-        &spec.grants,
-        &spec.secrets,
-    )
-    .unwrap_or_else(|d| {
-        denied.extend(d);
-        Effective::default()
-    });
-    let mut target_caps = HashMap::new();
-    for t in &targets {
-        match caps::resolve(
+    let mut resolve = |caps: &[crate::plugin::bindings::Capability], t: Option<&Target>| {
+        caps::resolve(
             &adapter_label,
-            &desc.capabilities,
-            Some(t),
+            caps,
+            t,
             &targets,
             &adapter_params,
             &spec.grants,
             &spec.secrets,
-        ) {
-            Ok(e) => {
-                target_caps.insert(t.id.clone(), e);
-            }
-            Err(d) => denied.extend(d),
+        )
+        .unwrap_or_else(|d| {
+            denied.extend(d);
+            Effective::default()
+        })
+    };
+    let fleet_caps = resolve(&desc.capabilities, None);
+    let mut target_caps = HashMap::new();
+    for t in &targets {
+        target_caps.insert(t.id.clone(), resolve(&desc.capabilities, Some(t)));
+    }
+    let mut step_caps = HashMap::new();
+    for step in desc.steps.iter().filter(|s| !s.capabilities.is_empty()) {
+        let own = resolve(&step.capabilities, None);
+        step_caps.insert((String::new(), step.name.clone()), fleet_caps.merged(&own));
+        for t in &targets {
+            let own = resolve(&step.capabilities, Some(t));
+            step_caps.insert(
+                (t.id.clone(), step.name.clone()),
+                target_caps[&t.id].merged(&own),
+            );
         }
+    }
+    let mut calls: Vec<(String, &Effective)> = vec![(String::new(), &fleet_caps)];
+    calls.extend(
+        target_caps
+            .iter()
+            .map(|(t, c)| (format!(" (target `{t}`)"), c)),
+    );
+    calls.extend(step_caps.iter().map(|((t, s), c)| {
+        (
+            format!(
+                " (step `{s}`{})",
+                if t.is_empty() {
+                    String::new()
+                } else {
+                    format!(", target `{t}`")
+                }
+            ),
+            c,
+        )
+    }));
+    for (who, c) in calls {
+        denied.extend(caps::grants::conflicts(&adapter_label, &who, c));
     }
     denied.sort();
     denied.dedup();
@@ -239,7 +266,12 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
     }
 
     let mut secrets = BTreeMap::new();
-    for name in &fleet_caps.secrets {
+    let wanted: std::collections::BTreeSet<&String> = fleet_caps
+        .secrets
+        .iter()
+        .chain(step_caps.values().flat_map(|c| c.secrets.iter()))
+        .collect();
+    for name in wanted {
         let value = match &spec.secrets[name] {
             SecretSource::Env(var) => std::env::var(var).map_err(|_| {
                 anyhow!(
@@ -268,6 +300,7 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
         secrets,
         fleet_caps,
         target_caps,
+        step_caps,
     })
 }
 
@@ -281,6 +314,7 @@ impl Prepared {
             secrets: self.secrets.clone(),
             sink: env.sink(rollout),
             budget: self.spec.limits.call_timeout,
+            limits: self.spec.limits,
         })
     }
 

@@ -137,7 +137,15 @@ pub fn expand(
                 stages.push(XStage::Fleet { step: name.clone() });
             }
             Stage::Gate(Gate::Approval(m)) => stages.push(XStage::Approval { message: m.clone() }),
-            Stage::Gate(Gate::Soak(s)) => stages.push(XStage::Soak { seconds: *s }),
+            Stage::Gate(Gate::Soak(s)) => {
+                if *s > MAX_SOAK_SECONDS {
+                    return Err(format!(
+                        "stage {} soaks for {s} s, longer than any gate may wait ({MAX_SOAK_SECONDS} s, 30 days); check the strategy's soak parameter",
+                        i + 1
+                    ));
+                }
+                stages.push(XStage::Soak { seconds: *s })
+            }
         }
     }
     let mut standby = BTreeSet::new();
@@ -320,23 +328,39 @@ pub fn check_wave(
     Ok(())
 }
 
-/// Worst-case duration: per wave, the sum of its steps' timeouts (targets in a wave run in
+/// The longest soak gate a plan may hold.
+pub const MAX_SOAK_SECONDS: u64 = 30 * 24 * 3600;
+
+/// A step's time budget: the operator's `[adapter.timeouts]` entry, else the adapter's
+/// declared default (300 s when it declares none) capped at `[limits] max-step-timeout`.
+pub fn step_budget(
+    desc: &Description,
+    timeouts: &BTreeMap<String, std::time::Duration>,
+    max_step: std::time::Duration,
+    name: &str,
+) -> std::time::Duration {
+    timeouts.get(name).copied().unwrap_or_else(|| {
+        let declared = desc
+            .steps
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.default_timeout_s)
+            .unwrap_or(0);
+        let secs = if declared == 0 { 300 } else { declared as u64 };
+        std::time::Duration::from_secs(secs).min(max_step)
+    })
+}
+
+/// Worst-case duration: per wave, the sum of its steps' budgets (targets in a wave run in
 /// parallel up to `concurrency`), plus fleet steps and soaks.
 pub fn worst_case(
     plan: &XPlan,
     desc: &Description,
     timeouts: &BTreeMap<String, std::time::Duration>,
+    max_step: std::time::Duration,
     concurrency: usize,
 ) -> std::time::Duration {
-    let budget = |name: &str| -> u64 {
-        timeouts.get(name).map(|d| d.as_secs()).unwrap_or_else(|| {
-            desc.steps
-                .iter()
-                .find(|s| s.name == name)
-                .map(|s| s.default_timeout_s as u64)
-                .unwrap_or(0)
-        })
-    };
+    let budget = |name: &str| -> u64 { step_budget(desc, timeouts, max_step, name).as_secs() };
     let per_target = |finalize: bool| -> u64 {
         let phase = if finalize {
             Phase::Finalize
@@ -347,7 +371,7 @@ pub fn worst_case(
             .iter()
             .filter(|s| s.scope == Scope::Target && s.phase == phase)
             .map(|s| budget(&s.name))
-            .sum()
+            .fold(0u64, u64::saturating_add)
     };
     let secs: u64 = plan
         .stages
@@ -358,12 +382,12 @@ pub fn worst_case(
                 targets, finalize, ..
             } => {
                 let rounds = targets.len().div_ceil(concurrency.max(1)) as u64;
-                rounds * per_target(*finalize)
+                rounds.saturating_mul(per_target(*finalize))
             }
             XStage::Soak { seconds } => *seconds,
             XStage::Approval { .. } => 0,
         })
-        .sum();
+        .fold(0u64, u64::saturating_add);
     std::time::Duration::from_secs(secs)
 }
 
@@ -391,6 +415,7 @@ mod tests {
             undoable: true,
             idempotent: false,
             default_timeout_s: 10,
+            capabilities: Vec::new(),
         }
     }
 

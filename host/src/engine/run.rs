@@ -101,6 +101,8 @@ struct Inner {
     target_index: HashMap<String, usize>,
     seq: AtomicI64,
     abort: AtomicBool,
+    /// Flips to true when the operator aborts: steps in flight are interrupted.
+    aborted: tokio::sync::watch::Sender<bool>,
     failed_total: AtomicU32,
 }
 
@@ -118,6 +120,7 @@ impl Run {
             label: p.adapter_label.clone(),
             sink: env.sink(Some(id)),
             secrets: p.secrets.clone(),
+            limits: p.spec.limits,
         });
         let steps = p
             .desc
@@ -149,6 +152,7 @@ impl Run {
                 target_index,
                 seq: AtomicI64::new(first_seq),
                 abort: AtomicBool::new(false),
+                aborted: tokio::sync::watch::Sender::new(false),
                 failed_total: AtomicU32::new(failed_total),
             }),
         })
@@ -232,6 +236,7 @@ async fn poll_abort(me: Arc<Inner>) {
         if let Ok(r) = me.env.journal.rollout(me.id) {
             if r.abort_requested {
                 me.abort.store(true, Ordering::SeqCst);
+                me.aborted.send_replace(true);
                 return;
             }
         }
@@ -260,14 +265,12 @@ impl Inner {
     }
 
     fn budget(&self, step: &str) -> Duration {
-        self.p.spec.timeouts.get(step).copied().unwrap_or_else(|| {
-            let s = self
-                .steps
-                .get(step)
-                .map(|s| s.default_timeout_s)
-                .unwrap_or(0);
-            Duration::from_secs(if s == 0 { 300 } else { s as u64 })
-        })
+        super::plan::step_budget(
+            &self.p.desc,
+            &self.p.spec.timeouts,
+            self.p.spec.limits.max_step_timeout,
+            step,
+        )
     }
 
     fn finish(&self, status: Status, reason: String) -> Result<Outcome> {
@@ -437,8 +440,9 @@ impl Inner {
                     }
                 }
                 XStage::Soak { seconds } => {
-                    let until = std::time::Instant::now() + Duration::from_secs(*seconds);
-                    while std::time::Instant::now() < until {
+                    let soak = Duration::from_secs((*seconds).min(super::plan::MAX_SOAK_SECONDS));
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < soak {
                         if self.abort.load(Ordering::SeqCst) {
                             break;
                         }
@@ -571,10 +575,14 @@ impl Inner {
             .target_index
             .get(target)
             .map(|i| self.p.targets[*i].clone());
-        let caps = if target.is_empty() {
-            self.p.fleet_caps.clone()
-        } else {
-            self.p.target_caps.get(target).cloned().unwrap_or_default()
+        let caps = match self
+            .p
+            .step_caps
+            .get(&(target.to_string(), step.to_string()))
+        {
+            Some(c) => c.clone(),
+            None if target.is_empty() => self.p.fleet_caps.clone(),
+            None => self.p.target_caps.get(target).cloned().unwrap_or_default(),
         };
         StepCall {
             step: step.to_string(),
@@ -635,7 +643,19 @@ impl Inner {
             pending.push(start);
             self.env.journal.write(std::mem::take(pending)).await?;
             let call = self.call(step, target, &prog.outputs(), attempt);
-            let (outputs, failure) = match self.transport.run(&call).await {
+            let mut aborted = self.aborted.subscribe();
+            // An abort interrupts the step: its sandbox stops at the next epoch tick and the
+            // programs it started are killed with their process group. Undos are not
+            // interrupted: they are the way back.
+            let ran = tokio::select! {
+                r = self.transport.run(&call) => r,
+                _ = aborted.wait_for(|a| *a) => Err(super::transport::StepFailure {
+                    message: "interrupted: the operator aborted the rollout".into(),
+                    transient: false,
+                    outputs: Vec::new(),
+                }),
+            };
+            let (outputs, failure) = match ran {
                 Ok(outs) => (outs, None),
                 Err(f) => (f.outputs, Some((f.message, f.transient))),
             };
@@ -655,7 +675,7 @@ impl Inner {
                 .write(vec![self.end_op(seq, recs.clone(), Some(message.clone()))])
                 .await?;
             prog.failed = Some((step.to_string(), recs, message.clone()));
-            if !(transient && attempt < MAX_ATTEMPTS) {
+            if !(transient && attempt < MAX_ATTEMPTS) || self.abort.load(Ordering::SeqCst) {
                 return Ok(Some(format!("step `{step}` failed: {message}")));
             }
             let who = if target.is_empty() { "fleet" } else { target };

@@ -2,9 +2,10 @@
 //! adapter in this process's sandbox; a remote transport runs the same sandbox on the
 //! target's host, so adapters never change.
 
+use crate::plugin::authority::{self, text, Effective};
 use crate::plugin::bindings::{Output, StepContext, Target};
-use crate::plugin::caps::Effective;
 use crate::plugin::{AdapterPlugin, CallEnv, Sink};
+use crate::spec::Limits;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +23,9 @@ pub struct StepCall {
     pub caps: Effective,
     pub budget: Duration,
 }
+
+/// Most bytes of outputs one step may return (they are journaled).
+pub const MAX_OUTPUTS: usize = 1 << 20;
 
 /// Why a step did not complete: the adapter's own error or a fault of its sandbox.
 #[derive(Debug, Clone)]
@@ -45,6 +49,7 @@ pub struct Local {
     pub label: String,
     pub sink: Arc<dyn Sink>,
     pub secrets: BTreeMap<String, String>,
+    pub limits: Limits,
 }
 
 impl Local {
@@ -63,7 +68,40 @@ impl Local {
             secrets,
             sink: self.sink.clone(),
             budget: call.budget,
+            limits: self.limits,
         })
+    }
+
+    /// A failure the plugin reported, bounded in size, with the grant to add when the host can
+    /// tell that a guest file error came from a path outside the grants.
+    fn failure(
+        &self,
+        call: &StepCall,
+        message: String,
+        transient: bool,
+        outputs: Vec<Output>,
+    ) -> StepFailure {
+        let mut message = text::cut(&message, self.limits.log_line_size, "log-line-size");
+        if let Some(why) = authority::paths::explain(&call.caps, &message) {
+            message = format!("{message} ({why})");
+        }
+        StepFailure {
+            message,
+            transient,
+            outputs: bounded(outputs).unwrap_or_default(),
+        }
+    }
+}
+
+/// Outputs as returned, unless they are too large to journal.
+fn bounded(outputs: Vec<Output>) -> Result<Vec<Output>, String> {
+    let size: usize = outputs.iter().map(|o| o.key.len() + o.value.len()).sum();
+    if size > MAX_OUTPUTS {
+        Err(format!(
+            "the step returned {size} bytes of outputs, more than the {MAX_OUTPUTS} a step may keep in the journal"
+        ))
+    } else {
+        Ok(outputs)
     }
 }
 
@@ -83,12 +121,8 @@ impl Transport for Local {
                 .run_step(self.env(call), &call.step, call.target.as_ref(), &call.ctx)
                 .await
             {
-                Ok(Ok(out)) => Ok(out),
-                Ok(Err(e)) => Err(StepFailure {
-                    message: e.message,
-                    transient: e.transient,
-                    outputs: e.outputs,
-                }),
+                Ok(Ok(out)) => bounded(out).map_err(|m| self.failure(call, m, false, Vec::new())),
+                Ok(Err(e)) => Err(self.failure(call, e.message, e.transient, e.outputs)),
                 Err(f) => Err(fault(f)),
             }
         })
@@ -102,11 +136,7 @@ impl Transport for Local {
                 .await
             {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(StepFailure {
-                    message: e.message,
-                    transient: e.transient,
-                    outputs: e.outputs,
-                }),
+                Ok(Err(e)) => Err(self.failure(call, e.message, e.transient, e.outputs)),
                 Err(f) => Err(fault(f)),
             }
         })

@@ -1,9 +1,16 @@
-//! Host-side file operations for plugins, confined to the call's granted directories with
-//! cap-std (paths and symbolic links cannot climb out of a grant).
+//! Host-side file operations for plugins (`files.copy-tree`, `files.write-atomic`), confined
+//! to the call's granted directories. Every path is opened relative to a handle of its
+//! granted directory, one component at a time, without following symbolic links
+//! ([`authority::paths`](super::authority::paths)); special files are never opened in a way
+//! that blocks; a copy is iterative and refuses a destination inside its source.
 
-use super::caps::{normalize, Effective};
-use cap_std::ambient_authority;
-use cap_std::fs::Dir;
+use super::authority::grants::normalize;
+use super::authority::paths::{link_denied, locate, walk, walk_message, Located, WalkError};
+use super::authority::Effective;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use std::ffi::{CStr, CString};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// What a copy did.
@@ -14,250 +21,271 @@ pub struct CopyStats {
     pub bytes: u64,
 }
 
-/// The granted directory holding `path` (writable when `write`), and `path` relative to it.
-fn grant_for(
-    caps: &Effective,
-    plugin: &str,
-    op: &str,
-    path: &str,
-    write: bool,
-) -> Result<(PathBuf, PathBuf), String> {
-    let p = normalize(Path::new(path));
-    let grant = caps
-        .dirs
-        .iter()
-        .filter(|(g, w)| p.starts_with(g) && (*w || !write))
-        .max_by_key(|(g, _)| g.components().count());
-    match grant {
-        Some((g, _)) => {
-            let rel = p.strip_prefix(g).unwrap_or(Path::new("")).to_path_buf();
-            Ok((
-                g.clone(),
-                if rel.as_os_str().is_empty() {
-                    PathBuf::from(".")
-                } else {
-                    rel
-                },
-            ))
+/// Deepest tree a copy follows.
+const MAX_DEPTH: usize = 256;
+
+const DIR_NOFOLLOW: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+fn lossy(c: &CStr) -> String {
+    c.to_string_lossy().into_owned()
+}
+
+/// One directory being copied.
+struct Frame {
+    src: OwnedFd,
+    dst: OwnedFd,
+    rel: PathBuf,
+    names: Vec<CString>,
+    next: usize,
+    mode: u32,
+}
+
+impl Frame {
+    fn new(src: OwnedFd, dst: OwnedFd, rel: PathBuf) -> Result<Frame, (PathBuf, std::io::Error)> {
+        let st = rustix::fs::fstat(&src).map_err(|e| (rel.clone(), e.into()))?;
+        let mut names = Vec::new();
+        let dir = rustix::fs::Dir::read_from(&src).map_err(|e| (rel.clone(), e.into()))?;
+        for entry in dir {
+            let entry = entry.map_err(|e| (rel.clone(), e.into()))?;
+            let n = entry.file_name();
+            if n != c"." && n != c".." {
+                names.push(n.to_owned());
+            }
         }
-        None => {
-            let granted: Vec<String> = caps
-                .dirs
-                .iter()
-                .map(|(g, w)| format!("{} {}", g.display(), if *w { "read-write" } else { "read" }))
-                .collect();
-            Err(format!(
-                "{op} {} `{path}` denied for {plugin}: not inside its {}granted directories ({}); the plugin must request it in describe() and the spec must grant it under [grants] dirs{}",
-                if write { "into" } else { "from" },
-                if write { "read-write " } else { "" },
-                if granted.is_empty() { "none".into() } else { granted.join(", ") },
-                if write { " with access = \"read-write\"" } else { "" }
-            ))
-        }
+        names.sort();
+        Ok(Frame {
+            src,
+            dst,
+            rel,
+            names,
+            next: 0,
+            mode: st.st_mode & 0o7777,
+        })
     }
 }
 
 /// Copy the tree `from` into `to` inside the granted directories, keeping permissions and
-/// symbolic links. `progress` sees the running totals.
+/// symbolic links (copied as links, never followed). `progress` sees the running totals and
+/// stops the copy by returning false (the call was interrupted).
 pub fn copy_tree(
     caps: &Effective,
     plugin: &str,
     from: &str,
     to: &str,
-    progress: &mut dyn FnMut(&CopyStats),
+    progress: &mut dyn FnMut(&CopyStats) -> bool,
 ) -> Result<CopyStats, String> {
-    let (src_root, src_rel) = grant_for(caps, plugin, "copy-tree", from, false)?;
-    let (dst_root, dst_rel) = grant_for(caps, plugin, "copy-tree", to, true)?;
-    let (src, dst) = (open(&src_root)?, open(&dst_root)?);
-    let mut stats = CopyStats::default();
-    copy_dir(&src, &src_rel, &dst, &dst_rel, &mut stats, progress)
-        .map_err(|(path, e)| format!("copy-tree {from} → {to}: {}: {e}", path.display()))?;
+    let src = locate(caps, plugin, "copy-tree from", from, false)?;
+    let dst = locate(caps, plugin, "copy-tree into", to, true)?;
+    let inside = format!(
+        "copy-tree {from} → {to}: the destination lies inside the source; copy into a folder outside it"
+    );
+    if normalize(Path::new(to)).starts_with(normalize(Path::new(from))) {
+        return Err(inside);
+    }
+    let src_fd = walk(&src.dir, &src.rel, false)
+        .map_err(|e| walk_message(plugin, "copy-tree from", &src, e))?;
+    let dst_fd = walk(&dst.dir, &dst.rel, true)
+        .map_err(|e| walk_message(plugin, "copy-tree into", &dst, e))?;
+    let id = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|s| (s.st_dev, s.st_ino)).ok();
+    let dst_id = id(&dst_fd);
+    if id(&src_fd) == dst_id {
+        return Err(inside);
+    }
+    let fail = |at: &Located, rel: &Path, e: std::io::Error| {
+        format!(
+            "copy-tree {from} → {to}: {}: {e}",
+            at.cap.path.join(&at.rel).join(rel).display()
+        )
+    };
+    let mut stats = CopyStats {
+        dirs: 1,
+        ..Default::default()
+    };
+    let mut stack =
+        vec![Frame::new(src_fd, dst_fd, PathBuf::new()).map_err(|(p, e)| fail(&src, &p, e))?];
+    while let Some(top) = stack.last_mut() {
+        let Some(name) = top.names.get(top.next).cloned() else {
+            rustix::fs::fchmod(&top.dst, Mode::from_raw_mode(top.mode))
+                .map_err(|e| fail(&dst, &top.rel, e.into()))?;
+            stack.pop();
+            continue;
+        };
+        top.next += 1;
+        let rel = top.rel.join(lossy(&name));
+        let st = match rustix::fs::statat(&top.src, &name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => continue, // removed while copying
+            Err(e) => return Err(fail(&src, &rel, e.into())),
+        };
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                let s = rustix::fs::openat(&top.src, &name, DIR_NOFOLLOW, Mode::empty())
+                    .map_err(|e| changed(plugin, &src, &rel, e))?;
+                if id(&s) == dst_id {
+                    return Err(inside);
+                }
+                match rustix::fs::mkdirat(&top.dst, &name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(fail(&dst, &rel, e.into())),
+                }
+                let d = rustix::fs::openat(&top.dst, &name, DIR_NOFOLLOW, Mode::empty())
+                    .map_err(|e| changed(plugin, &dst, &rel, e))?;
+                if stack.len() >= MAX_DEPTH {
+                    return Err(fail(
+                        &src,
+                        &rel,
+                        std::io::Error::other(format!("deeper than {MAX_DEPTH} levels")),
+                    ));
+                }
+                stats.dirs += 1;
+                stack.push(Frame::new(s, d, rel).map_err(|(p, e)| fail(&src, &p, e))?);
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(&top.src, &name, Vec::new())
+                    .map_err(|e| fail(&src, &rel, e.into()))?;
+                clear(&top.dst, &name).map_err(|e| fail(&dst, &rel, e))?;
+                rustix::fs::symlinkat(target.as_c_str(), &top.dst, &name)
+                    .map_err(|e| fail(&dst, &rel, e.into()))?;
+            }
+            FileType::RegularFile => {
+                let bytes = copy_file(&top.src, &top.dst, &name, st.st_mode & 0o7777)
+                    .map_err(|e| fail(&src, &rel, e))?;
+                stats.files += 1;
+                stats.bytes += bytes;
+                if !progress(&stats) {
+                    return Err(format!("copy-tree {from} → {to}: interrupted"));
+                }
+            }
+            _ => {
+                return Err(fail(
+                    &src,
+                    &rel,
+                    std::io::Error::other(
+                        "not a regular file, directory or link (FIFOs, sockets and devices are not copied)",
+                    ),
+                ))
+            }
+        }
+    }
     Ok(stats)
 }
 
-fn open(p: &Path) -> Result<Dir, String> {
-    Dir::open_ambient_dir(p, ambient_authority())
-        .map_err(|e| format!("cannot open granted directory {}: {e}", p.display()))
+/// The error for an entry that turned into a link (or vanished) while it was being copied.
+fn changed(plugin: &str, at: &Located, rel: &Path, e: Errno) -> String {
+    let err = if matches!(e, Errno::LOOP | Errno::NOTDIR) {
+        WalkError::Link(at.rel.join(rel))
+    } else {
+        WalkError::Io(at.rel.join(rel), e.into())
+    };
+    walk_message(plugin, "copy-tree", at, err)
+}
+
+/// Remove what stands at `name` in `dir` unless it is a directory.
+fn clear(dir: &OwnedFd, name: &CStr) -> std::io::Result<()> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => Err(
+            std::io::Error::other("a directory stands where a file or link is copied"),
+        ),
+        Ok(_) => rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(Into::into),
+        Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Copy one regular file, opened without following links and without blocking.
+fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &CStr, mode: u32) -> std::io::Result<u64> {
+    let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let s = rustix::fs::openat(src, name, OFlags::RDONLY | flags, Mode::empty())?;
+    if FileType::from_raw_mode(rustix::fs::fstat(&s)?.st_mode) != FileType::RegularFile {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if let Ok(st) = rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW) {
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            clear(dst, name)?;
+        }
+    }
+    let d = rustix::fs::openat(
+        dst,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | flags,
+        Mode::from_raw_mode(0o600),
+    )?;
+    let (mut s, mut d) = (std::fs::File::from(s), std::fs::File::from(d));
+    let n = std::io::copy(&mut s, &mut d)?;
+    rustix::fs::fchmod(&d, Mode::from_raw_mode(mode))?;
+    Ok(n)
 }
 
 /// Replace the file `path` (inside a read-write grant) with `contents` atomically: a
-/// temporary sibling, the permissions of the file it replaces, then a rename.
+/// temporary sibling, the permissions of the file it replaces, then a rename. A link or a
+/// special file at `path` is refused.
 pub fn write_atomic(
     caps: &Effective,
     plugin: &str,
     path: &str,
     contents: &[u8],
 ) -> Result<(), String> {
-    let (root, rel) = grant_for(caps, plugin, "write", path, true)?;
-    let dir = open(&root)?;
-    let name = rel
+    let at = locate(caps, plugin, "write", path, true)?;
+    let name = at
+        .rel
         .file_name()
+        .and_then(|n| CString::new(n.as_encoded_bytes()).ok())
         .ok_or_else(|| format!("write `{path}`: not a file path"))?;
+    let parent = walk(&at.dir, at.rel.parent().unwrap_or(Path::new("")), false)
+        .map_err(|e| walk_message(plugin, "write", &at, e))?;
+    let fail = |e: std::io::Error| format!("write {path}: {e}");
+    let kept = match rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => Some(st.st_mode & 0o7777),
+            FileType::Symlink => {
+                return Err(link_denied(
+                    plugin,
+                    format!("write `{path}`"),
+                    &at.cap.path,
+                    Path::new(path),
+                )
+                .to_string())
+            }
+            _ => return Err(format!("write {path}: not a regular file")),
+        },
+        Err(Errno::NOENT) => None,
+        Err(e) => return Err(fail(e.into())),
+    };
     // A name of its own per write, so concurrent writers of one file never share it.
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{}-{n}.cutover-tmp", std::process::id()));
-    let tmp = rel.with_file_name(tmp_name);
-    let fail = |p: &Path, e: std::io::Error| format!("write {path}: {}: {e}", p.display());
-    let kept = match dir.metadata(&rel) {
-        Ok(m) if m.is_file() => Some(m.permissions()),
-        Ok(_) => return Err(format!("write {path}: not a regular file")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(fail(&rel, e)),
-    };
-    dir.write(&tmp, contents).map_err(|e| fail(&tmp, e))?;
-    if let Some(perms) = kept {
-        dir.set_permissions(&tmp, perms)
-            .map_err(|e| fail(&tmp, e))?;
-    }
-    dir.rename(&tmp, &dir, &rel).map_err(|e| fail(&rel, e))
-}
-
-type Failure = (PathBuf, std::io::Error);
-
-/// Attach the path to an I/O error.
-fn at(p: &Path) -> impl FnOnce(std::io::Error) -> Failure + '_ {
-    move |e| (p.to_path_buf(), e)
-}
-
-fn copy_dir(
-    src: &Dir,
-    s: &Path,
-    dst: &Dir,
-    d: &Path,
-    stats: &mut CopyStats,
-    progress: &mut dyn FnMut(&CopyStats),
-) -> Result<(), Failure> {
-    dst.create_dir_all(d).map_err(at(d))?;
-    stats.dirs += 1;
-    let mut names: Vec<_> = src
-        .read_dir(s)
-        .map_err(at(s))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .map_err(at(s))?;
-    names.sort();
-    for name in names {
-        let (sp, dp) = (s.join(&name), d.join(&name));
-        let meta = src.symlink_metadata(&sp).map_err(at(&sp))?;
-        if meta.is_dir() {
-            copy_dir(src, &sp, dst, &dp, stats, progress)?;
-        } else if meta.file_type().is_symlink() {
-            let target = src.read_link_contents(&sp).map_err(at(&sp))?;
-            let _ = dst.remove_file(&dp);
-            dst.symlink_contents(&target, &dp).map_err(at(&dp))?;
-        } else {
-            stats.bytes += src.copy(&sp, dst, &dp).map_err(at(&sp))?;
-            stats.files += 1;
-            progress(stats);
+    let tmp = CString::new(format!(
+        ".{}.{}-{n}.cutover-tmp",
+        lossy(&name),
+        std::process::id()
+    ))
+    .map_err(|e| fail(std::io::Error::other(e)))?;
+    let fd = rustix::fs::openat(
+        &parent,
+        &tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o666),
+    )
+    .map_err(|e| fail(e.into()))?;
+    let written = (|| {
+        use std::io::Write;
+        let mut f = std::fs::File::from(fd);
+        f.write_all(contents)?;
+        if let Some(mode) = kept {
+            rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
         }
+        rustix::fs::renameat(&parent, &tmp, &parent, &name)?;
+        Ok::<_, std::io::Error>(())
+    })();
+    if let Err(e) = written {
+        let _ = rustix::fs::unlinkat(&parent, &tmp, AtFlags::empty());
+        return Err(fail(e));
     }
-    let perms = src.metadata(s).map_err(at(s))?.permissions();
-    dst.set_permissions(d, perms).map_err(at(d))?;
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn copies_permissions_and_links_inside_grants_only() {
-        let t = tempfile::tempdir().unwrap();
-        let (a, b) = (t.path().join("a"), t.path().join("b"));
-        std::fs::create_dir_all(a.join("bin")).unwrap();
-        std::fs::write(a.join("bin/run"), "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(a.join("bin/run"), std::fs::Permissions::from_mode(0o750))
-            .unwrap();
-        std::os::unix::fs::symlink("bin/run", a.join("link")).unwrap();
-        std::fs::create_dir_all(&b).unwrap();
-        let caps = Effective {
-            dirs: vec![(a.clone(), false), (b.clone(), true)],
-            ..Default::default()
-        };
-        let to = b.join("copy");
-        let stats = copy_tree(
-            &caps,
-            "p",
-            a.to_str().unwrap(),
-            to.to_str().unwrap(),
-            &mut |_| {},
-        )
-        .unwrap();
-        assert_eq!(stats.files, 1);
-        let mode = std::fs::metadata(to.join("bin/run"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o750);
-        assert_eq!(
-            std::fs::read_link(to.join("link")).unwrap(),
-            PathBuf::from("bin/run")
-        );
-        // Into a read-only grant, or from outside every grant: denied, naming the grant.
-        let e = copy_tree(
-            &caps,
-            "p",
-            b.to_str().unwrap(),
-            a.join("x").to_str().unwrap(),
-            &mut |_| {},
-        )
-        .unwrap_err();
-        assert!(
-            e.contains("[grants] dirs") && e.contains("read-write"),
-            "{e}"
-        );
-        let e = copy_tree(&caps, "p", "/etc", to.to_str().unwrap(), &mut |_| {}).unwrap_err();
-        assert!(e.contains("copy-tree from `/etc` denied"), "{e}");
-        let e = copy_tree(
-            &caps,
-            "p",
-            &format!("{}/../../etc", a.display()),
-            to.to_str().unwrap(),
-            &mut |_| {},
-        )
-        .unwrap_err();
-        assert!(e.contains("denied"), "{e}");
-    }
-
-    #[test]
-    fn write_atomic_keeps_permissions_and_stays_in_grants() {
-        let t = tempfile::tempdir().unwrap();
-        let f = t.path().join("state.dat");
-        std::fs::write(&f, "old").unwrap();
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let caps = Effective {
-            dirs: vec![(t.path().to_path_buf(), true)],
-            ..Default::default()
-        };
-        write_atomic(&caps, "p", f.to_str().unwrap(), b"new").unwrap();
-        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new");
-        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let e = write_atomic(&caps, "p", "/etc/passwd", b"x").unwrap_err();
-        assert!(e.contains("[grants] dirs"), "{e}");
-        std::os::unix::fs::symlink("/etc/hostname", t.path().join("out")).unwrap();
-        let out = t.path().join("out");
-        assert!(write_atomic(&caps, "p", out.to_str().unwrap(), b"x").is_err());
-        // Concurrent writers of one file each complete; the last rename wins.
-        let writers: Vec<_> = (0..8)
-            .map(|i| {
-                let (caps, f) = (caps.clone(), f.clone());
-                std::thread::spawn(move || {
-                    for _ in 0..20 {
-                        write_atomic(&caps, "p", f.to_str().unwrap(), format!("{i}").as_bytes())
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for w in writers {
-            w.join().unwrap();
-        }
-        assert_eq!(std::fs::read_to_string(&f).unwrap().len(), 1);
-    }
-}
+mod tests;

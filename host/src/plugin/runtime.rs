@@ -1,9 +1,10 @@
 //! Loading plugins and calling them: one engine, a cache of precompiled components, one
 //! `InstancePre` per plugin, a fresh `Store` per call with a memory cap and a time budget.
 
+use super::authority::{self, Effective};
 use super::bindings::{adapter, strategy, Level};
 use super::cache::{sha256_hex, Cache};
-use super::caps::Effective;
+use crate::spec::Limits;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub struct CallEnv {
     pub sink: Arc<dyn Sink>,
     /// Wall-clock budget of the call.
     pub budget: Duration,
+    /// The spec's limits (output, log lines).
+    pub limits: Limits,
 }
 
 impl CallEnv {
@@ -58,6 +61,7 @@ impl CallEnv {
             secrets: BTreeMap::new(),
             sink,
             budget,
+            limits: Limits::default(),
         })
     }
 }
@@ -68,6 +72,8 @@ pub struct CallState {
     table: ResourceTable,
     limits: StoreLimits,
     pub(crate) env: Arc<CallEnv>,
+    /// Log lines written by this call so far.
+    pub(crate) logs: usize,
 }
 
 impl WasiView for CallState {
@@ -312,29 +318,33 @@ impl Runtime {
     fn store(&self, env: Arc<CallEnv>, memory: usize) -> Result<Store<CallState>, PluginFault> {
         let mut b = WasiCtxBuilder::new();
         let mut granted = Vec::new();
-        for (dir, write) in &env.caps.dirs {
-            let perms = if *write {
+        for cap in &env.caps.dirs {
+            let perms = if cap.write {
                 FsPerms::ReadWrite
             } else {
                 FsPerms::ReadOnly
             };
-            let guest = dir.display().to_string();
+            let guest = cap.path.display().to_string();
             granted.push(format!(
                 "{guest}={}",
-                if *write { "read-write" } else { "read" }
+                if cap.write { "read-write" } else { "read" }
             ));
-            if !dir.is_dir() {
+            let setup = |detail: String| PluginFault {
+                plugin: env.plugin.clone(),
+                call: call_name(&env),
+                kind: FaultKind::Setup,
+                detail,
+            };
+            // Opened by the authority without following links; WASI gets that very
+            // directory through its descriptor, never by re-opening the path.
+            let Some(fd) = authority::paths::open_granted(cap, &env.plugin).map_err(setup)? else {
                 // Granted but absent (e.g. an install a preflight is checking for): the
                 // plugin sees it as missing, which is what it is.
                 continue;
-            }
-            b.preopened_dir(dir, &guest, perms)
-                .map_err(|e| PluginFault {
-                    plugin: env.plugin.clone(),
-                    call: call_name(&env),
-                    kind: FaultKind::Setup,
-                    detail: format!("cannot open granted directory {guest}: {e}"),
-                })?;
+            };
+            let handle = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+            b.preopened_dir(&handle, &guest, perms)
+                .map_err(|e| setup(format!("cannot open granted directory {guest}: {e}")))?;
         }
         b.env("CUTOVER_GRANTED_DIRS", granted.join(";"));
         let limits = StoreLimitsBuilder::new()
@@ -348,6 +358,7 @@ impl Runtime {
                 table: ResourceTable::new(),
                 limits,
                 env,
+                logs: 0,
             },
         );
         store.limiter(|s| &mut s.limits);

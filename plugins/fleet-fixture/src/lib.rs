@@ -18,6 +18,7 @@ fn step(name: &str, scope: Scope, phase: Phase) -> Step {
         undoable: true,
         idempotent: true,
         default_timeout_s: 5,
+        capabilities: Vec::new(),
     }
 }
 

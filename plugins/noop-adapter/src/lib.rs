@@ -24,6 +24,7 @@ impl cutover_sdk::Adapter for Noop {
                     undoable: true,
                     idempotent: true,
                     default_timeout_s: 10,
+                    capabilities: Vec::new(),
                 })
                 .collect(),
         }

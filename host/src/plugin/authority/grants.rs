@@ -1,24 +1,13 @@
-//! Capabilities: what a plugin requested in `describe`, expanded per target, intersected
-//! with what the spec grants. Anything requested but not granted is refused before the
-//! rollout starts, with the grant key to add.
+//! Grants: what a plugin requested in `describe` (and per step), expanded per target,
+//! intersected with what the spec grants. Anything requested but not granted is refused before
+//! the rollout starts, with the grant key to add; so is a call that could write a program it
+//! may run.
 
-use super::bindings::{Access, Capability, Target};
+use super::{exec, DirCap, Effective, GrantKey};
+use crate::plugin::bindings::{Access, Capability, Target};
 use crate::spec::{Grants, SecretSource};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
-
-/// The capabilities one plugin call gets.
-#[derive(Debug, Clone, Default)]
-pub struct Effective {
-    /// Preopened at the same path inside the sandbox; `true` = read-write.
-    pub dirs: Vec<(PathBuf, bool)>,
-    /// Programs `exec.run` may start (absolute paths).
-    pub exec: Vec<String>,
-    /// `host[:port]` patterns HTTP may reach.
-    pub http: Vec<String>,
-    /// Secret names readable.
-    pub secrets: Vec<String>,
-}
 
 /// Fill `{key}` placeholders from the target's labels, then the params.
 /// `{key?}` marks an optional value: when it is missing the capability is not needed
@@ -101,10 +90,16 @@ pub fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-fn matches(pattern: &str, value: &str) -> bool {
+/// Whether a grant pattern matches: `*` stays within one path component, `**` crosses them.
+pub fn matches(pattern: &str, value: &str) -> bool {
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
     pattern == value
         || glob::Pattern::new(pattern)
-            .map(|p| p.matches(value))
+            .map(|p| p.matches_with(value, opts))
             .unwrap_or(false)
 }
 
@@ -151,23 +146,35 @@ pub fn resolve(
                         continue;
                     }
                     let write = matches!(d.access, Access::ReadWrite);
-                    let grant = grants
+                    let holding: Vec<_> = grants
                         .dirs
                         .iter()
                         .filter(|g| path.starts_with(normalize(&g.path)))
-                        .max_by_key(|g| g.write);
-                    match grant {
-                        Some(g) if g.write || !write => {
-                            if !eff.dirs.iter().any(|(p, _)| p == &path) {
-                                eff.dirs.push((path, write));
+                        .collect();
+                    let grant = holding.iter().max_by_key(|g| g.write);
+                    // The outermost grant is the anchor: opened by its path, everything
+                    // below it without following links.
+                    let anchor = holding
+                        .iter()
+                        .map(|g| normalize(&g.path))
+                        .min_by_key(|p| p.components().count());
+                    match (grant, anchor) {
+                        (Some(g), Some(anchor)) if g.write || !write => {
+                            match eff.dirs.iter_mut().find(|d| d.path == path) {
+                                Some(d) => d.write |= write,
+                                None => eff.dirs.push(DirCap {
+                                    path,
+                                    write,
+                                    anchor,
+                                }),
                             }
                         }
-                        Some(g) => denied.push(format!(
+                        (Some(g), _) => denied.push(format!(
                             "{plugin} requests read-write access to `{}`{who} but [grants] dirs grants `{}` read-only: set access = \"read-write\"",
                             path.display(),
                             g.path.display()
                         )),
-                        None => denied.push(format!(
+                        _ => denied.push(format!(
                             "{plugin} requests {} access to `{}`{who}: add {{ path = \"{}\", access = \"{}\" }} to [grants] dirs",
                             if write { "read-write" } else { "read" },
                             path.display(),
@@ -223,9 +230,25 @@ pub fn resolve(
                     }
                     Err(err) => denied.push(format!("{plugin} requests secret {name}: {err}")),
                 },
+                Capability::Env(name) => {
+                    if let Err(why) = exec::env_name_ok(name, true) {
+                        denied.push(format!(
+                            "{plugin} requests environment variable `{name}`: {why}"
+                        ));
+                    } else if grants.env.iter().any(|g| g == name) {
+                        if !eff.env.contains(name) {
+                            eff.env.push(name.clone());
+                        }
+                    } else {
+                        denied.push(format!(
+                            "{plugin} requests to set environment variable `{name}` for its programs: add \"{name}\" to [grants] env"
+                        ));
+                    }
+                }
             }
         }
     }
+    eff.pass_env = grants.pass_env.clone();
     denied.dedup();
     if denied.is_empty() {
         Ok(eff)
@@ -234,18 +257,27 @@ pub fn resolve(
     }
 }
 
-/// Whether `host_port` (from a URL) is allowed by the effective HTTP patterns.
-pub fn http_allowed(eff: &Effective, host: &str, port: u16) -> bool {
-    let with_port = format!("{host}:{port}");
-    eff.http
-        .iter()
-        .any(|p| matches(p, &with_port) || matches(p, host))
+/// Programs a call may run that the same call could write (or replace through a symbolic
+/// link it could plant): one refusal each, naming both grants. A program must lie outside
+/// every read-write directory of the call, by its path and by its real path.
+pub fn conflicts(plugin: &str, who: &str, eff: &Effective) -> Vec<String> {
+    let mut out = Vec::new();
+    for prog in &eff.exec {
+        if let Some((dir, _)) = exec::writable_holder(eff, Path::new(prog)) {
+            out.push(format!(
+                "{plugin}{who} can write the program `{prog}` it may run ({} grants `{}` read-write): request write access and the programs in different steps, or narrow the directory, so that [grants] exec and [grants] dirs do not overlap in one call",
+                GrantKey::Dirs,
+                dir.display()
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::bindings::{DirRequest, Pair};
     use super::*;
+    use crate::plugin::bindings::{DirRequest, Pair};
     use crate::spec::DirGrant;
 
     fn target(id: &str, root: &str) -> Target {
@@ -275,7 +307,7 @@ mod tests {
                 write: true,
             }],
             exec: vec!["/srv/*/bin/*".into()],
-            http: vec![],
+            ..Default::default()
         };
         let t = target("n1", "/srv/n1");
         let err = resolve("p", &req, Some(&t), &[], &[], &grants, &BTreeMap::new()).unwrap_err();
@@ -287,7 +319,14 @@ mod tests {
             ..grants
         };
         let eff = resolve("p", &req, Some(&t), &[], &[], &grants, &BTreeMap::new()).unwrap();
-        assert_eq!(eff.dirs, vec![(PathBuf::from("/srv/n1"), true)]);
+        assert_eq!(
+            eff.dirs,
+            vec![DirCap {
+                path: PathBuf::from("/srv/n1"),
+                write: true,
+                anchor: PathBuf::from("/srv")
+            }]
+        );
         assert_eq!(eff.exec, vec!["/srv/n1/bin/stop".to_string()]);
 
         let escape = target("n2", "/srv/../etc");
