@@ -216,7 +216,7 @@ pub fn abort(ctx: &Ctx, id: i64) -> Result<i32> {
     };
     match engine::abort(&env, id)? {
         Status::Running => {
-            show!("rollout {id}: abort requested; it stops after its current steps")
+            show!("rollout {id}: abort requested; steps in flight are interrupted and their targets undone (undos run to the end)")
         }
         s => show!("rollout {id}: {}", s.as_str()),
     }

@@ -289,7 +289,7 @@ fn plan_shows_the_waves_and_touches_nothing() {
 }
 
 #[test]
-fn abort_stops_a_running_rollout_after_its_current_steps() {
+fn abort_interrupts_the_steps_in_flight_and_undoes_their_targets() {
     let f = Fleet::new(21800);
     std::fs::write(f.path().join("nodes/start-delay-ms"), "300").unwrap();
     let child = f.spawn_run();
@@ -301,9 +301,16 @@ fn abort_stops_a_running_rollout_after_its_current_steps() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(status_json(&f.journal(), 1)["status"], "aborted");
-    // Group 1 finished its steps; later groups were never touched.
+    // Group 1 was interrupted mid-way and undone: the old release runs again; later groups
+    // were never touched.
     for i in 1..=4 {
-        assert_eq!(f.current(i), "2.0.0", "node {i}");
+        assert_eq!(f.current(i), "1.0.0", "node {i}");
+        assert_eq!(
+            f.log(i).last().map(String::as_str),
+            Some("start 1.0.0"),
+            "node {i}: {:?}",
+            f.log(i)
+        );
     }
     for i in 5..=12 {
         assert_eq!(f.log(i), vec!["start 1.0.0"], "node {i}");

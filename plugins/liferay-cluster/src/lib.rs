@@ -16,7 +16,7 @@ mod lb;
 mod matrix;
 
 use cutover_sdk::adapter_types::*;
-use cutover_sdk::describe::{dir, fleet_step, parameter, target_step};
+use cutover_sdk::describe::{dir, exec, fleet_step, parameter, target_step, with_caps};
 use cutover_sdk::params::{get, int, label};
 use cutover_sdk::step::{fail, out};
 use cutover_sdk::{cmd, files, preflight, progress, wait, web};
@@ -202,38 +202,48 @@ impl cutover_sdk::Adapter for Liferay {
                     None,
                 ),
             ],
+            // Steps that write a node never run its programs, and the other way round.
             capabilities: vec![
                 dir("{artifacts}", Access::Read),
-                dir("{root}", Access::ReadWrite),
-                dir("{lb-dir}", Access::ReadWrite),
-                Capability::Exec("{root}/bin/start".into()),
-                Capability::Exec("{root}/bin/stop".into()),
-                Capability::Exec("{nginx}".into()),
+                dir("{root}", Access::Read),
+                dir("{lb-dir}", Access::Read),
                 Capability::Http("{url}".into()),
             ],
             steps: vec![
-                s(
-                    "drain",
-                    "take the node out of the load balancer and let its requests finish",
-                    true,
-                    true,
-                    120,
+                with_caps(
+                    s(
+                        "drain",
+                        "take the node out of the load balancer and let its requests finish",
+                        true,
+                        true,
+                        120,
+                    ),
+                    vec![dir("{lb-dir}", Access::ReadWrite), exec("{nginx}")],
                 ),
-                s(
-                    "stop",
-                    "stop the node (bin/stop, graceful)",
-                    true,
-                    true,
-                    120,
+                with_caps(
+                    s(
+                        "stop",
+                        "stop the node (bin/stop, graceful)",
+                        true,
+                        true,
+                        120,
+                    ),
+                    vec![exec("{root}/bin/stop"), exec("{root}/bin/start")],
                 ),
-                s(
-                    "deploy",
-                    "put the module, fix pack and properties in place",
-                    false,
-                    true,
-                    120,
+                with_caps(
+                    s(
+                        "deploy",
+                        "put the module, fix pack and properties in place",
+                        false,
+                        true,
+                        120,
+                    ),
+                    vec![dir("{root}", Access::ReadWrite)],
                 ),
-                s("start", "start the node (bin/start)", true, true, 300),
+                with_caps(
+                    s("start", "start the node (bin/start)", true, true, 300),
+                    vec![exec("{root}/bin/start"), exec("{root}/bin/stop")],
+                ),
                 s(
                     "health",
                     "wait until the node is healthy with the new module",
@@ -241,20 +251,26 @@ impl cutover_sdk::Adapter for Liferay {
                     true,
                     300,
                 ),
-                s(
-                    "undrain",
-                    "put the node back into the load balancer",
-                    true,
-                    true,
-                    60,
+                with_caps(
+                    s(
+                        "undrain",
+                        "put the node back into the load balancer",
+                        true,
+                        true,
+                        60,
+                    ),
+                    vec![dir("{lb-dir}", Access::ReadWrite), exec("{nginx}")],
                 ),
-                fleet_step(
-                    "switch",
-                    "blue-green: point the load balancer at the green nodes",
-                    Phase::Switch,
-                    true,
-                    true,
-                    60,
+                with_caps(
+                    fleet_step(
+                        "switch",
+                        "blue-green: point the load balancer at the green nodes",
+                        Phase::Switch,
+                        true,
+                        true,
+                        60,
+                    ),
+                    vec![dir("{lb-dir}", Access::ReadWrite), exec("{nginx}")],
                 ),
             ],
         }

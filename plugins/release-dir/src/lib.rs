@@ -7,7 +7,7 @@
 //! body naming the version).
 
 use cutover_sdk::adapter_types::*;
-use cutover_sdk::describe::{dir, parameter, target_step as step};
+use cutover_sdk::describe::{dir, exec, parameter, target_step as step, with_caps};
 use cutover_sdk::params::{get, label, output, param};
 use cutover_sdk::step::{fail, out};
 use cutover_sdk::{cmd, files, preflight, progress, release, wait, web};
@@ -70,41 +70,53 @@ impl cutover_sdk::Adapter for ReleaseDir {
                     None,
                 ),
             ],
+            // Writing the root and running its programs are separate steps: no call can
+            // both rewrite `bin/` and run it.
             capabilities: vec![
                 dir("{artifact}", Access::Read),
-                dir("{root}", Access::ReadWrite),
-                Capability::Exec("{root}/bin/stop".into()),
-                Capability::Exec("{root}/bin/start".into()),
+                dir("{root}", Access::Read),
                 Capability::Http("{health-url?}".into()),
             ],
             steps: vec![
-                step(
-                    "fetch",
-                    "copy the artifact into releases/<version>",
-                    false,
-                    true,
-                    300,
+                with_caps(
+                    step(
+                        "fetch",
+                        "copy the artifact into releases/<version>",
+                        false,
+                        true,
+                        300,
+                    ),
+                    vec![dir("{root}", Access::ReadWrite)],
                 ),
-                step(
-                    "stop",
-                    "stop the running release (bin/stop)",
-                    true,
-                    false,
-                    60,
+                with_caps(
+                    step(
+                        "stop",
+                        "stop the running release (bin/stop)",
+                        true,
+                        false,
+                        60,
+                    ),
+                    vec![exec("{root}/bin/stop"), exec("{root}/bin/start")],
                 ),
-                step(
-                    "switch",
-                    "point `current` at the new release",
-                    true,
-                    true,
-                    10,
+                with_caps(
+                    step(
+                        "switch",
+                        "point `current` at the new release",
+                        true,
+                        true,
+                        10,
+                    ),
+                    vec![dir("{root}", Access::ReadWrite)],
                 ),
-                step(
-                    "start",
-                    "start the new release (bin/start)",
-                    true,
-                    false,
-                    60,
+                with_caps(
+                    step(
+                        "start",
+                        "start the new release (bin/start)",
+                        true,
+                        false,
+                        60,
+                    ),
+                    vec![exec("{root}/bin/start"), exec("{root}/bin/stop")],
                 ),
                 step(
                     "health",

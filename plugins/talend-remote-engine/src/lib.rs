@@ -19,7 +19,7 @@
 mod api;
 
 use cutover_sdk::adapter_types::*;
-use cutover_sdk::describe::{dir, parameter, target_step};
+use cutover_sdk::describe::{dir, exec, parameter, target_step, with_caps};
 use cutover_sdk::params::{get, int, label, output};
 use cutover_sdk::step::{fail, out, secret};
 use cutover_sdk::{cmd, config, files, log, preflight, progress, rewrite, wait};
@@ -93,27 +93,44 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
                 p("old", "install root of the running engine", true, true, None),
                 p("new", "install root of the new engine version", true, true, None),
             ],
+            // Steps that write an install never run its programs, and the other way round.
             capabilities: vec![
                 dir("{old}", Access::Read),
-                // Only the undo writes here: the re-pairing key of the old engine.
-                dir("{old}/etc", Access::ReadWrite),
-                dir("{new}", Access::ReadWrite),
-                Capability::Exec("{old}/bin/stop".into()),
-                Capability::Exec("{old}/bin/start".into()),
-                Capability::Exec("{new}/bin/stop".into()),
-                Capability::Exec("{new}/bin/start".into()),
+                dir("{new}", Access::Read),
                 Capability::Http("{api}".into()),
                 Capability::Secret("{token-secret}".into()),
             ],
             steps: vec![
-                s("unpair", "unpair the old engine through the API, keeping its deployments; journal the new key", true, true, 60),
+                // Its undo writes the re-pairing key of the old engine.
+                with_caps(
+                    s("unpair", "unpair the old engine through the API, keeping its deployments; journal the new key", true, true, 60),
+                    vec![dir("{old}/etc", Access::ReadWrite)],
+                ),
                 s("settle", "wait until the unpairing has settled (time and engine log)", false, true, 900),
-                s("stop-old", "stop the old engine (bin/stop)", true, true, 120),
-                s("check-new", "check the new installation exists and is not running", false, true, 60),
-                s("copy-data", "copy data/dsrunner and data/cls into the new installation", false, true, 1800),
-                s("rewrite-paths", "point .metadata and state.dat paths at the new installation", false, true, 600),
-                s("configure-pairing", "set the pairing URL and the journaled key in the new etc/", false, true, 30),
-                s("start-new", "start the new engine (bin/start)", true, true, 120),
+                with_caps(
+                    s("stop-old", "stop the old engine (bin/stop)", true, true, 120),
+                    vec![exec("{old}/bin/stop"), exec("{old}/bin/start")],
+                ),
+                with_caps(
+                    s("check-new", "check the new installation exists and is not running", false, true, 60),
+                    vec![exec("{new}/bin/stop")],
+                ),
+                with_caps(
+                    s("copy-data", "copy data/dsrunner and data/cls into the new installation", false, true, 1800),
+                    vec![dir("{new}", Access::ReadWrite)],
+                ),
+                with_caps(
+                    s("rewrite-paths", "point .metadata and state.dat paths at the new installation", false, true, 600),
+                    vec![dir("{new}", Access::ReadWrite)],
+                ),
+                with_caps(
+                    s("configure-pairing", "set the pairing URL and the journaled key in the new etc/", false, true, 30),
+                    vec![dir("{new}", Access::ReadWrite)],
+                ),
+                with_caps(
+                    s("start-new", "start the new engine (bin/start)", true, true, 120),
+                    vec![exec("{new}/bin/start"), exec("{new}/bin/stop")],
+                ),
                 s("verify", "check the engine is paired and its tasks run again", false, true, 300),
             ],
         }

@@ -15,7 +15,7 @@
 mod tree;
 
 use cutover_sdk::adapter_types::*;
-use cutover_sdk::describe::{dir, parameter, target_step};
+use cutover_sdk::describe::{dir, exec, parameter, target_step, with_caps};
 use cutover_sdk::params::{get, label, output, param};
 use cutover_sdk::step::{fail, out};
 use cutover_sdk::{cmd, files, preflight, release};
@@ -53,17 +53,22 @@ impl cutover_sdk::Adapter for Taskctl {
     fn describe() -> Description {
         let p = parameter;
         let s = target_step;
+        // The node's home is written only by `install`, which runs none of its programs;
+        // the steps that run them see it read-only.
         let mut capabilities = vec![
             dir("{package}", Access::Read),
-            dir("{root}", Access::ReadWrite),
-            Capability::Exec("{ps}".into()),
+            dir("{root}", Access::Read),
+            exec("{ps}"),
         ];
-        for c in [
-            "ctlstop", "ctlshut", "ctlinit", "ctlstart", "listcirn", "listjt", "listapp",
-            "listpara",
-        ] {
-            capabilities.push(Capability::Exec(format!("{{root}}/bin/{c}")));
+        for c in ["listcirn", "listjt", "listapp", "listpara"] {
+            capabilities.push(exec(&format!("{{root}}/bin/{c}")));
         }
+        let ctl = |a: &str, b: &str| {
+            vec![
+                exec(&format!("{{root}}/bin/{a}")),
+                exec(&format!("{{root}}/bin/{b}")),
+            ]
+        };
         Description {
             name: "taskctl".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -122,29 +127,44 @@ impl cutover_sdk::Adapter for Taskctl {
                     true,
                     60,
                 ),
-                s("stop-node", "stop the node (ctlstop)", true, true, 120),
-                s(
-                    "stop-listener",
-                    "stop the node's listener (ctlshut)",
-                    true,
-                    true,
-                    60,
+                with_caps(
+                    s("stop-node", "stop the node (ctlstop)", true, true, 120),
+                    ctl("ctlstop", "ctlstart"),
                 ),
-                s(
-                    "install",
-                    "install the new version and point current at it",
-                    true,
-                    true,
-                    600,
+                with_caps(
+                    s(
+                        "stop-listener",
+                        "stop the node's listener (ctlshut)",
+                        true,
+                        true,
+                        60,
+                    ),
+                    ctl("ctlshut", "ctlinit"),
                 ),
-                s(
-                    "start-listener",
-                    "start the listener (ctlinit)",
-                    true,
-                    true,
-                    60,
+                with_caps(
+                    s(
+                        "install",
+                        "install the new version and point current at it",
+                        true,
+                        true,
+                        600,
+                    ),
+                    vec![dir("{root}", Access::ReadWrite)],
                 ),
-                s("start-node", "start the node (ctlstart)", true, true, 120),
+                with_caps(
+                    s(
+                        "start-listener",
+                        "start the listener (ctlinit)",
+                        true,
+                        true,
+                        60,
+                    ),
+                    ctl("ctlinit", "ctlshut"),
+                ),
+                with_caps(
+                    s("start-node", "start the node (ctlstart)", true, true, 120),
+                    ctl("ctlstart", "ctlstop"),
+                ),
                 s(
                     "verify",
                     "status 5, the role's processes, configuration unchanged",
