@@ -420,7 +420,7 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
             let s = rt.strategy(path, None, 64 << 20)?;
             let (name, version, summary) = s.info(CallEnv::bare(&s.label, budget, sink)).await?;
             if json_out {
-                show!(
+                println!(
                     "{}",
                     serde_json::to_string_pretty(&json!({
                         "world": "strategy", "api": api, "name": name, "version": version,
@@ -428,16 +428,15 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                     }))?
                 );
             } else {
-                show!("{name} {version}: strategy (cutover:plugin@{api})\n  {summary}\n  sha256 {digest}");
+                show!("{name} {version}: strategy (cutover:plugin@{api})");
+                show!("  {summary}");
+                show!("  sha256 {digest}");
             }
         }
         Some(World::Adapter) => {
             let a = rt.adapter(path, None, 64 << 20)?;
             let d = a.describe(CallEnv::bare(&a.label, budget, sink)).await?;
-            let caps: Vec<String> = d
-                .capabilities
-                .iter()
-                .map(|c| match c {
+            let shown = |c: &Capability| match c {
                     Capability::Dir(r) => format!(
                         "dir {} ({})",
                         r.path,
@@ -451,10 +450,14 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                     Capability::Http(h) => format!("http {h}"),
                     Capability::Secret(s) => format!("secret {s}"),
                     Capability::Env(e) => format!("env {e}"),
-                })
-                .collect();
+                };
+            // The description's requests, then each step's own.
+            let mut caps: Vec<String> = d.capabilities.iter().map(shown).collect();
+            for s in &d.steps {
+                caps.extend(s.capabilities.iter().map(|c| format!("{} (step {})", shown(c), s.name)));
+            }
             if json_out {
-                show!(
+                println!(
                     "{}",
                     serde_json::to_string_pretty(&json!({
                         "world": "adapter", "api": api, "name": d.name, "version": d.version,
@@ -473,12 +476,9 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                     }))?
                 );
             } else {
-                show!(
-                    "{} {}: adapter (cutover:plugin@{api})\n  {}\n  sha256 {digest}",
-                    d.name,
-                    d.version,
-                    d.summary
-                );
+                show!("{} {}: adapter (cutover:plugin@{api})", d.name, d.version);
+                show!("  {}", d.summary);
+                show!("  sha256 {digest}");
                 show!("  steps:");
                 for s in &d.steps {
                     show!(

@@ -575,11 +575,14 @@ impl Inner {
             .target_index
             .get(target)
             .map(|i| self.p.targets[*i].clone());
-        let caps = match self
-            .p
-            .step_caps
-            .get(&(target.to_string(), step.to_string()))
-        {
+        let own = if self.p.step_caps.is_empty() {
+            None
+        } else {
+            self.p
+                .step_caps
+                .get(&(target.to_string(), step.to_string()))
+        };
+        let caps = match own {
             Some(c) => c.clone(),
             None if target.is_empty() => self.p.fleet_caps.clone(),
             None => self.p.target_caps.get(target).cloned().unwrap_or_default(),

@@ -202,9 +202,10 @@ pub fn walk_message(plugin: &str, op: &str, at: &Located, e: WalkError) -> Strin
 /// (errno 44), "not permitted" (63) or "not capable" (76) for a path outside its preopens.
 /// Names the grant when a path in `message` lies under no granted directory.
 pub fn explain(eff: &Effective, message: &str) -> Option<String> {
-    if !["os error 44", "os error 63", "os error 76"]
-        .iter()
-        .any(|e| message.contains(e))
+    if message.contains("[grants] dirs")
+        || !["os error 44", "os error 63", "os error 76"]
+            .iter()
+            .any(|e| message.contains(e))
     {
         return None;
     }
