@@ -55,14 +55,14 @@ impl cutover_sdk::Adapter for Taskctl {
         let s = target_step;
         // The node's home is written only by `install`, which runs none of its programs;
         // the steps that run them see it read-only.
-        let mut capabilities = vec![
-            dir("{package}", Access::Read),
-            dir("{root}", Access::Read),
-            exec("{ps}"),
-        ];
-        for c in ["listcirn", "listjt", "listapp", "listpara"] {
-            capabilities.push(exec(&format!("{{root}}/bin/{c}")));
-        }
+        let capabilities = vec![dir("{package}", Access::Read), dir("{root}", Access::Read)];
+        let listings = |more: &[&str]| -> Vec<Capability> {
+            ["listcirn", "listjt", "listapp", "listpara"]
+                .iter()
+                .map(|c| exec(&format!("{{root}}/bin/{c}")))
+                .chain(more.iter().map(|m| exec(m)))
+                .collect()
+        };
         let ctl = |a: &str, b: &str| {
             vec![
                 exec(&format!("{{root}}/bin/{a}")),
@@ -120,12 +120,15 @@ impl cutover_sdk::Adapter for Taskctl {
             ],
             capabilities,
             steps: vec![
-                s(
-                    "snapshot",
-                    "record listjt, listapp and listpara",
-                    false,
-                    true,
-                    60,
+                with_caps(
+                    s(
+                        "snapshot",
+                        "record listjt, listapp and listpara",
+                        false,
+                        true,
+                        60,
+                    ),
+                    listings(&[]),
                 ),
                 with_caps(
                     s("stop-node", "stop the node (ctlstop)", true, true, 120),
@@ -165,12 +168,15 @@ impl cutover_sdk::Adapter for Taskctl {
                     s("start-node", "start the node (ctlstart)", true, true, 120),
                     ctl("ctlstart", "ctlstop"),
                 ),
-                s(
-                    "verify",
-                    "status 5, the role's processes, configuration unchanged",
-                    false,
-                    true,
-                    60,
+                with_caps(
+                    s(
+                        "verify",
+                        "status 5, the role's processes, configuration unchanged",
+                        false,
+                        true,
+                        60,
+                    ),
+                    listings(&["{ps}"]),
                 ),
             ],
         }
