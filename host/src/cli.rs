@@ -437,24 +437,28 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
             let a = rt.adapter(path, None, 64 << 20)?;
             let d = a.describe(CallEnv::bare(&a.label, budget, sink)).await?;
             let shown = |c: &Capability| match c {
-                    Capability::Dir(r) => format!(
-                        "dir {} ({})",
-                        r.path,
-                        if matches!(r.access, Access::ReadWrite) {
-                            "read-write"
-                        } else {
-                            "read"
-                        }
-                    ),
-                    Capability::Exec(e) => format!("exec {e}"),
-                    Capability::Http(h) => format!("http {h}"),
-                    Capability::Secret(s) => format!("secret {s}"),
-                    Capability::Env(e) => format!("env {e}"),
-                };
+                Capability::Dir(r) => format!(
+                    "dir {} ({})",
+                    r.path,
+                    if matches!(r.access, Access::ReadWrite) {
+                        "read-write"
+                    } else {
+                        "read"
+                    }
+                ),
+                Capability::Exec(e) => format!("exec {e}"),
+                Capability::Http(h) => format!("http {h}"),
+                Capability::Secret(s) => format!("secret {s}"),
+                Capability::Env(e) => format!("env {e}"),
+            };
             // The description's requests, then each step's own.
             let mut caps: Vec<String> = d.capabilities.iter().map(shown).collect();
             for s in &d.steps {
-                caps.extend(s.capabilities.iter().map(|c| format!("{} (step {})", shown(c), s.name)));
+                caps.extend(
+                    s.capabilities
+                        .iter()
+                        .map(|c| format!("{} (step {})", shown(c), s.name)),
+                );
             }
             if json_out {
                 println!(

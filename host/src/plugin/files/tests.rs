@@ -127,7 +127,7 @@ fn fifos_are_refused_without_blocking() {
     std::fs::create_dir_all(g.join("d")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &g.join("d/pipe"),
+        g.join("d/pipe"),
         FileType::Fifo,
         Mode::from_raw_mode(0o644),
         0,
