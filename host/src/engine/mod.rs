@@ -311,7 +311,7 @@ impl Prepared {
             step: None,
             target: None,
             caps: self.fleet_caps.clone(),
-            secrets: self.secrets.clone(),
+            secrets: self.fleet_caps.secret_values(&self.secrets),
             sink: env.sink(rollout),
             budget: self.spec.limits.call_timeout,
             limits: self.spec.limits,

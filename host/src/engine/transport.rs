@@ -54,12 +54,7 @@ pub struct Local {
 
 impl Local {
     fn env(&self, call: &StepCall) -> Arc<CallEnv> {
-        let secrets = call
-            .caps
-            .secrets
-            .iter()
-            .filter_map(|n| self.secrets.get(n).map(|v| (n.clone(), v.clone())))
-            .collect();
+        let secrets = call.caps.secret_values(&self.secrets);
         Arc::new(CallEnv {
             plugin: self.label.clone(),
             step: Some(call.step.clone()),

@@ -130,6 +130,17 @@ impl Effective {
         out
     }
 
+    /// The values of the secrets this call may read, out of every secret the spec maps.
+    pub fn secret_values(
+        &self,
+        all: &std::collections::BTreeMap<String, String>,
+    ) -> std::collections::BTreeMap<String, String> {
+        self.secrets
+            .iter()
+            .filter_map(|n| all.get(n).map(|v| (n.clone(), v.clone())))
+            .collect()
+    }
+
     /// The granted directories as the operator reads them: `path read|read-write, ...`.
     pub fn dirs_list(&self) -> String {
         if self.dirs.is_empty() {
