@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod hostile;
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -202,4 +204,194 @@ pub fn in_flight(journal: &Path) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// How long a `cutover` command may run before a test kills it and fails.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `cutover --journal <journal> args...` with `envs` added to its environment, killed (and
+/// the test failed) if it is still running after `limit`.
+pub fn run_with_timeout(
+    journal: &Path,
+    args: &[&str],
+    envs: &[(String, String)],
+    limit: std::time::Duration,
+) -> Output {
+    let mut child = spawn(
+        journal,
+        args,
+        envs,
+        std::process::Stdio::piped(),
+        std::process::Stdio::piped(),
+    );
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(child.stdout.take().map(|r| Box::new(r) as _));
+    let err = drain(child.stderr.take().map(|r| Box::new(r) as _));
+    let status = wait_exit(&mut child, limit);
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let (out, err) = (out.join().unwrap(), err.join().unwrap());
+        panic!(
+            "`cutover {}` was still running after {limit:?} (killed):\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        );
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// `cutover --journal <journal> args...` with `envs`, within [`DEADLINE`].
+pub fn run_env(journal: &Path, args: &[&str], envs: &[(String, String)]) -> Output {
+    run_with_timeout(journal, args, envs, DEADLINE)
+}
+
+/// Start `cutover --journal <journal> args...` with `envs` added to its environment.
+pub fn spawn(
+    journal: &Path,
+    args: &[&str],
+    envs: &[(String, String)],
+    stdout: std::process::Stdio,
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    Command::new(cutover())
+        .arg("--journal")
+        .arg(journal)
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("cutover runs")
+}
+
+/// Wait for `child` to exit within `limit`; none if it is still running.
+pub fn wait_exit(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for cutover") {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Ids of live processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        // A zombie has an empty command line: it no longer runs.
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Every row of every table of the journal, each column as text: what a reader of the
+/// file could see.
+pub fn journal_dump(journal: &Path) -> String {
+    use rusqlite::types::ValueRef;
+    let c = rusqlite::Connection::open(journal).expect("journal opens");
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = String::new();
+    for t in tables {
+        let mut st = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = st.column_count();
+        let mut rows = st.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            out.push_str(&t);
+            for i in 0..n {
+                out.push('|');
+                match row.get_ref(i).unwrap() {
+                    ValueRef::Null => {}
+                    ValueRef::Integer(v) => out.push_str(&v.to_string()),
+                    ValueRef::Real(v) => out.push_str(&v.to_string()),
+                    ValueRef::Text(v) | ValueRef::Blob(v) => {
+                        out.push_str(&String::from_utf8_lossy(v))
+                    }
+                }
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Rows of a query on the journal, each column as text (NULL as "").
+pub fn journal_query(journal: &Path, sql: &str) -> Vec<Vec<String>> {
+    use rusqlite::types::ValueRef;
+    let c = rusqlite::Connection::open(journal).expect("journal opens");
+    let mut st = c.prepare(sql).unwrap();
+    let n = st.column_count();
+    let mut rows = st.query([]).unwrap();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        out.push(
+            (0..n)
+                .map(|i| match row.get_ref(i).unwrap() {
+                    ValueRef::Null => String::new(),
+                    ValueRef::Integer(v) => v.to_string(),
+                    ValueRef::Real(v) => v.to_string(),
+                    ValueRef::Text(v) | ValueRef::Blob(v) => {
+                        String::from_utf8_lossy(v).into_owned()
+                    }
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+/// A value unlikely to appear anywhere by chance, starting with `prefix`.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

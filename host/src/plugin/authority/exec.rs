@@ -151,7 +151,7 @@ pub fn env(eff: &Effective, plugin: &str, vars: &[(String, String)]) -> Result<(
                 wanted,
                 why,
                 fix:
-                    "no grant allows it; the operator may pass a host value with [grants] pass-env"
+                    "no [grants] env entry can allow it; the operator may pass the host's own value with [grants] pass-env"
                         .into(),
             });
         }

@@ -209,20 +209,32 @@ pub fn explain(eff: &Effective, message: &str) -> Option<String> {
     {
         return None;
     }
-    message
+    let paths: Vec<PathBuf> = message
         .split(|c: char| c.is_whitespace() || "`'\"(),;".contains(c))
         .map(|w| w.trim_end_matches(':'))
         .filter(|w| w.starts_with('/'))
         .map(|w| normalize(Path::new(w)))
+        .collect();
+    if let Some(p) = paths
+        .iter()
         .find(|p| !eff.dirs.iter().any(|d| p.starts_with(&d.path)))
-        .map(|p| {
-            format!(
-                "`{}` lies outside every directory granted to this call ({}): the plugin must request it in describe() and the spec must grant it under {}",
-                p.display(),
-                eff.dirs_list(),
-                GrantKey::Dirs
-            )
-        })
+    {
+        return Some(format!(
+            "`{}` lies outside every directory granted to this call ({}): the plugin must request it in describe() and the spec must grant it under {}",
+            p.display(),
+            eff.dirs_list(),
+            GrantKey::Dirs
+        ));
+    }
+    // Inside a grant yet "not permitted": a link (or `..`) on the way climbs out of it.
+    let climbs = message.contains("os error 63") || message.contains("os error 76");
+    paths.first().filter(|_| climbs).map(|p| {
+        format!(
+            "`{}` leads out of its granted directory through a symbolic link, which is never followed out of a grant: grant where it points under {}",
+            p.display(),
+            GrantKey::Dirs
+        )
+    })
 }
 
 #[cfg(test)]
@@ -327,6 +339,11 @@ mod tests {
         let m = explain(&eff, "reading `/srv/n1/../secret`: denied (os error 63)").unwrap();
         assert!(m.contains("`/srv/secret`"), "{m}");
         assert!(explain(&eff, "/srv/n1/x: (os error 44)").is_none());
+        let m = explain(&eff, "/srv/n1/link: denied (os error 63)").unwrap();
+        assert!(
+            m.contains("symbolic link") && m.contains("[grants] dirs"),
+            "{m}"
+        );
         assert!(explain(&eff, "/etc/x: some other failure").is_none());
     }
 }
