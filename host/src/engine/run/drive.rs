@@ -1,0 +1,275 @@
+//! The stage driver: stages in order, waves with bounded concurrency, the strategy's
+//! decision after each wave, fleet steps and gates.
+
+use super::*;
+
+impl Inner {
+    pub(super) async fn drive_stages(self: Arc<Self>) -> Result<Outcome> {
+        let mut cursor = self.env.journal.rollout(self.id)?.stage as usize;
+        let total = self.plan.stages.len();
+        while cursor < total {
+            if self.abort.load(Ordering::SeqCst) {
+                return self.finish(
+                    Status::Aborted,
+                    format!("aborted by the operator before stage {}", cursor + 1),
+                );
+            }
+            let stage = &self.plan.stages[cursor];
+            self.env.ui.note(&format!(
+                "[stage {}/{total}] {}",
+                cursor + 1,
+                stage.describe()
+            ));
+            match stage {
+                XStage::Fleet { step } => {
+                    if let Some(why) = self.clone().fleet_step(cursor, step).await? {
+                        let reason = format!("fleet: {why}");
+                        self.env.ui.note(&format!("✘ {reason}; rolling back"));
+                        return self.rollback_all(cursor, &reason).await;
+                    }
+                }
+                XStage::Wave {
+                    name,
+                    targets,
+                    finalize,
+                    index,
+                } => {
+                    let states: HashMap<String, TargetState> = self
+                        .env
+                        .journal
+                        .targets(self.id)?
+                        .into_iter()
+                        .map(|t| (t.target, t.state))
+                        .collect();
+                    if !*finalize {
+                        let pending: std::collections::BTreeSet<String> = states
+                            .iter()
+                            .filter(|(_, s)| **s == TargetState::Pending)
+                            .map(|(t, _)| t.clone())
+                            .collect();
+                        if let Err(why) = crate::engine::plan::check_wave(
+                            cursor,
+                            name,
+                            targets,
+                            &self.constraints,
+                            &pending,
+                        ) {
+                            return self.finish(
+                                Status::Failed,
+                                format!("refused before the wave started: {why}"),
+                            );
+                        }
+                    }
+                    let (succeeded, failed) = self
+                        .clone()
+                        .wave(cursor, name, targets, *finalize, &states)
+                        .await?;
+                    if self.abort.load(Ordering::SeqCst) {
+                        self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
+                        return self.finish(
+                            Status::Aborted,
+                            format!("aborted by the operator during wave {name}"),
+                        );
+                    }
+                    if let Some(index) = index {
+                        let report = WaveReport {
+                            wave_index: *index,
+                            wave_count: self.plan.waves,
+                            succeeded,
+                            failed: failed.clone(),
+                            failed_total: self.failed_total.load(Ordering::SeqCst),
+                            target_count: self.p.targets.len() as u32,
+                        };
+                        let senv = CallEnv::bare(
+                            &self.p.strategy_label,
+                            self.p.spec.limits.call_timeout,
+                            self.env.sink(Some(self.id)),
+                        );
+                        let decision = match self
+                            .p
+                            .strategy
+                            .decide(senv, &report, &self.p.strategy_params)
+                            .await
+                        {
+                            Ok(d) => d,
+                            Err(fault) => {
+                                self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
+                                return self.finish(
+                                    Status::Paused,
+                                    format!("the strategy could not decide after wave {name}: {fault}; `cutover resume {}` goes on, `cutover rollback {}` undoes", self.id, self.id),
+                                );
+                            }
+                        };
+                        let kind = crate::plugin::bindings::decision_name(decision.kind);
+                        let reason = if decision.reason.is_empty() {
+                            kind.to_string()
+                        } else {
+                            decision.reason.clone()
+                        };
+                        if !failed.is_empty() || decision.kind != DecisionKind::Proceed {
+                            self.env.ui.note(&format!(
+                                "strategy {}: {kind} ({reason})",
+                                self.p.strategy_label
+                            ));
+                        }
+                        self.env.journal.write_later(vec![Op::Event {
+                            rollout: self.id,
+                            level: "info".into(),
+                            target: String::new(),
+                            step: String::new(),
+                            message: if decision.reason.is_empty() {
+                                format!("after wave {name}: {kind}")
+                            } else {
+                                format!("after wave {name}: {kind}: {reason}")
+                            },
+                        }]);
+                        match decision.kind {
+                            DecisionKind::Proceed => {}
+                            DecisionKind::Pause => {
+                                self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
+                                return self.finish(
+                                    Status::Paused,
+                                    format!("{reason}; `cutover resume {id}` or `cutover approve {id}` goes on, `cutover rollback {id}` undoes", id = self.id),
+                                );
+                            }
+                            DecisionKind::Abort => {
+                                self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
+                                return self.finish(Status::Aborted, reason);
+                            }
+                            DecisionKind::Rollback => {
+                                return self.rollback_all(cursor, &reason).await;
+                            }
+                        }
+                    }
+                }
+                XStage::Approval { message } => {
+                    if !self.env.journal.approved(self.id, cursor as i64)? {
+                        self.env.journal.set_stage(self.id, cursor as i64)?;
+                        return self.finish(
+                            Status::Paused,
+                            format!(
+                                "waiting for approval: {message}; run `cutover approve {}`",
+                                self.id
+                            ),
+                        );
+                    }
+                }
+                XStage::Soak { seconds } => {
+                    let soak =
+                        Duration::from_secs((*seconds).min(crate::engine::plan::MAX_SOAK_SECONDS));
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < soak {
+                        if self.abort.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            cursor += 1;
+            self.env.journal.set_stage(self.id, cursor as i64)?;
+        }
+        let failed: Vec<String> = self
+            .env
+            .journal
+            .targets(self.id)?
+            .into_iter()
+            .filter(|t| matches!(t.state, TargetState::Failed | TargetState::NeedsAttention))
+            .map(|t| t.target)
+            .collect();
+        if failed.is_empty() {
+            self.finish(Status::Completed, String::new())
+        } else {
+            self.finish(
+                Status::CompletedWithFailures,
+                format!(
+                    "{} target(s) failed and stay on the old version: {}",
+                    failed.len(),
+                    failed.join(", ")
+                ),
+            )
+        }
+    }
+
+    /// Run one wave, given the targets' states as the journal has them; returns
+    /// (succeeded, failed) target ids.
+    pub(super) async fn wave(
+        self: Arc<Self>,
+        stage: usize,
+        name: &str,
+        targets: &[String],
+        finalize: bool,
+        states: &HashMap<String, TargetState>,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let progress = self.progress()?;
+        let limit = self
+            .p
+            .spec
+            .concurrency
+            .min(crate::plugin::runtime::MAX_LIVE_INSTANCES as usize / 2);
+        let sem = Arc::new(Semaphore::new(limit));
+        let mut succeeded = Vec::new();
+        let mut failed = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        self.env.ui.wave_start(name, targets.len());
+        for t in targets {
+            let state = states.get(t).copied().unwrap_or(TargetState::Pending);
+            let runnable = if finalize {
+                state == TargetState::Updated
+            } else {
+                matches!(state, TargetState::Pending | TargetState::Running)
+            };
+            if !runnable {
+                match state {
+                    TargetState::Updated => succeeded.push(t.clone()),
+                    TargetState::Pending => {}
+                    _ => failed.push(t.clone()),
+                }
+                continue;
+            }
+            // Take the permit before spawning: at most `limit` target tasks exist at once.
+            let permit = sem.clone().acquire_owned().await?;
+            let me = self.clone();
+            let prog = progress.get(t).cloned().unwrap_or_default();
+            let t = t.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                if me.abort.load(Ordering::SeqCst) {
+                    return Ok((t, None));
+                }
+                let r = me.target(stage, &t, prog, finalize).await;
+                r.map(|s| (t, Some(s)))
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (t, state) = joined??;
+            match state {
+                Some(TargetState::Updated) => succeeded.push(t),
+                Some(_) => {
+                    self.failed_total.fetch_add(1, Ordering::SeqCst);
+                    failed.push(t)
+                }
+                None => {}
+            }
+        }
+        self.env.ui.wave_end();
+        Ok((succeeded, failed))
+    }
+    /// Run a fleet step unless it already completed; the failure message, if it failed.
+    pub(super) async fn fleet_step(
+        self: Arc<Self>,
+        stage: usize,
+        step: &str,
+    ) -> Result<Option<String>> {
+        let mut prog = self.progress()?.remove("").unwrap_or_default();
+        if prog.is_done(step) {
+            return Ok(None);
+        }
+        let mut pending = Vec::new();
+        let failure = self
+            .run_step(stage, "", step, &mut prog, &mut pending)
+            .await?;
+        self.env.journal.write(pending).await?;
+        Ok(failure)
+    }
+}

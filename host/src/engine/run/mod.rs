@@ -1,0 +1,197 @@
+//! Running the stages of a rollout: waves of targets with bounded concurrency, each target's
+//! steps in order with every start and end journaled before the next, undo on failure, the
+//! strategy's decision after each wave.
+
+use super::state::{derive, Progress};
+use super::{Env, Prepared};
+use crate::engine::plan::{XPlan, XStage};
+use crate::engine::transport::{Local, StepCall, Transport};
+use crate::journal::{Action, Op, OutputRec, Status, TargetState};
+use crate::plugin::bindings::{
+    Constraint, DecisionKind, Output, Phase, Scope, Step, StepContext, WaveReport,
+};
+use crate::plugin::CallEnv;
+use anyhow::Result;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+mod drive;
+mod settle;
+mod step;
+mod undo;
+
+pub use settle::{InFlight, InFlightChoices};
+
+/// How a rollout ended (or paused).
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub id: i64,
+    pub status: Status,
+    pub reason: String,
+}
+
+/// Most attempts of a step that fails with a transient error.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// One rollout being driven by this process.
+pub(crate) struct Run {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    env: Env,
+    id: i64,
+    p: Prepared,
+    plan: XPlan,
+    /// The adapter's constraints, checked again before each wave starts.
+    constraints: Vec<Constraint>,
+    transport: Arc<dyn Transport>,
+    steps: HashMap<String, Step>,
+    target_index: HashMap<String, usize>,
+    seq: AtomicI64,
+    abort: AtomicBool,
+    /// Flips to true when the operator aborts: steps in flight are interrupted.
+    aborted: tokio::sync::watch::Sender<bool>,
+    failed_total: AtomicU32,
+}
+
+impl Run {
+    pub(crate) fn new(
+        env: Env,
+        id: i64,
+        p: Prepared,
+        plan: XPlan,
+        constraints: Vec<Constraint>,
+        first_seq: i64,
+    ) -> Result<Run> {
+        let transport = Arc::new(Local {
+            adapter: p.adapter.clone(),
+            label: p.adapter_label.clone(),
+            sink: env.sink(Some(id)),
+            secrets: p.secrets.clone(),
+            limits: p.spec.limits,
+        });
+        let steps = p
+            .desc
+            .steps
+            .iter()
+            .map(|s| (s.name.clone(), s.clone()))
+            .collect();
+        let failed_total = env
+            .journal
+            .targets(id)?
+            .iter()
+            .filter(|t| matches!(t.state, TargetState::Failed | TargetState::NeedsAttention))
+            .count() as u32;
+        let target_index = p
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.clone(), i))
+            .collect();
+        Ok(Run {
+            inner: Arc::new(Inner {
+                env,
+                id,
+                p,
+                plan,
+                constraints,
+                transport,
+                steps,
+                target_index,
+                seq: AtomicI64::new(first_seq),
+                abort: AtomicBool::new(false),
+                aborted: tokio::sync::watch::Sender::new(false),
+                failed_total: AtomicU32::new(failed_total),
+            }),
+        })
+    }
+
+    pub(crate) fn target_keys(&self) -> Vec<String> {
+        self.inner
+            .p
+            .targets
+            .iter()
+            .map(|t| format!("{}/{}", t.host, t.id))
+            .collect()
+    }
+
+    /// Run the stages from the journaled cursor to the end (or a pause).
+    pub(crate) async fn drive(self) -> Result<Outcome> {
+        let me = self.inner.clone();
+        let poller = tokio::spawn(poll_abort(me.clone()));
+        let out = me.clone().drive_stages().await;
+        poller.abort();
+        out
+    }
+
+    /// Undo every target and fleet step that completed.
+    pub(crate) async fn rollback_all(self, reason: &str) -> Result<Outcome> {
+        let me = self.inner.clone();
+        me.rollback_all(me.plan.stages.len(), reason).await
+    }
+}
+
+async fn poll_abort(me: Arc<Inner>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Ok(r) = me.env.journal.rollout(me.id) {
+            if r.abort_requested {
+                me.abort.store(true, Ordering::SeqCst);
+                me.aborted.send_replace(true);
+                return;
+            }
+        }
+    }
+}
+
+fn to_rec(o: &Output) -> OutputRec {
+    OutputRec {
+        key: o.key.clone(),
+        value: o.value.clone(),
+        secret: o.secret,
+    }
+}
+
+fn to_out(o: &OutputRec) -> Output {
+    Output {
+        key: o.key.clone(),
+        value: o.value.clone(),
+        secret: o.secret,
+    }
+}
+
+impl Inner {
+    fn next_seq(&self) -> i64 {
+        self.seq.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn budget(&self, step: &str) -> Duration {
+        crate::engine::plan::step_budget(
+            &self.p.desc,
+            &self.p.spec.timeouts,
+            self.p.spec.limits.max_step_timeout,
+            step,
+        )
+    }
+
+    fn finish(&self, status: Status, reason: String) -> Result<Outcome> {
+        self.env.journal.set_status(self.id, status, &reason)?;
+        if status.is_final() {
+            self.env.journal.release(self.id)?;
+        }
+        Ok(Outcome {
+            id: self.id,
+            status,
+            reason,
+        })
+    }
+
+    fn progress(&self) -> Result<HashMap<String, Progress>> {
+        Ok(derive(&self.env.journal.steps(self.id)?))
+    }
+}

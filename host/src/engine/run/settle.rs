@@ -1,0 +1,107 @@
+//! Steps left in flight by a crash: re-run what is idempotent, ask the operator about the
+//! rest.
+
+use super::*;
+
+/// What to do with a non-idempotent step that was running when cutover stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFlight {
+    /// It completed: go on after it.
+    Done,
+    /// Run it again.
+    Retry,
+    /// It failed: undo the target.
+    Failed,
+}
+
+/// The operator's answers about in-flight steps: one for all, and/or one per target
+/// (`fleet` names the fleet's own steps).
+#[derive(Debug, Clone, Default)]
+pub struct InFlightChoices {
+    pub all: Option<InFlight>,
+    pub per_target: HashMap<String, InFlight>,
+}
+
+impl InFlightChoices {
+    /// Parse `done`, `retry`, `failed` or `TARGET=done|retry|failed` values.
+    pub fn parse(values: &[String]) -> Result<Self, String> {
+        let mut c = InFlightChoices::default();
+        for v in values {
+            let (target, choice) = match v.split_once('=') {
+                Some((t, c)) => (Some(t.trim()), c.trim()),
+                None => (None, v.trim()),
+            };
+            let choice = match choice {
+                "done" => InFlight::Done,
+                "retry" => InFlight::Retry,
+                "failed" => InFlight::Failed,
+                other => {
+                    return Err(format!(
+                        "--in-flight `{other}` is not done, retry or failed (write e.g. `done` or `node-05=retry`)"
+                    ))
+                }
+            };
+            match target {
+                Some(t) => {
+                    let t = if t == "fleet" { "" } else { t };
+                    c.per_target.insert(t.to_string(), choice);
+                }
+                None => c.all = Some(choice),
+            }
+        }
+        Ok(c)
+    }
+
+    pub(super) fn for_target(&self, target: &str) -> Option<InFlight> {
+        self.per_target.get(target).copied().or(self.all)
+    }
+}
+
+impl Run {
+    /// Resolve records left `started` by a crash. Returns an outcome when the rollout must
+    /// pause for the operator.
+    pub(crate) fn settle_in_flight(&self, choices: &InFlightChoices) -> Result<Option<Outcome>> {
+        let me = &self.inner;
+        let rows = me.env.journal.steps(me.id)?;
+        let mut blocked = Vec::new();
+        for p in derive(&rows).values() {
+            for r in &p.in_flight {
+                let idempotent = me.steps.get(&r.step).map(|s| s.idempotent).unwrap_or(false);
+                let who = if r.target.is_empty() {
+                    "the fleet".to_string()
+                } else {
+                    format!("target `{}`", r.target)
+                };
+                if r.action == Action::Undo || idempotent {
+                    me.env.journal.settle(me.id, r.seq, "abandoned")?;
+                    me.env.ui.note(&format!(
+                        "{} of step `{}` on {who} was in flight when cutover stopped: it is idempotent and runs again",
+                        if r.action == Action::Undo { "undo" } else { "run" },
+                        r.step
+                    ));
+                    continue;
+                }
+                match choices.for_target(&r.target) {
+                    Some(InFlight::Done) => me.env.journal.settle(me.id, r.seq, "ok")?,
+                    Some(InFlight::Retry) => me.env.journal.settle(me.id, r.seq, "abandoned")?,
+                    Some(InFlight::Failed) => me.env.journal.settle(me.id, r.seq, "failed")?,
+                    None => blocked.push(format!("step `{}` on {who}", r.step)),
+                }
+            }
+        }
+        if blocked.is_empty() {
+            return Ok(None);
+        }
+        let reason = format!(
+            "{} was in flight when cutover stopped and is not idempotent: check it, then run `cutover resume {id} --in-flight TARGET=done` if it completed, `TARGET=retry` to run it again or `TARGET=failed` to undo the target (repeat per target; a bare `done|retry|failed` answers for all)",
+            blocked.join(", "),
+            id = me.id
+        );
+        me.env.journal.set_status(me.id, Status::Paused, &reason)?;
+        Ok(Some(Outcome {
+            id: me.id,
+            status: Status::Paused,
+            reason,
+        }))
+    }
+}

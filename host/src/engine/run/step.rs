@@ -1,0 +1,223 @@
+//! One target's steps: each journaled before it runs and after it ends, transient failures
+//! retried, the target undone when a step fails.
+
+use super::*;
+
+impl Inner {
+    pub(super) fn target_steps(&self, finalize: bool) -> Vec<&Step> {
+        let phase = if finalize {
+            Phase::Finalize
+        } else {
+            Phase::Rollout
+        };
+        self.p
+            .desc
+            .steps
+            .iter()
+            .filter(|s| s.scope == Scope::Target && s.phase == phase)
+            .collect()
+    }
+
+    /// The context of a call; only fleet steps get the whole fleet (a target step on a big
+    /// fleet would otherwise copy every target into the sandbox).
+    pub(super) fn context(&self, outputs: &[OutputRec], attempt: u32, fleet: bool) -> StepContext {
+        StepContext {
+            rollout_id: self.id.to_string(),
+            params: self.p.adapter_params.clone(),
+            outputs: outputs.iter().map(to_out).collect(),
+            attempt,
+            fleet: if fleet {
+                self.p.targets.clone()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    pub(super) fn call(
+        &self,
+        step: &str,
+        target: &str,
+        outputs: &[OutputRec],
+        attempt: u32,
+    ) -> StepCall {
+        let t = self
+            .target_index
+            .get(target)
+            .map(|i| self.p.targets[*i].clone());
+        let own = if self.p.step_caps.is_empty() {
+            None
+        } else {
+            self.p
+                .step_caps
+                .get(&(target.to_string(), step.to_string()))
+        };
+        let caps = match own {
+            Some(c) => c.clone(),
+            None if target.is_empty() => self.p.fleet_caps.clone(),
+            None => self.p.target_caps.get(target).cloned().unwrap_or_default(),
+        };
+        StepCall {
+            step: step.to_string(),
+            target: t,
+            ctx: self.context(outputs, attempt, target.is_empty()),
+            caps,
+            budget: self.budget(step),
+        }
+    }
+
+    /// Journal records of a step starting.
+    pub(super) fn start_op(
+        &self,
+        stage: usize,
+        target: &str,
+        step: &str,
+        action: Action,
+        attempt: u32,
+    ) -> (i64, Op) {
+        let seq = self.next_seq();
+        let op = Op::StepStart {
+            rollout: self.id,
+            seq,
+            stage: stage as i64,
+            target: target.to_string(),
+            step: step.to_string(),
+            action,
+            attempt,
+        };
+        (seq, op)
+    }
+
+    /// Journal record of a step ending.
+    pub(super) fn end_op(&self, seq: i64, outputs: Vec<OutputRec>, error: Option<String>) -> Op {
+        Op::StepEnd {
+            rollout: self.id,
+            seq,
+            ok: error.is_none(),
+            outputs,
+            error,
+        }
+    }
+
+    /// Run one step of a target (or of the fleet, target ""), retrying transient failures.
+    /// Its start record is written, with `pending`, before the step runs; on success its end
+    /// record is left in `pending` for the next write. Returns the failure message, if any.
+    pub(super) async fn run_step(
+        &self,
+        stage: usize,
+        target: &str,
+        step: &str,
+        prog: &mut Progress,
+        pending: &mut Vec<Op>,
+    ) -> Result<Option<String>> {
+        let mut attempt = prog.attempts.get(step).copied().unwrap_or(0) + 1;
+        loop {
+            let (seq, start) = self.start_op(stage, target, step, Action::Run, attempt);
+            pending.push(start);
+            self.env.journal.write(std::mem::take(pending)).await?;
+            let call = self.call(step, target, &prog.outputs(), attempt);
+            let mut aborted = self.aborted.subscribe();
+            // An abort interrupts the step: its sandbox stops at the next epoch tick and the
+            // programs it started are killed with their process group. Undos are not
+            // interrupted: they are the way back.
+            let ran = tokio::select! {
+                r = self.transport.run(&call) => r,
+                _ = aborted.wait_for(|a| *a) => Err(crate::engine::transport::StepFailure {
+                    message: "interrupted: the operator aborted the rollout".into(),
+                    transient: false,
+                    outputs: Vec::new(),
+                }),
+            };
+            let (outputs, failure) = match ran {
+                Ok(outs) => (outs, None),
+                Err(f) => (f.outputs, Some((f.message, f.transient))),
+            };
+            let recs: Vec<OutputRec> = outputs.iter().map(to_rec).collect();
+            for o in recs.iter().filter(|o| o.secret) {
+                self.env.redact.add(&o.value);
+            }
+            let Some((message, transient)) = failure else {
+                pending.push(self.end_op(seq, recs.clone(), None));
+                prog.done.push((step.to_string(), recs));
+                prog.failed = None;
+                return Ok(None);
+            };
+            let message = self.env.redact.redact(&message);
+            self.env
+                .journal
+                .write(vec![self.end_op(seq, recs.clone(), Some(message.clone()))])
+                .await?;
+            prog.failed = Some((step.to_string(), recs, message.clone()));
+            if !(transient && attempt < MAX_ATTEMPTS) || self.abort.load(Ordering::SeqCst) {
+                return Ok(Some(format!("step `{step}` failed: {message}")));
+            }
+            let who = if target.is_empty() { "fleet" } else { target };
+            self.env.ui.log(
+                who,
+                step,
+                crate::plugin::bindings::Level::Warn,
+                &format!("attempt {attempt} failed ({message}); retrying"),
+            );
+            tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+            attempt += 1;
+        }
+    }
+
+    /// Run the steps a target still needs; on failure undo what it completed.
+    pub(super) async fn target(
+        self: Arc<Self>,
+        stage: usize,
+        target: &str,
+        mut prog: Progress,
+        finalize: bool,
+    ) -> Result<TargetState> {
+        let steps = self.target_steps(finalize);
+        let mut pending = vec![Op::Target {
+            rollout: self.id,
+            target: target.to_string(),
+            state: TargetState::Running,
+            detail: String::new(),
+        }];
+        let mut failure: Option<String> = prog
+            .failed
+            .as_ref()
+            .filter(|(s, _, _)| !prog.is_done(s) && steps.iter().any(|x| &x.name == s))
+            .map(|(s, _, e)| format!("step `{s}` failed: {e}"));
+        if failure.is_none() {
+            for (n, step) in steps.iter().enumerate() {
+                if prog.is_done(&step.name) {
+                    continue;
+                }
+                self.env.ui.step(target, &step.name, n + 1, steps.len());
+                failure = self
+                    .run_step(stage, target, &step.name, &mut prog, &mut pending)
+                    .await?;
+                if failure.is_some() {
+                    break;
+                }
+            }
+        }
+        let (state, detail) = match failure {
+            None => (TargetState::Updated, String::new()),
+            Some(why) => match self.undo_target(stage, target, &prog).await {
+                Ok(n) => (
+                    TargetState::Failed,
+                    format!("{why}; {n} completed step(s) undone"),
+                ),
+                Err(e) => (
+                    TargetState::NeedsAttention,
+                    format!("{why}; undo failed: {e}"),
+                ),
+            },
+        };
+        pending.push(Op::Target {
+            rollout: self.id,
+            target: target.to_string(),
+            state,
+            detail: detail.clone(),
+        });
+        self.env.journal.write(pending).await?;
+        self.env.ui.target_done(target, state, &detail);
+        Ok(state)
+    }
+}

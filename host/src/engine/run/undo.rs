@@ -1,0 +1,153 @@
+//! Going back: a target's completed undoable steps newest first, and the rollback of a
+//! whole rollout, newest stage first.
+
+use super::*;
+
+impl Inner {
+    /// Undo a target's completed undoable steps, newest first. Returns how many.
+    pub(super) async fn undo_target(
+        &self,
+        stage: usize,
+        target: &str,
+        prog: &Progress,
+    ) -> Result<usize, String> {
+        let outputs = prog.outputs();
+        let mut n = 0;
+        for (step, _) in prog.done.iter().rev() {
+            let undoable = self.steps.get(step).map(|s| s.undoable).unwrap_or(false);
+            if !undoable {
+                continue;
+            }
+            self.env
+                .ui
+                .step(target, &format!("undo {step}"), n + 1, prog.done.len());
+            let (seq, start) = self.start_op(stage, target, step, Action::Undo, 1);
+            self.env
+                .journal
+                .write(vec![start])
+                .await
+                .map_err(|e| e.to_string())?;
+            let call = self.call(step, target, &outputs, 1);
+            let result = self.transport.undo(&call).await;
+            let error = result
+                .as_ref()
+                .err()
+                .map(|f| self.env.redact.redact(&f.message));
+            self.env
+                .journal
+                .write(vec![self.end_op(seq, Vec::new(), error.clone())])
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(e) = error {
+                return Err(format!("undo of `{step}`: {e}"));
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Undo everything completed in stages `..=upto`, newest stage first.
+    pub(super) async fn rollback_all(
+        self: &Arc<Self>,
+        upto: usize,
+        reason: &str,
+    ) -> Result<Outcome> {
+        self.env.ui.note(&format!("↺ rolling back: {reason}"));
+        let progress = self.progress()?;
+        let last = upto.min(self.plan.stages.len().saturating_sub(1));
+        let mut trouble = Vec::new();
+        for i in (0..=last).rev() {
+            match &self.plan.stages[i] {
+                XStage::Wave { name, targets, .. } => {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    let sem = Arc::new(Semaphore::new(self.p.spec.concurrency));
+                    let touched: Vec<&String> = targets
+                        .iter()
+                        .filter(|t| {
+                            progress.get(*t).is_some_and(|p| {
+                                p.done
+                                    .iter()
+                                    .any(|(s, _)| self.steps.get(s).is_some_and(|s| s.undoable))
+                            })
+                        })
+                        .collect();
+                    if touched.is_empty() {
+                        continue;
+                    }
+                    self.env
+                        .ui
+                        .wave_start(&format!("rollback of {name}"), touched.len());
+                    for t in touched {
+                        let me = self.clone();
+                        let prog = progress.get(t).cloned().unwrap_or_default();
+                        let t = t.clone();
+                        let sem = sem.clone();
+                        tasks.spawn(async move {
+                            let _p = sem.acquire_owned().await;
+                            let r = me.undo_target(i, &t, &prog).await;
+                            let (state, detail) = match &r {
+                                Ok(n) => (TargetState::RolledBack, format!("{n} step(s) undone")),
+                                Err(e) => {
+                                    (TargetState::NeedsAttention, format!("undo failed: {e}"))
+                                }
+                            };
+                            me.env
+                                .journal
+                                .write(vec![Op::Target {
+                                    rollout: me.id,
+                                    target: t.clone(),
+                                    state,
+                                    detail: detail.clone(),
+                                }])
+                                .await?;
+                            me.env.ui.target_done(&t, state, &detail);
+                            anyhow::Ok(r.err().map(|e| format!("{t}: {e}")))
+                        });
+                    }
+                    while let Some(j) = tasks.join_next().await {
+                        if let Some(e) = j?? {
+                            trouble.push(e);
+                        }
+                    }
+                    self.env.ui.wave_end();
+                }
+                XStage::Fleet { step } => {
+                    let fleet = progress.get("").cloned().unwrap_or_default();
+                    let undoable = self.steps.get(step).map(|s| s.undoable).unwrap_or(false);
+                    if fleet.is_done(step) && undoable {
+                        let only = Progress {
+                            done: fleet
+                                .done
+                                .iter()
+                                .filter(|(s, _)| s == step)
+                                .cloned()
+                                .collect(),
+                            ..fleet.clone()
+                        };
+                        match self.undo_target(i, "", &only).await {
+                            Ok(_) => self.env.ui.note(&format!("  ↺ fleet step `{step}` undone")),
+                            Err(e) => {
+                                self.env
+                                    .ui
+                                    .note(&format!("  ✘ fleet step `{step}`: undo failed: {e}"));
+                                trouble.push(format!("fleet: {e}"));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if trouble.is_empty() {
+            self.finish(Status::RolledBack, reason.to_string())
+        } else {
+            self.finish(
+                Status::Failed,
+                format!(
+                    "{reason}; rollback incomplete, needs attention: {}",
+                    trouble.join("; ")
+                ),
+            )
+        }
+    }
+}
