@@ -80,17 +80,7 @@ impl Inner {
                             failed_total: self.failed_total.load(Ordering::SeqCst),
                             target_count: self.p.targets.len() as u32,
                         };
-                        let senv = CallEnv::bare(
-                            &self.p.strategy_label,
-                            self.p.spec.limits.call_timeout,
-                            self.env.sink(Some(self.id)),
-                        );
-                        let decision = match self
-                            .p
-                            .strategy
-                            .decide(senv, &report, &self.p.strategy_params)
-                            .await
-                        {
+                        let decision = match self.decider.decide(&report).await {
                             Ok(d) => d,
                             Err(fault) => {
                                 self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
@@ -109,7 +99,7 @@ impl Inner {
                         if !failed.is_empty() || decision.kind != DecisionKind::Proceed {
                             self.env.ui.note(&format!(
                                 "strategy {}: {kind} ({reason})",
-                                self.p.strategy_label
+                                self.decider.label()
                             ));
                         }
                         self.env.journal.write_later(vec![Op::Event {

@@ -3,14 +3,14 @@
 //! strategy's decision after each wave.
 
 use super::state::{derive, Progress};
-use super::{Env, Prepared};
+use super::{Env, Setup};
 use crate::engine::plan::{XPlan, XStage};
-use crate::engine::transport::{Local, StepCall, Transport};
+use crate::engine::transport::{BoxFuture, StepCall, Transport};
 use crate::journal::{Action, Op, OutputRec, Status, TargetState};
 use crate::plugin::bindings::{
-    Constraint, DecisionKind, Output, Phase, Scope, Step, StepContext, WaveReport,
+    Constraint, Decision, DecisionKind, Output, Pair, Phase, Scope, Step, StepContext, WaveReport,
 };
-use crate::plugin::CallEnv;
+use crate::plugin::{CallEnv, Sink, StrategyPlugin};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -45,11 +45,12 @@ pub(crate) struct Run {
 struct Inner {
     env: Env,
     id: i64,
-    p: Prepared,
+    p: Arc<Setup>,
     plan: XPlan,
     /// The adapter's constraints, checked again before each wave starts.
     constraints: Vec<Constraint>,
     transport: Arc<dyn Transport>,
+    decider: Arc<dyn Decide>,
     steps: HashMap<String, Step>,
     target_index: HashMap<String, usize>,
     seq: AtomicI64,
@@ -59,22 +60,51 @@ struct Inner {
     failed_total: AtomicU32,
 }
 
+/// Who decides what the fleet does after each wave: the strategy plugin, or a fake in tests.
+pub trait Decide: Send + Sync {
+    /// The decision after a wave; an error is a fault of the strategy.
+    fn decide<'a>(&'a self, report: &'a WaveReport) -> BoxFuture<'a, Result<Decision, String>>;
+    /// `name@version`, shown with the decision.
+    fn label(&self) -> &str;
+}
+
+/// The strategy plugin as a [`Decide`].
+pub struct PluginDecider {
+    pub plugin: Arc<StrategyPlugin>,
+    pub label: String,
+    pub params: Vec<Pair>,
+    pub budget: Duration,
+    pub sink: Arc<dyn Sink>,
+}
+
+impl Decide for PluginDecider {
+    fn decide<'a>(&'a self, report: &'a WaveReport) -> BoxFuture<'a, Result<Decision, String>> {
+        Box::pin(async move {
+            let env = CallEnv::bare(&self.label, self.budget, self.sink.clone());
+            self.plugin
+                .decide(env, report, &self.params)
+                .await
+                .map_err(|f| f.to_string())
+        })
+    }
+
+    fn label(&self) -> &str {
+        &self.label
+    }
+}
+
 impl Run {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         env: Env,
         id: i64,
-        p: Prepared,
+        p: Arc<Setup>,
+        transport: Arc<dyn Transport>,
+        decider: Arc<dyn Decide>,
         plan: XPlan,
         constraints: Vec<Constraint>,
         first_seq: i64,
     ) -> Result<Run> {
-        let transport = Arc::new(Local {
-            adapter: p.adapter.clone(),
-            label: p.adapter_label.clone(),
-            sink: env.sink(Some(id)),
-            secrets: p.secrets.clone(),
-            limits: p.spec.limits,
-        });
         let steps = p
             .desc
             .steps
@@ -101,6 +131,7 @@ impl Run {
                 plan,
                 constraints,
                 transport,
+                decider,
                 steps,
                 target_index,
                 seq: AtomicI64::new(first_seq),

@@ -1,0 +1,364 @@
+//! Loading a spec's plugins, describing the adapter, checking parameters and resolving grants:
+//! everything before a rollout touches anything.
+
+use super::run::{self, Decide};
+use super::transport::{Local, Transport};
+use super::{plan, Env};
+use crate::plugin::authority::{self as caps, Effective};
+use crate::plugin::bindings::{Constraint, Description, Finding, Level, Pair, Target};
+use crate::plugin::{AdapterPlugin, CallEnv, StrategyPlugin};
+use crate::spec::{SecretSource, Spec};
+use anyhow::{anyhow, bail, Context, Result};
+use plan::XPlan;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// What a rollout runs with, as plain data (no plugin in it), so the run loop can also be
+/// driven by a fake transport and strategy.
+pub struct Setup {
+    pub spec: Spec,
+    /// `name@version` of the strategy.
+    pub strategy_label: String,
+    pub adapter_label: String,
+    pub desc: Description,
+    pub targets: Vec<Target>,
+    pub adapter_params: Vec<Pair>,
+    pub strategy_params: Vec<Pair>,
+    pub secrets: BTreeMap<String, String>,
+    pub fleet_caps: Effective,
+    pub target_caps: HashMap<String, Effective>,
+    /// Capabilities of steps that request their own, by (target, step); the fleet is "".
+    pub step_caps: HashMap<(String, String), Effective>,
+}
+
+/// A spec with its plugins loaded and its grants resolved.
+pub struct Prepared {
+    pub setup: Arc<Setup>,
+    pub strategy: Arc<StrategyPlugin>,
+    pub adapter: Arc<AdapterPlugin>,
+}
+
+impl std::ops::Deref for Prepared {
+    type Target = Setup;
+    fn deref(&self) -> &Setup {
+        &self.setup
+    }
+}
+
+fn pairs(v: &[(String, String)]) -> Vec<Pair> {
+    v.iter()
+        .map(|(k, v)| Pair {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
+}
+
+/// Load the plugins of `spec`, describe the adapter, check its parameters and resolve its
+/// grants. Nothing on the targets is touched.
+pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
+    let strategy = env
+        .runtime
+        .strategy(
+            &spec.strategy.path,
+            spec.strategy.sha256.as_deref(),
+            spec.limits.memory,
+        )
+        .context("loading the strategy")?;
+    let adapter = env
+        .runtime
+        .adapter(
+            &spec.adapter.path,
+            spec.adapter.sha256.as_deref(),
+            spec.limits.memory,
+        )
+        .context("loading the adapter")?;
+    for note in [&strategy.load_note, &adapter.load_note] {
+        env.ui.log("", "load", Level::Debug, note);
+    }
+    let sink = env.sink(None);
+    let (sname, sver, _) = strategy
+        .info(CallEnv::bare(
+            &strategy.label,
+            spec.limits.call_timeout,
+            sink.clone(),
+        ))
+        .await?;
+    let desc = adapter
+        .describe(CallEnv::bare(
+            &adapter.label,
+            spec.limits.call_timeout,
+            sink,
+        ))
+        .await?;
+    let adapter_label = format!("{}@{}", desc.name, desc.version);
+
+    // Parameters: required ones present, unknown ones refused.
+    let known: Vec<&str> = desc.parameters.iter().map(|p| p.name.as_str()).collect();
+    for (k, _) in &spec.adapter.params {
+        if !known.contains(&k.as_str()) {
+            bail!(
+                "{}: [adapter.params] key `{k}` is not a parameter of {adapter_label} (it takes: {})",
+                spec.path.display(),
+                known.join(", ")
+            );
+        }
+    }
+    let mut adapter_params = spec.adapter.params.clone();
+    for p in &desc.parameters {
+        let in_params = adapter_params.iter().any(|(k, _)| k == &p.name);
+        if p.per_target {
+            for t in &spec.targets {
+                let has = t.labels.iter().any(|(k, _)| k == &p.name) || in_params;
+                if !has && p.default.is_none() && p.required {
+                    bail!(
+                        "{}: target `{}` needs `{}` ({}) : add it to its [[targets]] entry or under [adapter.params]",
+                        spec.path.display(),
+                        t.id,
+                        p.name,
+                        p.description
+                    );
+                }
+            }
+        } else if !in_params {
+            match &p.default {
+                Some(d) => adapter_params.push((p.name.clone(), d.clone())),
+                None if p.required => bail!(
+                    "{}: [adapter.params] needs `{}` ({})",
+                    spec.path.display(),
+                    p.name,
+                    p.description
+                ),
+                None => {}
+            }
+        }
+    }
+    for step in spec.timeouts.keys() {
+        if !desc.steps.iter().any(|s| &s.name == step) {
+            bail!(
+                "{}: [adapter.timeouts] key `{step}` is not a step of {adapter_label} (its steps: {})",
+                spec.path.display(),
+                desc.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+
+    let targets: Vec<Target> = spec
+        .targets
+        .iter()
+        .map(|t| Target {
+            id: t.id.clone(),
+            host: t.host.clone(),
+            labels: pairs(&t.labels),
+        })
+        .collect();
+
+    // Grants: every requested capability must be granted, for every target and step, and no
+    // call may be able to write a program it may run.
+    let mut denied = Vec::new();
+    let mut resolve = |caps: &[crate::plugin::bindings::Capability], t: Option<&Target>| {
+        caps::resolve(
+            &adapter_label,
+            caps,
+            t,
+            &targets,
+            &adapter_params,
+            &spec.grants,
+            &spec.secrets,
+        )
+        .unwrap_or_else(|d| {
+            denied.extend(d);
+            Effective::default()
+        })
+    };
+    let fleet_caps = resolve(&desc.capabilities, None);
+    let mut target_caps = HashMap::new();
+    for t in &targets {
+        target_caps.insert(t.id.clone(), resolve(&desc.capabilities, Some(t)));
+    }
+    let mut step_caps = HashMap::new();
+    for step in desc.steps.iter().filter(|s| !s.capabilities.is_empty()) {
+        let own = resolve(&step.capabilities, None);
+        step_caps.insert((String::new(), step.name.clone()), fleet_caps.merged(&own));
+        for t in &targets {
+            let own = resolve(&step.capabilities, Some(t));
+            step_caps.insert(
+                (t.id.clone(), step.name.clone()),
+                target_caps[&t.id].merged(&own),
+            );
+        }
+    }
+    let mut calls: Vec<(String, &Effective)> = vec![(String::new(), &fleet_caps)];
+    calls.extend(
+        target_caps
+            .iter()
+            .map(|(t, c)| (format!(" (target `{t}`)"), c)),
+    );
+    calls.extend(step_caps.iter().map(|((t, s), c)| {
+        (
+            format!(
+                " (step `{s}`{})",
+                if t.is_empty() {
+                    String::new()
+                } else {
+                    format!(", target `{t}`")
+                }
+            ),
+            c,
+        )
+    }));
+    for (who, c) in calls {
+        denied.extend(caps::grants::conflicts(&adapter_label, &who, c));
+    }
+    denied.sort();
+    denied.dedup();
+    if !denied.is_empty() {
+        bail!(
+            "{}: the adapter needs grants the spec does not give:\n  - {}",
+            spec.path.display(),
+            denied.join("\n  - ")
+        );
+    }
+
+    let mut secrets = BTreeMap::new();
+    let wanted: std::collections::BTreeSet<&String> = fleet_caps
+        .secrets
+        .iter()
+        .chain(step_caps.values().flat_map(|c| c.secrets.iter()))
+        .collect();
+    for name in wanted {
+        let value = match &spec.secrets[name] {
+            SecretSource::Env(var) => std::env::var(var).map_err(|_| {
+                anyhow!(
+                    "secret `{name}` comes from the environment variable {var}, which is not set"
+                )
+            })?,
+            SecretSource::File(p) => std::fs::read_to_string(p)
+                .map_err(|e| anyhow!("secret `{name}` comes from {}: {e}", p.display()))?
+                .trim_end()
+                .to_string(),
+        };
+        env.redact.add(&value);
+        secrets.insert(name.clone(), value);
+    }
+
+    Ok(Prepared {
+        setup: Arc::new(Setup {
+            strategy_label: format!("{sname}@{sver}"),
+            strategy_params: pairs(&spec.strategy.params),
+            adapter_params: pairs(&adapter_params),
+            spec,
+            adapter_label,
+            desc,
+            targets,
+            secrets,
+            fleet_caps,
+            target_caps,
+            step_caps,
+        }),
+        strategy: Arc::new(strategy),
+        adapter: Arc::new(adapter),
+    })
+}
+
+impl Prepared {
+    /// Where the steps run and who decides after each wave, for rollout `id`.
+    pub(crate) fn runner(&self, env: &Env, id: i64) -> (Arc<dyn Transport>, Arc<dyn Decide>) {
+        let transport = Arc::new(Local {
+            adapter: self.adapter.clone(),
+            label: self.adapter_label.clone(),
+            sink: env.sink(Some(id)),
+            secrets: self.secrets.clone(),
+            limits: self.spec.limits,
+        });
+        let decider = Arc::new(run::PluginDecider {
+            plugin: self.strategy.clone(),
+            label: self.strategy_label.clone(),
+            params: self.strategy_params.clone(),
+            budget: self.spec.limits.call_timeout,
+            sink: env.sink(Some(id)),
+        });
+        (transport, decider)
+    }
+
+    fn fleet_env(&self, env: &Env, rollout: Option<i64>) -> Arc<CallEnv> {
+        Arc::new(CallEnv {
+            plugin: self.adapter_label.clone(),
+            step: None,
+            target: None,
+            caps: self.fleet_caps.clone(),
+            secrets: self.fleet_caps.secret_values(&self.secrets),
+            sink: env.sink(rollout),
+            budget: self.spec.limits.call_timeout,
+            limits: self.spec.limits,
+        })
+    }
+
+    /// The adapter's constraints for this fleet.
+    pub async fn constraints(&self, env: &Env) -> Result<Vec<Constraint>> {
+        self.adapter
+            .constraints(
+                self.fleet_env(env, None),
+                &self.targets,
+                &self.adapter_params,
+            )
+            .await?
+            .map_err(|e| {
+                anyhow!(
+                    "{} refused the fleet: {}",
+                    self.adapter_label,
+                    plugin_error(&e)
+                )
+            })
+    }
+
+    /// The adapter's constraints, then the strategy's plan, verified and expanded.
+    pub async fn plan(&self, env: &Env) -> Result<(XPlan, Vec<Constraint>)> {
+        let constraints = self.constraints(env).await?;
+        let senv = CallEnv::bare(
+            &self.strategy_label,
+            self.spec.limits.call_timeout,
+            env.sink(None),
+        );
+        let plan = self
+            .strategy
+            .plan(senv, &self.targets, &constraints, &self.strategy_params)
+            .await?
+            .map_err(|e| {
+                anyhow!(
+                    "{} could not plan: {}",
+                    self.strategy_label,
+                    plugin_error(&e)
+                )
+            })?;
+        let plan = plan::expand(&plan, &self.desc, &self.targets, &constraints)
+            .map_err(|e| anyhow!("the plan of {} was refused: {e}", self.strategy_label))?;
+        Ok((plan, constraints))
+    }
+
+    /// Preflight findings of the adapter.
+    pub async fn preflight(&self, env: &Env, rollout: Option<i64>) -> Result<Vec<Finding>> {
+        self.adapter
+            .preflight(
+                self.fleet_env(env, rollout),
+                &self.targets,
+                &self.adapter_params,
+                &self.strategy_label,
+            )
+            .await?
+            .map_err(|e| {
+                anyhow!(
+                    "{} preflight failed: {}",
+                    self.adapter_label,
+                    plugin_error(&e)
+                )
+            })
+    }
+}
+
+fn plugin_error(e: &crate::plugin::bindings::PluginError) -> String {
+    match &e.hint {
+        Some(h) => format!("{} ({h})", e.message),
+        None => e.message.clone(),
+    }
+}
