@@ -79,7 +79,7 @@ impl Ctx {
 fn code(status: Status) -> i32 {
     match status {
         Status::Completed => 0,
-        Status::Paused | Status::Running => 3,
+        Status::Paused | Status::Running | Status::Interrupted => 3,
         Status::Aborted => 4,
         _ => 2,
     }

@@ -4,222 +4,19 @@
 //! transaction (group commit across concurrent targets) and acknowledges each record only
 //! once it is durable, so a step never starts before its start record is on disk.
 
+mod records;
+mod schema;
+mod writer;
+
+pub use records::*;
+
 use anyhow::{anyhow, bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
+use schema::connect;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use tokio::sync::oneshot;
-
-/// A value a step produced, as journaled.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct OutputRec {
-    pub key: String,
-    pub value: String,
-    #[serde(default)]
-    pub secret: bool,
-}
-
-/// One journaled write.
-#[derive(Debug, Clone)]
-pub enum Op {
-    /// A step (or its undo) starts.
-    StepStart {
-        rollout: i64,
-        seq: i64,
-        stage: i64,
-        target: String,
-        step: String,
-        action: Action,
-        attempt: u32,
-    },
-    /// It ended; `ok` false with an error message when it failed.
-    StepEnd {
-        rollout: i64,
-        seq: i64,
-        ok: bool,
-        outputs: Vec<OutputRec>,
-        error: Option<String>,
-    },
-    /// A target's state in the rollout.
-    Target {
-        rollout: i64,
-        target: String,
-        state: TargetState,
-        detail: String,
-    },
-    /// A log line of a plugin or the engine.
-    Event {
-        rollout: i64,
-        level: String,
-        target: String,
-        step: String,
-        message: String,
-    },
-}
-
-/// Run or undo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    Run,
-    Undo,
-}
-
-impl Action {
-    fn as_str(self) -> &'static str {
-        match self {
-            Action::Run => "run",
-            Action::Undo => "undo",
-        }
-    }
-}
-
-/// Where a target stands in a rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TargetState {
-    Pending,
-    Running,
-    Updated,
-    Failed,
-    RolledBack,
-    /// An undo failed: the operator must look.
-    NeedsAttention,
-}
-
-impl TargetState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetState::Pending => "pending",
-            TargetState::Running => "running",
-            TargetState::Updated => "updated",
-            TargetState::Failed => "failed",
-            TargetState::RolledBack => "rolled-back",
-            TargetState::NeedsAttention => "needs-attention",
-        }
-    }
-
-    fn parse(s: &str) -> TargetState {
-        match s {
-            "running" => TargetState::Running,
-            "updated" => TargetState::Updated,
-            "failed" => TargetState::Failed,
-            "rolled-back" => TargetState::RolledBack,
-            "needs-attention" => TargetState::NeedsAttention,
-            _ => TargetState::Pending,
-        }
-    }
-}
-
-/// A rollout's overall status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    Running,
-    Paused,
-    Completed,
-    CompletedWithFailures,
-    Aborted,
-    RolledBack,
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Completed => "completed",
-            Status::CompletedWithFailures => "completed-with-failures",
-            Status::Aborted => "aborted",
-            Status::RolledBack => "rolled-back",
-            Status::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Status {
-        match s {
-            "paused" => Status::Paused,
-            "completed" => Status::Completed,
-            "completed-with-failures" => Status::CompletedWithFailures,
-            "aborted" => Status::Aborted,
-            "rolled-back" => Status::RolledBack,
-            "failed" => Status::Failed,
-            _ => Status::Running,
-        }
-    }
-
-    /// Finished rollouts hold no lease and cannot be resumed.
-    pub fn is_final(self) -> bool {
-        !matches!(self, Status::Running | Status::Paused)
-    }
-}
-
-/// A rollout row.
-#[derive(Debug, Clone, Serialize)]
-pub struct RolloutRow {
-    pub id: i64,
-    pub name: String,
-    pub spec_path: String,
-    #[serde(skip)]
-    pub spec_text: String,
-    pub status: Status,
-    pub reason: String,
-    #[serde(skip)]
-    pub plan: String,
-    /// Index of the next stage to run.
-    pub stage: i64,
-    pub pid: i64,
-    pub created: i64,
-    pub updated: i64,
-    /// Set by `cutover abort` while another process runs the rollout.
-    pub abort_requested: bool,
-}
-
-/// A step row.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepRow {
-    pub seq: i64,
-    pub stage: i64,
-    pub target: String,
-    pub step: String,
-    pub action: Action,
-    pub attempt: u32,
-    /// `started`, `ok`, `failed` or `abandoned`.
-    pub state: String,
-    pub outputs: Vec<OutputRec>,
-    pub error: Option<String>,
-    pub started: i64,
-    pub ended: Option<i64>,
-}
-
-/// A log line of a rollout.
-#[derive(Debug, Clone, Serialize)]
-pub struct EventRow {
-    pub ts: i64,
-    pub level: String,
-    pub target: String,
-    pub step: String,
-    pub message: String,
-}
-
-/// A target row.
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetRow {
-    pub target: String,
-    pub state: TargetState,
-    pub detail: String,
-}
-
-/// How durable a commit is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sync {
-    /// fsync the WAL at every commit: survives power loss (the default).
-    Full,
-    /// Survives a crash of cutover, not of the machine.
-    Normal,
-}
+use writer::writer_loop;
 
 struct Msg {
     ops: Vec<Op>,
@@ -239,50 +36,12 @@ pub struct Journal {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS rollouts(
-  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, spec_path TEXT NOT NULL,
-  spec_text TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
-  plan TEXT NOT NULL DEFAULT '', stage INTEGER NOT NULL DEFAULT 0, pid INTEGER NOT NULL DEFAULT 0,
-  created INTEGER NOT NULL, updated INTEGER NOT NULL, abort_requested INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS leases(target TEXT PRIMARY KEY, rollout INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS steps(
-  rollout INTEGER NOT NULL, seq INTEGER NOT NULL, stage INTEGER NOT NULL, target TEXT NOT NULL,
-  step TEXT NOT NULL, action TEXT NOT NULL, attempt INTEGER NOT NULL, state TEXT NOT NULL,
-  outputs TEXT NOT NULL DEFAULT '[]', error TEXT, started INTEGER NOT NULL, ended INTEGER,
-  PRIMARY KEY(rollout, seq));
-CREATE TABLE IF NOT EXISTS targets(
-  rollout INTEGER NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY(rollout, target));
-CREATE TABLE IF NOT EXISTS events(
-  id INTEGER PRIMARY KEY AUTOINCREMENT, rollout INTEGER NOT NULL, ts INTEGER NOT NULL,
-  level TEXT NOT NULL, target TEXT NOT NULL, step TEXT NOT NULL, message TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS approvals(rollout INTEGER NOT NULL, stage INTEGER NOT NULL,
-  PRIMARY KEY(rollout, stage));
-"#;
-
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-fn connect(path: &Path, sync: Sync) -> Result<Connection> {
-    let conn = Connection::open(path)
-        .with_context(|| format!("cannot open journal {}", path.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(
-        None,
-        "synchronous",
-        match sync {
-            Sync::Full => "FULL",
-            Sync::Normal => "NORMAL",
-        },
-    )?;
-    Ok(conn)
 }
 
 impl Journal {
@@ -295,7 +54,8 @@ impl Journal {
             }
         }
         let conn = connect(path, sync)?;
-        conn.execute_batch(SCHEMA)?;
+        let mut conn = conn;
+        schema::migrate(&mut conn, path)?;
         let (tx, rx) = mpsc::channel::<Msg>();
         let wconn = connect(path, sync)?;
         let writer = std::thread::Builder::new()
@@ -441,6 +201,16 @@ impl Journal {
         c.execute(
             "UPDATE rollouts SET status = ?2, reason = ?3, updated = ?4 WHERE id = ?1",
             params![rollout, status.as_str(), self.scrub(reason), now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Record which way the rollout goes, with why (durable on return).
+    pub fn set_direction(&self, rollout: i64, direction: Direction, reason: &str) -> Result<()> {
+        let c = self.conn.lock().unwrap();
+        c.execute(
+            "UPDATE rollouts SET direction = ?2, reason = ?3, updated = ?4 WHERE id = ?1",
+            params![rollout, direction.as_str(), self.scrub(reason), now_ms()],
         )?;
         Ok(())
     }
@@ -615,7 +385,7 @@ impl Drop for Journal {
     }
 }
 
-const ROLLOUT_COLS: &str = "SELECT id, name, spec_path, spec_text, status, reason, plan, stage, pid, created, updated, abort_requested FROM rollouts";
+const ROLLOUT_COLS: &str = "SELECT id, name, spec_path, spec_text, status, reason, plan, stage, pid, created, updated, abort_requested, direction FROM rollouts";
 
 fn rollout_row(r: &rusqlite::Row) -> rusqlite::Result<RolloutRow> {
     let status: String = r.get(4)?;
@@ -632,85 +402,8 @@ fn rollout_row(r: &rusqlite::Row) -> rusqlite::Result<RolloutRow> {
         created: r.get(9)?,
         updated: r.get(10)?,
         abort_requested: r.get::<_, i64>(11)? != 0,
+        direction: Direction::parse(&r.get::<_, String>(12)?),
     })
-}
-
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-            if batch.len() >= 4096 {
-                break;
-            }
-        }
-        let result = apply(&mut conn, &batch).map_err(|e| e.to_string());
-        for m in batch {
-            if let Some(ack) = m.ack {
-                let _ = ack.send(result.clone());
-            }
-        }
-    }
-}
-
-fn apply(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    let now = now_ms();
-    for op in batch.iter().flat_map(|m| m.ops.iter()) {
-        match op {
-            Op::StepStart {
-                rollout,
-                seq,
-                stage,
-                target,
-                step,
-                action,
-                attempt,
-            } => {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO steps(rollout, seq, stage, target, step, action, attempt, state, started) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'started', ?8)",
-                )?
-                .execute(params![rollout, seq, stage, target, step, action.as_str(), attempt, now])?;
-            }
-            Op::StepEnd {
-                rollout,
-                seq,
-                ok,
-                outputs,
-                error,
-            } => {
-                let out = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".into());
-                tx.prepare_cached(
-                    "UPDATE steps SET state = ?3, outputs = ?4, error = ?5, ended = ?6 WHERE rollout = ?1 AND seq = ?2",
-                )?
-                .execute(params![rollout, seq, if *ok { "ok" } else { "failed" }, out, error, now])?;
-            }
-            Op::Target {
-                rollout,
-                target,
-                state,
-                detail,
-            } => {
-                tx.prepare_cached(
-                    "INSERT INTO targets(rollout, target, state, detail) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(rollout, target) DO UPDATE SET state = excluded.state, detail = excluded.detail",
-                )?
-                .execute(params![rollout, target, state.as_str(), detail])?;
-            }
-            Op::Event {
-                rollout,
-                level,
-                target,
-                step,
-                message,
-            } => {
-                tx.prepare_cached(
-                    "INSERT INTO events(rollout, ts, level, target, step, message) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![rollout, now, level, target, step, message])?;
-            }
-        }
-    }
-    tx.commit()
 }
 
 #[cfg(test)]

@@ -1,0 +1,244 @@
+//! What the journal holds: records of rollouts, steps, targets and events.
+
+use serde::{Deserialize, Serialize};
+
+/// A value a step produced, as journaled.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutputRec {
+    pub key: String,
+    pub value: String,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// One journaled write.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A step (or its undo) starts.
+    StepStart {
+        rollout: i64,
+        seq: i64,
+        stage: i64,
+        target: String,
+        step: String,
+        action: Action,
+        attempt: u32,
+    },
+    /// It ended; `ok` false with an error message when it failed.
+    StepEnd {
+        rollout: i64,
+        seq: i64,
+        ok: bool,
+        outputs: Vec<OutputRec>,
+        error: Option<String>,
+    },
+    /// A target's state in the rollout.
+    Target {
+        rollout: i64,
+        target: String,
+        state: TargetState,
+        detail: String,
+    },
+    /// A log line of a plugin or the engine.
+    Event {
+        rollout: i64,
+        level: String,
+        target: String,
+        step: String,
+        message: String,
+    },
+}
+
+/// Run or undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Run,
+    Undo,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Run => "run",
+            Action::Undo => "undo",
+        }
+    }
+}
+
+/// Where a target stands in a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetState {
+    Pending,
+    Running,
+    Updated,
+    Failed,
+    RolledBack,
+    /// An undo failed: the operator must look.
+    NeedsAttention,
+}
+
+impl TargetState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetState::Pending => "pending",
+            TargetState::Running => "running",
+            TargetState::Updated => "updated",
+            TargetState::Failed => "failed",
+            TargetState::RolledBack => "rolled-back",
+            TargetState::NeedsAttention => "needs-attention",
+        }
+    }
+
+    pub fn parse(s: &str) -> TargetState {
+        match s {
+            "running" => TargetState::Running,
+            "updated" => TargetState::Updated,
+            "failed" => TargetState::Failed,
+            "rolled-back" => TargetState::RolledBack,
+            "needs-attention" => TargetState::NeedsAttention,
+            _ => TargetState::Pending,
+        }
+    }
+}
+
+/// A rollout's overall status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Running,
+    Paused,
+    /// Stopped by a signal or a journal fault with steps let finish; `resume` goes on.
+    Interrupted,
+    Completed,
+    CompletedWithFailures,
+    Aborted,
+    RolledBack,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Interrupted => "interrupted",
+            Status::Completed => "completed",
+            Status::CompletedWithFailures => "completed-with-failures",
+            Status::Aborted => "aborted",
+            Status::RolledBack => "rolled-back",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Status {
+        match s {
+            "paused" => Status::Paused,
+            "interrupted" => Status::Interrupted,
+            "completed" => Status::Completed,
+            "completed-with-failures" => Status::CompletedWithFailures,
+            "aborted" => Status::Aborted,
+            "rolled-back" => Status::RolledBack,
+            "failed" => Status::Failed,
+            _ => Status::Running,
+        }
+    }
+
+    /// Finished rollouts hold no lease and cannot be resumed.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Status::Running | Status::Paused | Status::Interrupted)
+    }
+}
+
+/// A rollout row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutRow {
+    pub id: i64,
+    pub name: String,
+    pub spec_path: String,
+    #[serde(skip)]
+    pub spec_text: String,
+    pub status: Status,
+    pub reason: String,
+    #[serde(skip)]
+    pub plan: String,
+    /// Index of the next stage to run.
+    pub stage: i64,
+    pub pid: i64,
+    pub created: i64,
+    pub updated: i64,
+    /// Set by `cutover abort` while another process runs the rollout.
+    pub abort_requested: bool,
+    pub direction: Direction,
+}
+
+/// A step row.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRow {
+    pub seq: i64,
+    pub stage: i64,
+    pub target: String,
+    pub step: String,
+    pub action: Action,
+    pub attempt: u32,
+    /// `started`, `ok`, `failed` or `abandoned`.
+    pub state: String,
+    pub outputs: Vec<OutputRec>,
+    pub error: Option<String>,
+    pub started: i64,
+    pub ended: Option<i64>,
+}
+
+/// A log line of a rollout.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub ts: i64,
+    pub level: String,
+    pub target: String,
+    pub step: String,
+    pub message: String,
+}
+
+/// A target row.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRow {
+    pub target: String,
+    pub state: TargetState,
+    pub detail: String,
+}
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// fsync the WAL at every commit: survives power loss (the default).
+    Full,
+    /// Survives a crash of cutover, not of the machine.
+    Normal,
+}
+
+/// Which way a rollout is going. A rollback is recorded before its first undo, so `resume`
+/// after a crash goes on in the same direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Forward,
+    Rollback,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Rollback => "rollback",
+        }
+    }
+
+    pub fn parse(s: &str) -> Direction {
+        if s == "rollback" {
+            Direction::Rollback
+        } else {
+            Direction::Forward
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The journal's tables, and the migrations that bring an older journal up to date.
+
+use super::*;
+
+/// The schema version this build writes. A journal outlives the binary that wrote it: an
+/// older journal is migrated forward on open; a newer one is refused.
+pub const VERSION: i64 = 2;
+
+/// Version 1: the tables as first released.
+const V1: &str = r#"
+CREATE TABLE IF NOT EXISTS rollouts(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, spec_path TEXT NOT NULL,
+  spec_text TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+  plan TEXT NOT NULL DEFAULT '', stage INTEGER NOT NULL DEFAULT 0, pid INTEGER NOT NULL DEFAULT 0,
+  created INTEGER NOT NULL, updated INTEGER NOT NULL, abort_requested INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS leases(target TEXT PRIMARY KEY, rollout INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS steps(
+  rollout INTEGER NOT NULL, seq INTEGER NOT NULL, stage INTEGER NOT NULL, target TEXT NOT NULL,
+  step TEXT NOT NULL, action TEXT NOT NULL, attempt INTEGER NOT NULL, state TEXT NOT NULL,
+  outputs TEXT NOT NULL DEFAULT '[]', error TEXT, started INTEGER NOT NULL, ended INTEGER,
+  PRIMARY KEY(rollout, seq));
+CREATE TABLE IF NOT EXISTS targets(
+  rollout INTEGER NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(rollout, target));
+CREATE TABLE IF NOT EXISTS events(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, rollout INTEGER NOT NULL, ts INTEGER NOT NULL,
+  level TEXT NOT NULL, target TEXT NOT NULL, step TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals(rollout INTEGER NOT NULL, stage INTEGER NOT NULL,
+  PRIMARY KEY(rollout, stage));
+"#;
+
+/// Each later version and what brings a journal to it.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    // Which way a rollout is going: a rollback is recorded before its first undo, so a
+    // crash never turns it back into a forward run.
+    "ALTER TABLE rollouts ADD COLUMN direction TEXT NOT NULL DEFAULT 'forward';",
+)];
+
+/// Bring the journal at `path` up to [`VERSION`].
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let mut v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if v > VERSION {
+        bail!(
+            "journal {} has schema version {v}, written by a newer cutover; this one knows up to version {VERSION}: use the newer cutover, or another --journal",
+            path.display()
+        );
+    }
+    if v == 0 {
+        // A new journal, or one from before versioning: both have (or get) version 1.
+        conn.execute_batch(V1)?;
+        v = 1;
+    }
+    for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > v) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now < *to {
+            tx.execute_batch(sql)
+                .with_context(|| format!("migrating journal {} to version {to}", path.display()))?;
+            tx.pragma_update(None, "user_version", to)?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Open a connection in WAL mode with the given durability.
+pub(super) fn connect(path: &Path, sync: Sync) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open journal {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            Sync::Full => "FULL",
+            Sync::Normal => "NORMAL",
+        },
+    )?;
+    Ok(conn)
+}

@@ -1,0 +1,82 @@
+//! The writer thread: batches of records committed together (group commit).
+
+use super::*;
+
+/// Commit what arrives, in batches.
+pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+            if batch.len() >= 4096 {
+                break;
+            }
+        }
+        let result = apply(&mut conn, &batch).map_err(|e| e.to_string());
+        for m in batch {
+            if let Some(ack) = m.ack {
+                let _ = ack.send(result.clone());
+            }
+        }
+    }
+}
+
+fn apply(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    let now = now_ms();
+    for op in batch.iter().flat_map(|m| m.ops.iter()) {
+        match op {
+            Op::StepStart {
+                rollout,
+                seq,
+                stage,
+                target,
+                step,
+                action,
+                attempt,
+            } => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO steps(rollout, seq, stage, target, step, action, attempt, state, started) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'started', ?8)",
+                )?
+                .execute(params![rollout, seq, stage, target, step, action.as_str(), attempt, now])?;
+            }
+            Op::StepEnd {
+                rollout,
+                seq,
+                ok,
+                outputs,
+                error,
+            } => {
+                let out = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".into());
+                tx.prepare_cached(
+                    "UPDATE steps SET state = ?3, outputs = ?4, error = ?5, ended = ?6 WHERE rollout = ?1 AND seq = ?2",
+                )?
+                .execute(params![rollout, seq, if *ok { "ok" } else { "failed" }, out, error, now])?;
+            }
+            Op::Target {
+                rollout,
+                target,
+                state,
+                detail,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO targets(rollout, target, state, detail) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(rollout, target) DO UPDATE SET state = excluded.state, detail = excluded.detail",
+                )?
+                .execute(params![rollout, target, state.as_str(), detail])?;
+            }
+            Op::Event {
+                rollout,
+                level,
+                target,
+                step,
+                message,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO events(rollout, ts, level, target, step, message) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![rollout, now, level, target, step, message])?;
+            }
+        }
+    }
+    tx.commit()
+}
