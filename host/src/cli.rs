@@ -5,7 +5,7 @@
 //! 3 paused (waiting for approval or the operator); 4 aborted.
 
 use crate::engine::{self, Env, InFlightChoices, Outcome};
-use crate::journal::{Journal, Status, Sync, TargetState};
+use crate::journal::{Journal, Status, Sync, TargetRow, TargetState};
 use crate::plugin::bindings::{Access, Capability, Phase, Scope};
 use crate::plugin::{CallEnv, NullSink, Runtime, World};
 use crate::redact::Redactor;
@@ -143,8 +143,14 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// A rollout's targets with their states derived from the step records.
+fn target_rows(journal: &Journal, row: &crate::journal::RolloutRow) -> Result<Vec<TargetRow>> {
+    let plan: Option<engine::plan::XPlan> = serde_json::from_str(&row.plan).ok();
+    engine::state::targets(journal, row.id, plan.as_ref())
+}
+
 fn summary(env: &Env, outcome: &Outcome) -> Result<i32> {
-    let targets = env.journal.targets(outcome.id)?;
+    let targets = target_rows(&env.journal, &env.journal.rollout(outcome.id)?)?;
     let count = |s: TargetState| targets.iter().filter(|t| t.state == s).count();
     eprintln!();
     show_err!(
@@ -242,7 +248,7 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
     };
     let row = journal.rollout(id)?;
     let redact = redactor_for(&journal, id)?;
-    let targets = journal.targets(id)?;
+    let targets = target_rows(&journal, &row)?;
     let steps = journal.steps(id)?;
     let plan: Option<engine::plan::XPlan> = serde_json::from_str(&row.plan).ok();
     let alive = engine::pid_alive(row.pid);
@@ -371,7 +377,7 @@ pub fn history(ctx: &Ctx, json_out: bool) -> Result<i32> {
         let out: Vec<_> = rows
             .iter()
             .map(|r| {
-                let targets = journal.targets(r.id).map(|t| t.len()).unwrap_or(0);
+                let targets = target_rows(&journal, r).map(|t| t.len()).unwrap_or(0);
                 json!({
                     "id": r.id, "name": r.name, "spec": r.spec_path, "status": r.status.as_str(),
                     "reason": r.reason, "created_ms": r.created, "updated_ms": r.updated,
@@ -393,7 +399,7 @@ pub fn history(ctx: &Ctx, json_out: bool) -> Result<i32> {
         let started = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.created as u64),
         );
-        let targets = journal.targets(r.id)?.len();
+        let targets = target_rows(&journal, &r)?.len();
         show!(
             "{:>5}  {:<24} {:<24} {:>8}  {started}",
             r.id,

@@ -2,7 +2,8 @@
 
 use crate::adapter_types::{Access, Capability, DirRequest, Parameter, Phase, Scope, Step};
 
-/// A step run once per target in the `rollout` phase.
+/// A step run once per target in the `rollout` phase. Its undo is declared as idempotent as
+/// the step itself.
 pub fn target_step(
     name: &str,
     description: &str,
@@ -17,6 +18,8 @@ pub fn target_step(
         phase: Phase::Rollout,
         undoable,
         idempotent,
+        // An idempotent step's undo usually is too; set it to false where it is not.
+        undo_idempotent: idempotent,
         default_timeout_s,
         capabilities: Vec::new(),
     }

@@ -37,6 +37,62 @@ pub struct XPlan {
     /// Targets the strategy leaves untouched (blue-green's standby half).
     #[serde(default)]
     pub standby: Vec<String>,
+    /// The adapter's steps as declared when the plan was made: what a target's state is
+    /// derived from, by any later reader of the journal.
+    #[serde(default)]
+    pub steps: Vec<StepInfo>,
+}
+
+/// What the journal keeps of an adapter step's declaration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StepInfo {
+    pub name: String,
+    /// A target step (else a fleet step).
+    pub target: bool,
+    /// A target step of the rollout phase (else of finalize, or a fleet step).
+    pub rollout: bool,
+    pub undoable: bool,
+    pub idempotent: bool,
+    pub undo_idempotent: bool,
+}
+
+impl StepInfo {
+    /// The declarations of `desc`'s steps.
+    pub fn of(desc: &Description) -> Vec<StepInfo> {
+        desc.steps
+            .iter()
+            .map(|s| StepInfo {
+                name: s.name.clone(),
+                target: s.scope == Scope::Target,
+                rollout: s.scope == Scope::Target && s.phase == Phase::Rollout,
+                undoable: s.undoable,
+                idempotent: s.idempotent,
+                undo_idempotent: s.undo_idempotent,
+            })
+            .collect()
+    }
+}
+
+impl XPlan {
+    /// Every target the plan names (in waves or on standby).
+    pub fn targets(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in &self.stages {
+            if let XStage::Wave { targets, .. } = s {
+                for t in targets {
+                    if !out.contains(t) {
+                        out.push(t.clone());
+                    }
+                }
+            }
+        }
+        for t in &self.standby {
+            if !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out
+    }
 }
 
 impl XStage {
@@ -206,6 +262,7 @@ pub fn expand(
         stages,
         waves,
         standby: plan.standby.clone(),
+        steps: StepInfo::of(desc),
     })
 }
 
@@ -414,6 +471,7 @@ mod tests {
             phase,
             undoable: true,
             idempotent: false,
+            undo_idempotent: false,
             default_timeout_s: 10,
             capabilities: Vec::new(),
         }

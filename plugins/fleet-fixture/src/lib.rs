@@ -17,6 +17,7 @@ fn step(name: &str, scope: Scope, phase: Phase) -> Step {
         phase,
         undoable: true,
         idempotent: true,
+        undo_idempotent: true,
         default_timeout_s: 5,
         capabilities: Vec::new(),
     }

@@ -34,6 +34,7 @@ fn step(name: &str, description: &str, default_timeout_s: u32) -> Step {
         phase: Phase::Rollout,
         undoable: false,
         idempotent: true,
+        undo_idempotent: true,
         default_timeout_s,
         capabilities: Vec::new(),
     }

@@ -23,6 +23,7 @@ impl cutover_sdk::Adapter for Noop {
                     phase: Phase::Rollout,
                     undoable: true,
                     idempotent: true,
+                    undo_idempotent: true,
                     default_timeout_s: 10,
                     capabilities: Vec::new(),
                 })

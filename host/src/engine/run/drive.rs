@@ -34,13 +34,7 @@ impl Inner {
                     finalize,
                     index,
                 } => {
-                    let states: HashMap<String, TargetState> = self
-                        .env
-                        .journal
-                        .targets(self.id)?
-                        .into_iter()
-                        .map(|t| (t.target, t.state))
-                        .collect();
+                    let states = self.states()?;
                     if !*finalize {
                         let pending: std::collections::BTreeSet<String> = states
                             .iter()
@@ -159,14 +153,13 @@ impl Inner {
             cursor += 1;
             self.env.journal.set_stage(self.id, cursor as i64)?;
         }
-        let failed: Vec<String> = self
-            .env
-            .journal
-            .targets(self.id)?
+        let mut failed: Vec<String> = self
+            .states()?
             .into_iter()
-            .filter(|t| matches!(t.state, TargetState::Failed | TargetState::NeedsAttention))
-            .map(|t| t.target)
+            .filter(|(_, s)| matches!(s, TargetState::Failed | TargetState::NeedsAttention))
+            .map(|(t, _)| t)
             .collect();
+        failed.sort();
         if failed.is_empty() {
             self.finish(Status::Completed, String::new())
         } else {

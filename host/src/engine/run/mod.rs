@@ -111,11 +111,19 @@ impl Run {
             .iter()
             .map(|s| (s.name.clone(), s.clone()))
             .collect();
-        let failed_total = env
-            .journal
-            .targets(id)?
-            .iter()
-            .filter(|t| matches!(t.state, TargetState::Failed | TargetState::NeedsAttention))
+        let mut plan = plan;
+        if plan.steps.is_empty() {
+            // A plan journaled before step declarations were kept with it.
+            plan.steps = crate::engine::plan::StepInfo::of(&p.desc);
+        }
+        let failed_total = derive(&env.journal.steps(id)?)
+            .values()
+            .filter(|pr| {
+                matches!(
+                    pr.state(&plan.steps),
+                    TargetState::Failed | TargetState::NeedsAttention
+                )
+            })
             .count() as u32;
         let target_index = p
             .targets
@@ -220,6 +228,23 @@ impl Inner {
             status,
             reason,
         })
+    }
+
+    /// Each target's state, derived from its step records.
+    pub(super) fn states(&self) -> Result<HashMap<String, TargetState>> {
+        let progress = self.progress()?;
+        Ok(self
+            .p
+            .targets
+            .iter()
+            .map(|t| {
+                let state = progress
+                    .get(&t.id)
+                    .map(|p| p.state(&self.plan.steps))
+                    .unwrap_or(TargetState::Pending);
+                (t.id.clone(), state)
+            })
+            .collect())
     }
 
     fn progress(&self) -> Result<HashMap<String, Progress>> {
