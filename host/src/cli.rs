@@ -143,6 +143,34 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// A rollout's status with what the operator can do in it.
+fn advice(row: &crate::journal::RolloutRow, interrupted: bool) -> String {
+    let id = row.id;
+    let back = row.direction == crate::journal::Direction::Rollback;
+    let way = if back {
+        " (it goes on rolling back)"
+    } else {
+        ""
+    };
+    match row.status {
+        Status::Running if interrupted && row.plan.is_empty() => format!(
+            "interrupted before it was planned (process {} is gone): `cutover resume {id}` plans and runs it, `cutover abort {id}` gives it up",
+            row.pid
+        ),
+        Status::Running if interrupted => format!(
+            "interrupted (process {} is gone): run `cutover resume {id}`{way}, or `cutover rollback {id}` to undo",
+            row.pid
+        ),
+        Status::Interrupted => format!(
+            "interrupted: run `cutover resume {id}`{way}, or `cutover rollback {id}` to undo"
+        ),
+        Status::Paused if back => format!(
+            "paused while rolling back: answer as the reason says, then `cutover resume {id}` goes on rolling back"
+        ),
+        s => s.as_str().to_string(),
+    }
+}
+
 /// A rollout's targets with their states derived from the step records.
 fn target_rows(journal: &Journal, row: &crate::journal::RolloutRow) -> Result<Vec<TargetRow>> {
     let plan: Option<engine::plan::XPlan> = serde_json::from_str(&row.plan).ok();
@@ -260,7 +288,9 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
             "name": row.name,
             "spec": row.spec_path,
             "status": row.status.as_str(),
-            "interrupted": interrupted,
+            "interrupted": interrupted || row.status == Status::Interrupted,
+            "direction": row.direction.as_str(),
+            "advice": advice(&row, interrupted),
             "reason": redact.redact(&row.reason),
             "stage": row.stage,
             "stages": plan.as_ref().map(|p| p.stages.len()).unwrap_or(0),
@@ -283,14 +313,7 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
     }
-    let state = if interrupted {
-        format!(
-            "interrupted (process {} is gone): run `cutover resume {id}`",
-            row.pid
-        )
-    } else {
-        row.status.as_str().to_string()
-    };
+    let state = advice(&row, interrupted);
     show!("rollout {id} ({}): {state}", row.name);
     show!("  spec: {}", row.spec_path);
     if !row.reason.is_empty() {

@@ -7,7 +7,10 @@ mod run;
 pub mod state;
 pub mod transport;
 
-use crate::journal::{Journal, Op, Status};
+#[cfg(test)]
+mod tests;
+
+use crate::journal::{Direction, Journal, Op, Status};
 use crate::plugin::bindings::{Finding, Level, Severity};
 use crate::plugin::{CallEnv, Runtime, Sink};
 use crate::redact::Redactor;
@@ -117,6 +120,11 @@ pub async fn start(env: &Env, spec: Spec) -> Result<Outcome> {
         prepared.strategy_label,
         prepared.targets.len()
     ));
+    launch(env, &prepared, id).await
+}
+
+/// Preflight, plan and run rollout `id`, which has a lease and no plan yet.
+async fn launch(env: &Env, prepared: &Prepared, id: i64) -> Result<Outcome> {
     let fail = |reason: String| -> Result<Outcome> {
         env.journal.set_status(id, Status::Failed, &reason)?;
         env.journal.release(id)?;
@@ -218,17 +226,46 @@ pub fn pid_alive(pid: i64) -> bool {
     pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Continue a paused or interrupted rollout at the exact step where it stopped.
+/// Continue a paused or interrupted rollout at the exact step where it stopped, in the
+/// direction it was going: a rollback that was interrupted goes on rolling back.
 pub async fn resume(env: &Env, id: i64, in_flight: &InFlightChoices) -> Result<Outcome> {
     let row = env.journal.rollout(id)?;
     if row.status.is_final() {
         bail!("rollout {id} is {}: nothing to resume", row.status.as_str());
     }
     ensure_not_running(&row)?;
-    let (run, _) = reload(env, id).await?;
+    if row.plan.is_empty() {
+        // Stopped before it was planned: nothing has run, so it starts over from preflight.
+        let spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
+        let prepared = prepare(env, spec).await?;
+        env.journal.claim(id)?;
+        env.ui.note(&format!(
+            "rollout {id}: it stopped before it was planned; planning it now"
+        ));
+        return launch(env, &prepared, id).await;
+    }
+    let (run, row) = reload(env, id).await?;
+    continue_run(env, &row, run, in_flight).await
+}
+
+/// Go on with a journaled rollout in this process: settle what a crash left in flight, then
+/// continue in the direction it was going.
+pub(crate) async fn continue_run(
+    env: &Env,
+    row: &crate::journal::RolloutRow,
+    run: run::Run,
+    in_flight: &InFlightChoices,
+) -> Result<Outcome> {
+    let id = row.id;
     env.journal.claim(id)?;
     if let Some(outcome) = run.settle_in_flight(in_flight)? {
         return Ok(outcome);
+    }
+    if row.direction == Direction::Rollback {
+        env.ui.note(&format!("rollout {id}: resuming its rollback"));
+        return run
+            .rollback_all("rolled back (resumed after an interruption)")
+            .await;
     }
     env.ui.note(&format!(
         "rollout {id}: resuming at stage {}",
@@ -271,8 +308,30 @@ pub async fn rollback(env: &Env, id: i64) -> Result<Outcome> {
         bail!("rollout {id} is already rolled back");
     }
     ensure_not_running(&row)?;
+    if row.plan.is_empty() {
+        let reason = "rolled back: it stopped before it was planned, so nothing had run";
+        env.journal.set_status(id, Status::RolledBack, reason)?;
+        env.journal.release(id)?;
+        return Ok(Outcome {
+            id,
+            status: Status::RolledBack,
+            reason: reason.into(),
+        });
+    }
     let (run, _) = reload(env, id).await?;
+    rollback_run(env, id, run).await
+}
+
+/// Roll back a journaled rollout in this process.
+pub(crate) async fn rollback_run(env: &Env, id: i64, run: run::Run) -> Result<Outcome> {
     env.journal.claim(id)?;
     env.journal.acquire(id, &run.target_keys())?;
+    // The direction is durable before anything else: if the operator must first answer for a
+    // step left in flight, the `resume` that follows goes on rolling back.
+    env.journal
+        .set_direction(id, Direction::Rollback, "rolled back by the operator")?;
+    if let Some(outcome) = run.settle_in_flight(&InFlightChoices::default())? {
+        return Ok(outcome);
+    }
     run.rollback_all("rolled back by the operator").await
 }

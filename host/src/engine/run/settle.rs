@@ -66,26 +66,43 @@ impl Run {
         let mut blocked = Vec::new();
         for p in derive(&rows).values() {
             for r in &p.in_flight {
-                let idempotent = me.steps.get(&r.step).map(|s| s.idempotent).unwrap_or(false);
+                let undo = r.action == Action::Undo;
+                let idempotent = me
+                    .plan
+                    .steps
+                    .iter()
+                    .find(|s| s.name == r.step)
+                    .is_some_and(|s| {
+                        if undo {
+                            s.undo_idempotent
+                        } else {
+                            s.idempotent
+                        }
+                    });
                 let who = if r.target.is_empty() {
                     "the fleet".to_string()
                 } else {
                     format!("target `{}`", r.target)
                 };
-                if r.action == Action::Undo || idempotent {
+                let what = format!(
+                    "{}`{}` on {who}",
+                    if undo { "the undo of step " } else { "step " },
+                    r.step
+                );
+                if idempotent {
                     me.env.journal.settle(me.id, r.seq, "abandoned")?;
                     me.env.ui.note(&format!(
-                        "{} of step `{}` on {who} was in flight when cutover stopped: it is idempotent and runs again",
-                        if r.action == Action::Undo { "undo" } else { "run" },
-                        r.step
+                        "{what} was in flight when cutover stopped: it is idempotent and runs again"
                     ));
                     continue;
                 }
+                // The operator's answer: done (it completed), retry (run it again), failed
+                // (a forward step: undo the target; an undo: the target needs attention).
                 match choices.for_target(&r.target) {
                     Some(InFlight::Done) => me.env.journal.settle(me.id, r.seq, "ok")?,
                     Some(InFlight::Retry) => me.env.journal.settle(me.id, r.seq, "abandoned")?,
                     Some(InFlight::Failed) => me.env.journal.settle(me.id, r.seq, "failed")?,
-                    None => blocked.push(format!("step `{}` on {who}", r.step)),
+                    None => blocked.push(what),
                 }
             }
         }
@@ -93,7 +110,7 @@ impl Run {
             return Ok(None);
         }
         let reason = format!(
-            "{} was in flight when cutover stopped and is not idempotent: check it, then run `cutover resume {id} --in-flight TARGET=done` if it completed, `TARGET=retry` to run it again or `TARGET=failed` to undo the target (repeat per target; a bare `done|retry|failed` answers for all)",
+            "{} was in flight when cutover stopped and is not idempotent: check it, then run `cutover resume {id} --in-flight TARGET=done` if it completed, `TARGET=retry` to run it again or `TARGET=failed` if it did not (a step: the target is undone; an undo: the target is left for you) (repeat per target, `fleet=` for fleet steps; a bare `done|retry|failed` answers for all)",
             blocked.join(", "),
             id = me.id
         );

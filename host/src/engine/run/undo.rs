@@ -52,6 +52,10 @@ impl Inner {
         upto: usize,
         reason: &str,
     ) -> Result<Outcome> {
+        // Durable before the first undo: after a crash, `resume` goes on rolling back.
+        self.env
+            .journal
+            .set_direction(self.id, crate::journal::Direction::Rollback, reason)?;
         self.env.ui.note(&format!("↺ rolling back: {reason}"));
         let progress = self.progress()?;
         let last = upto.min(self.plan.stages.len().saturating_sub(1));
@@ -61,13 +65,23 @@ impl Inner {
                 XStage::Wave { name, targets, .. } => {
                     let mut tasks = tokio::task::JoinSet::new();
                     let sem = Arc::new(Semaphore::new(self.p.spec.concurrency));
+                    // A target whose undo failed (or was answered failed) is left for the
+                    // operator: undoing more of it could make things worse.
+                    for t in targets {
+                        if let Some((step, e)) =
+                            progress.get(t).and_then(|p| p.undo_failed.as_ref())
+                        {
+                            trouble.push(format!("{t}: undo of `{step}` failed: {e}"));
+                        }
+                    }
                     let touched: Vec<&String> = targets
                         .iter()
                         .filter(|t| {
                             progress.get(*t).is_some_and(|p| {
-                                p.done
-                                    .iter()
-                                    .any(|(s, _)| self.steps.get(s).is_some_and(|s| s.undoable))
+                                p.undo_failed.is_none()
+                                    && p.done
+                                        .iter()
+                                        .any(|(s, _)| self.steps.get(s).is_some_and(|s| s.undoable))
                             })
                         })
                         .collect();

@@ -1,0 +1,178 @@
+//! The engine in-process: run, resume, rollback, in-flight settlement and every failure
+//! policy, with a fake transport and strategy, and paused time (soaks and retries take no
+//! real time). No wasm is built and no simulator started.
+
+mod harness;
+
+use crate::engine::{InFlight, InFlightChoices};
+use crate::journal::{Direction, Status, TargetState};
+use crate::plugin::bindings::DecisionKind;
+use harness::{Act, Harness, RELEASE_DIR};
+
+fn answer(target: &str, choice: InFlight) -> InFlightChoices {
+    let mut c = InFlightChoices::default();
+    c.per_target.insert(target.into(), choice);
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clean_run_updates_every_target_running_each_step_once() {
+    let h = Harness::new(5, 2, RELEASE_DIR, DecisionKind::Proceed);
+    let o = h.run().drive().await.unwrap();
+    assert_eq!(o.status, Status::Completed, "{}", o.reason);
+    assert_eq!(h.on_new().len(), 5);
+    for t in 1..=5 {
+        for s in ["fetch", "stop", "switch", "start", "health"] {
+            assert_eq!(h.transport.count(&format!("run {s} t{t}")), 1, "{s} t{t}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_wave_failure_rolls_that_wave_back_and_stops() {
+    let h = Harness::new(5, 2, RELEASE_DIR, DecisionKind::Proceed);
+    h.transport.at("run start t1", Act::Fail);
+    let o = h.run().drive().await.unwrap();
+    assert_eq!(o.status, Status::RolledBack, "{}", o.reason);
+    let s = h.states();
+    assert_eq!(s["t1"], TargetState::Failed);
+    assert_eq!(s["t2"], TargetState::RolledBack);
+    for t in ["t3", "t4", "t5"] {
+        assert_eq!(s[t], TargetState::Pending, "{t}");
+        assert_eq!(h.transport.count(&format!("run fetch {t}")), 0);
+    }
+    // t1 undid stop and switch once each (start failed, so it is not undone).
+    assert_eq!(h.transport.count("undo switch t1"), 1);
+    assert_eq!(h.transport.count("undo stop t1"), 1);
+    assert_eq!(h.transport.count("undo start t1"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn later_failures_follow_the_policy() {
+    for (policy, status) in [
+        (DecisionKind::Proceed, Status::CompletedWithFailures),
+        (DecisionKind::Pause, Status::Paused),
+        (DecisionKind::Rollback, Status::RolledBack),
+        (DecisionKind::Abort, Status::Aborted),
+    ] {
+        let h = Harness::new(6, 2, RELEASE_DIR, policy);
+        h.transport.at("run health t3", Act::Fail);
+        let o = h.run().drive().await.unwrap();
+        assert_eq!(o.status, status, "{policy:?}: {}", o.reason);
+        let s = h.states();
+        assert_eq!(s["t3"], TargetState::Failed, "{policy:?}");
+        let expect_first = if policy == DecisionKind::Rollback {
+            TargetState::RolledBack
+        } else {
+            TargetState::Updated
+        };
+        assert_eq!(s["t1"], expect_first, "{policy:?}");
+        let rest = if policy == DecisionKind::Proceed {
+            TargetState::Updated
+        } else {
+            TargetState::Pending
+        };
+        assert_eq!(s["t5"], rest, "{policy:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_in_a_non_idempotent_step_pauses_and_the_answer_is_obeyed() {
+    let h = Harness::new(4, 2, RELEASE_DIR, DecisionKind::Proceed);
+    h.transport.at("run start t3", Act::Crash);
+    assert!(h.until_crash(h.run().drive()).await.is_none());
+    assert_eq!(h.states()["t3"], TargetState::Running);
+    let o = h.resume(&InFlightChoices::default()).await;
+    assert_eq!(o.status, Status::Paused);
+    assert!(
+        o.reason.contains("step `start` on target `t3`"),
+        "{}",
+        o.reason
+    );
+    let o = h.resume(&answer("t3", InFlight::Done)).await;
+    assert_eq!(o.status, Status::Completed, "{}", o.reason);
+    assert_eq!(h.transport.count("run start t3"), 1, "never run twice");
+    assert_eq!(h.on_new().len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_rollback_is_resumed_as_a_rollback_never_forward() {
+    // Waves [t1 t2] [t3 t4] [t5]: the rollback starts with t5 alone.
+    let h = Harness::new(5, 2, RELEASE_DIR, DecisionKind::Proceed);
+    assert_eq!(h.run().drive().await.unwrap().status, Status::Completed);
+    let forward_calls = h.transport.calls.lock().unwrap().len();
+    // The rollback dies in one of its first undos.
+    h.transport.at("undo switch t5", Act::Crash);
+    assert!(h.until_crash(h.rollback()).await.is_none());
+    let row = h.env.journal.rollout(h.id).unwrap();
+    assert_eq!(row.direction, Direction::Rollback);
+    let o = h.resume(&InFlightChoices::default()).await;
+    assert_eq!(o.status, Status::RolledBack, "{}", o.reason);
+    for (t, s) in h.states() {
+        assert_eq!(s, TargetState::RolledBack, "{t}");
+    }
+    let calls = h.transport.calls.lock().unwrap().clone();
+    assert!(
+        calls[forward_calls..]
+            .iter()
+            .all(|c| c.starts_with("undo ")),
+        "nothing ran forward after the rollback began: {calls:?}"
+    );
+    for t in 1..=5 {
+        assert_eq!(h.transport.count(&format!("undo start t{t}")), 1, "t{t}");
+        assert_eq!(h.transport.count(&format!("undo stop t{t}")), 1, "t{t}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_non_idempotent_undo_in_flight_is_not_rerun_without_asking() {
+    for (choice, runs) in [(InFlight::Done, 1), (InFlight::Retry, 2)] {
+        let h = Harness::new(3, 1, RELEASE_DIR, DecisionKind::Proceed);
+        assert_eq!(h.run().drive().await.unwrap().status, Status::Completed);
+        h.transport.at("undo start t2", Act::Crash);
+        assert!(h.until_crash(h.rollback()).await.is_none());
+        // t3 (the newest wave) was fully undone before the crash: its state says so, whatever
+        // the target row says.
+        assert_eq!(h.states()["t3"], TargetState::RolledBack);
+        let o = h.resume(&InFlightChoices::default()).await;
+        assert_eq!(o.status, Status::Paused, "{}", o.reason);
+        assert!(
+            o.reason.contains("the undo of step `start` on target `t2`"),
+            "{}",
+            o.reason
+        );
+        assert_eq!(h.transport.count("undo start t2"), 1);
+        let o = h.resume(&answer("t2", choice)).await;
+        assert_eq!(o.status, Status::RolledBack, "{choice:?}: {}", o.reason);
+        assert_eq!(h.transport.count("undo start t2"), runs, "{choice:?}");
+        assert_eq!(h.transport.count("undo stop t2"), 1);
+        assert!(h.states().values().all(|s| *s == TargetState::RolledBack));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idempotent_undo_in_flight_runs_again_without_asking() {
+    let h = Harness::new(2, 1, RELEASE_DIR, DecisionKind::Proceed);
+    assert_eq!(h.run().drive().await.unwrap().status, Status::Completed);
+    h.transport.at("undo switch t2", Act::Crash);
+    assert!(h.until_crash(h.rollback()).await.is_none());
+    let o = h.resume(&InFlightChoices::default()).await;
+    assert_eq!(o.status, Status::RolledBack, "{}", o.reason);
+    assert_eq!(h.transport.count("undo switch t2"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_undo_answered_failed_leaves_the_target_for_the_operator() {
+    let h = Harness::new(2, 1, RELEASE_DIR, DecisionKind::Proceed);
+    assert_eq!(h.run().drive().await.unwrap().status, Status::Completed);
+    h.transport.at("undo start t2", Act::Crash);
+    assert!(h.until_crash(h.rollback()).await.is_none());
+    let o = h.resume(&answer("t2", InFlight::Failed)).await;
+    assert_eq!(
+        h.states()["t2"],
+        TargetState::NeedsAttention,
+        "{}",
+        o.reason
+    );
+    assert_eq!(h.transport.count("undo start t2"), 1);
+}
