@@ -4,6 +4,7 @@
 //! transaction (group commit across concurrent targets) and acknowledges each record only
 //! once it is durable, so a step never starts before its start record is on disk.
 
+pub mod failpoint;
 mod records;
 mod schema;
 mod writer;
@@ -68,6 +69,13 @@ impl Journal {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
         })
+    }
+
+    /// The connection for one durable write: refused while a journal fault is injected,
+    /// counted as a commit when done.
+    fn writing(&self) -> Result<Writing<'_>> {
+        failpoint::fault().map_err(|e| anyhow!("journal write failed: {e}"))?;
+        Ok(Writing(self.conn.lock().unwrap()))
     }
 
     /// Where the journal lives.
@@ -151,7 +159,7 @@ impl Journal {
 
     /// Record a new rollout; returns its id.
     pub fn create_rollout(&self, name: &str, spec_path: &str, spec_text: &str) -> Result<i64> {
-        let c = self.conn.lock().unwrap();
+        let c = self.writing()?;
         let now = now_ms();
         c.execute(
             "INSERT INTO rollouts(name, spec_path, spec_text, status, created, updated, pid) VALUES(?1, ?2, ?3, 'running', ?4, ?4, ?5)",
@@ -162,7 +170,7 @@ impl Journal {
 
     /// Take the lease on `targets` for `rollout`, or name the rollout that holds one.
     pub fn acquire(&self, rollout: i64, targets: &[String]) -> Result<()> {
-        let mut c = self.conn.lock().unwrap();
+        let mut c = self.writing()?;
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for t in targets {
             let holder: Option<(i64, String)> = tx
@@ -190,14 +198,14 @@ impl Journal {
 
     /// Drop the leases of `rollout`.
     pub fn release(&self, rollout: i64) -> Result<()> {
-        let c = self.conn.lock().unwrap();
+        let c = self.writing()?;
         c.execute("DELETE FROM leases WHERE rollout = ?1", params![rollout])?;
         Ok(())
     }
 
     /// Set status and reason (durable on return).
     pub fn set_status(&self, rollout: i64, status: Status, reason: &str) -> Result<()> {
-        let c = self.conn.lock().unwrap();
+        let c = self.writing()?;
         c.execute(
             "UPDATE rollouts SET status = ?2, reason = ?3, updated = ?4 WHERE id = ?1",
             params![rollout, status.as_str(), self.scrub(reason), now_ms()],
@@ -207,7 +215,7 @@ impl Journal {
 
     /// Record which way the rollout goes, with why (durable on return).
     pub fn set_direction(&self, rollout: i64, direction: Direction, reason: &str) -> Result<()> {
-        let c = self.conn.lock().unwrap();
+        let c = self.writing()?;
         c.execute(
             "UPDATE rollouts SET direction = ?2, reason = ?3, updated = ?4 WHERE id = ?1",
             params![rollout, direction.as_str(), self.scrub(reason), now_ms()],
@@ -217,7 +225,7 @@ impl Journal {
 
     /// Store the plan (JSON).
     pub fn set_plan(&self, rollout: i64, plan: &str) -> Result<()> {
-        let c = self.conn.lock().unwrap();
+        let c = self.writing()?;
         c.execute(
             "UPDATE rollouts SET plan = ?2, updated = ?3 WHERE id = ?1",
             params![rollout, self.scrub(plan), now_ms()],
@@ -227,7 +235,7 @@ impl Journal {
 
     /// Move the stage cursor (durable on return).
     pub fn set_stage(&self, rollout: i64, stage: i64) -> Result<()> {
-        let c = self.conn.lock().unwrap();
+        let c = self.writing()?;
         c.execute(
             "UPDATE rollouts SET stage = ?2, updated = ?3 WHERE id = ?1",
             params![rollout, stage, now_ms()],
@@ -237,7 +245,7 @@ impl Journal {
 
     /// Record the process now running the rollout.
     pub fn claim(&self, rollout: i64) -> Result<()> {
-        let c = self.conn.lock().unwrap();
+        let c = self.writing()?;
         c.execute(
             "UPDATE rollouts SET pid = ?2, status = 'running', abort_requested = 0, updated = ?3 WHERE id = ?1",
             params![rollout, std::process::id(), now_ms()],
@@ -247,7 +255,7 @@ impl Journal {
 
     /// Ask the process running `rollout` to stop after its current steps.
     pub fn request_abort(&self, rollout: i64) -> Result<()> {
-        let c = self.conn.lock().unwrap();
+        let c = self.writing()?;
         c.execute(
             "UPDATE rollouts SET abort_requested = 1 WHERE id = ?1",
             params![rollout],
@@ -257,7 +265,7 @@ impl Journal {
 
     /// Record an approval of the gate at `stage`.
     pub fn approve(&self, rollout: i64, stage: i64) -> Result<()> {
-        let c = self.conn.lock().unwrap();
+        let c = self.writing()?;
         c.execute(
             "INSERT OR IGNORE INTO approvals(rollout, stage) VALUES(?1, ?2)",
             params![rollout, stage],
@@ -279,7 +287,7 @@ impl Journal {
 
     /// Mark a step row that was in flight at a crash as `ok`, `failed` or `abandoned`.
     pub fn settle(&self, rollout: i64, seq: i64, state: &str) -> Result<()> {
-        let c = self.conn.lock().unwrap();
+        let c = self.writing()?;
         c.execute(
             "UPDATE steps SET state = ?3, ended = ?4, error = CASE WHEN ?3 = 'failed' THEN 'marked failed by the operator after a crash' ELSE error END WHERE rollout = ?1 AND seq = ?2 AND state = 'started'",
             params![rollout, seq, state, now_ms()],
@@ -382,6 +390,28 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// A connection held for a write; dropping it counts the commit.
+struct Writing<'a>(std::sync::MutexGuard<'a, Connection>);
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Writing<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        failpoint::committed();
     }
 }
 

@@ -12,7 +12,11 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>) {
                 break;
             }
         }
-        let result = apply(&mut conn, &batch).map_err(|e| e.to_string());
+        let result = failpoint::fault().and_then(|()| {
+            apply(&mut conn, &batch).map_err(|e| e.to_string())?;
+            failpoint::committed();
+            Ok(())
+        });
         for m in batch {
             if let Some(ack) = m.ack {
                 let _ = ack.send(result.clone());

@@ -14,6 +14,16 @@ impl Inner {
                     format!("aborted by the operator before stage {}", cursor + 1),
                 );
             }
+            if let Some(Halt::Signal(why)) = self.halted() {
+                return self.finish(
+                    Status::Interrupted,
+                    format!(
+                        "{why} before stage {}: no new step was started and the steps in flight finished; `cutover resume {id}` goes on, `cutover rollback {id}` undoes",
+                        cursor + 1,
+                        id = self.id
+                    ),
+                );
+            }
             let stage = &self.plan.stages[cursor];
             self.env.ui.note(&format!(
                 "[stage {}/{total}] {}",
@@ -58,6 +68,15 @@ impl Inner {
                         .clone()
                         .wave(cursor, name, targets, *finalize, &states)
                         .await?;
+                    if let Some(Halt::Signal(why)) = self.halted() {
+                        return self.finish(
+                            Status::Interrupted,
+                            format!(
+                                "{why} during wave {name}: no new step was started and the steps in flight finished; `cutover resume {id}` goes on, `cutover rollback {id}` undoes",
+                                id = self.id
+                            ),
+                        );
+                    }
                     if self.abort.load(Ordering::SeqCst) {
                         self.env.journal.set_stage(self.id, cursor as i64 + 1)?;
                         return self.finish(
@@ -141,12 +160,16 @@ impl Inner {
                 XStage::Soak { seconds } => {
                     let soak =
                         Duration::from_secs((*seconds).min(crate::engine::plan::MAX_SOAK_SECONDS));
-                    let start = std::time::Instant::now();
+                    let start = tokio::time::Instant::now();
                     while start.elapsed() < soak {
-                        if self.abort.load(Ordering::SeqCst) {
+                        if self.abort.load(Ordering::SeqCst) || self.halted().is_some() {
                             break;
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    if self.halted().is_some() {
+                        // The soak starts over on resume: the stage is not passed.
+                        continue;
                     }
                 }
             }
@@ -212,20 +235,32 @@ impl Inner {
             }
             // Take the permit before spawning: at most `limit` target tasks exist at once.
             let permit = sem.clone().acquire_owned().await?;
+            if self.halted().is_some() {
+                break;
+            }
             let me = self.clone();
             let prog = progress.get(t).cloned().unwrap_or_default();
             let t = t.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                if me.abort.load(Ordering::SeqCst) {
+                if me.abort.load(Ordering::SeqCst) || me.halted().is_some() {
                     return Ok((t, None));
                 }
                 let r = me.target(stage, &t, prog, finalize).await;
                 r.map(|s| (t, Some(s)))
             });
         }
+        // Every target task runs to its end, even when another one fails to journal: a
+        // step is never cut off half-way because of someone else's error.
+        let mut fault = None;
         while let Some(joined) = tasks.join_next().await {
-            let (t, state) = joined??;
+            let (t, state) = match joined? {
+                Ok(v) => v,
+                Err(e) => {
+                    fault.get_or_insert(e);
+                    continue;
+                }
+            };
             match state {
                 Some(TargetState::Updated) => succeeded.push(t),
                 Some(_) => {
@@ -236,6 +271,9 @@ impl Inner {
             }
         }
         self.env.ui.wave_end();
+        if let Some(e) = fault {
+            return Err(e);
+        }
         Ok((succeeded, failed))
     }
     /// Run a fleet step unless it already completed; the failure message, if it failed.

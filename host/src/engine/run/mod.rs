@@ -57,6 +57,8 @@ struct Inner {
     abort: AtomicBool,
     /// Flips to true when the operator aborts: steps in flight are interrupted.
     aborted: tokio::sync::watch::Sender<bool>,
+    /// Why no new step may start (a signal, a journal fault); steps in flight finish.
+    halt: std::sync::Mutex<Option<Halt>>,
     failed_total: AtomicU32,
 }
 
@@ -145,6 +147,7 @@ impl Run {
                 seq: AtomicI64::new(first_seq),
                 abort: AtomicBool::new(false),
                 aborted: tokio::sync::watch::Sender::new(false),
+                halt: std::sync::Mutex::new(None),
                 failed_total: AtomicU32::new(failed_total),
             }),
         })
@@ -159,19 +162,72 @@ impl Run {
             .collect()
     }
 
+    /// What a first SIGTERM does, for tests that cannot send one to themselves.
+    #[cfg(test)]
+    pub(crate) fn interrupter(&self) -> impl Fn() + Send + 'static {
+        let me = self.inner.clone();
+        move || me.stop(Halt::Signal("interrupted by SIGTERM".into()))
+    }
+
     /// Run the stages from the journaled cursor to the end (or a pause).
     pub(crate) async fn drive(self) -> Result<Outcome> {
         let me = self.inner.clone();
         let poller = tokio::spawn(poll_abort(me.clone()));
+        let signals = tokio::spawn(watch_signals(me.clone()));
         let out = me.clone().drive_stages().await;
         poller.abort();
-        out
+        signals.abort();
+        me.journal_fault(out)
     }
 
     /// Undo every target and fleet step that completed.
     pub(crate) async fn rollback_all(self, reason: &str) -> Result<Outcome> {
         let me = self.inner.clone();
-        me.rollback_all(me.plan.stages.len(), reason).await
+        let signals = tokio::spawn(watch_signals(me.clone()));
+        let out = me.rollback_all(me.plan.stages.len(), reason).await;
+        signals.abort();
+        me.journal_fault(out)
+    }
+}
+
+/// Why a run stops starting steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// SIGINT or SIGTERM: the rollout ends `interrupted`, `resume` goes on.
+    Signal(String),
+    /// The journal cannot be written: nothing more can be recorded.
+    Journal(String),
+}
+
+/// SIGINT and SIGTERM: the first stops new steps (those in flight finish), the second
+/// interrupts the steps in flight too. Step programs run in their own process groups, so a
+/// Ctrl-C at the terminal reaches only Cutover.
+async fn watch_signals(me: Arc<Inner>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let mut seen = 0;
+    loop {
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        seen += 1;
+        if seen == 1 {
+            me.stop(Halt::Signal(format!("interrupted by {name}")));
+            me.env.ui.note(&format!(
+                "{name}: no new step starts; the steps in flight finish (send it again to interrupt them)"
+            ));
+        } else {
+            me.env
+                .ui
+                .note(&format!("{name} again: interrupting the steps in flight"));
+            me.aborted.send_replace(true);
+        }
     }
 }
 
@@ -228,6 +284,31 @@ impl Inner {
             status,
             reason,
         })
+    }
+
+    /// Stop starting steps, for `why` (the first reason is kept).
+    pub(super) fn stop(&self, why: Halt) {
+        let mut h = self.halt.lock().unwrap();
+        if h.is_none() {
+            *h = Some(why);
+        }
+    }
+
+    /// Why no new step may start, if so.
+    pub(super) fn halted(&self) -> Option<Halt> {
+        self.halt.lock().unwrap().clone()
+    }
+
+    /// A journal fault becomes the run's error, saying what was and was not done.
+    fn journal_fault(&self, out: Result<Outcome>) -> Result<Outcome> {
+        if let Some(Halt::Journal(e)) = self.halted() {
+            anyhow::bail!(
+                "the journal {} could not be written ({e}): no new step was started and the steps in flight were let finish; when it can be written again, `cutover status {id}` shows where the rollout stands and `cutover resume {id}` goes on",
+                self.env.journal.path().display(),
+                id = self.id
+            )
+        }
+        out
     }
 
     /// Each target's state, derived from its step records.

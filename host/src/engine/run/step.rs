@@ -188,18 +188,43 @@ impl Inner {
                 if prog.is_done(&step.name) {
                     continue;
                 }
+                if self.halted().is_some() {
+                    // Stopped between two steps: record what is done and leave the target
+                    // where it is; `resume` goes on from here.
+                    if let Err(e) = self.env.journal.write(pending).await {
+                        self.stop(Halt::Journal(e.to_string()));
+                    }
+                    return Ok(TargetState::Running);
+                }
                 self.env.ui.step(target, &step.name, n + 1, steps.len());
-                failure = self
+                failure = match self
                     .run_step(stage, target, &step.name, &mut prog, &mut pending)
-                    .await?;
+                    .await
+                {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.stop(Halt::Journal(e.to_string()));
+                        return Err(e);
+                    }
+                };
                 if failure.is_some() {
                     break;
                 }
             }
         }
+        if matches!(self.halted(), Some(Halt::Journal(_))) {
+            // Nothing can be recorded: an undo now would be lost to the journal.
+            anyhow::bail!("the journal cannot be written");
+        }
         let (state, detail) = match failure {
             None => (TargetState::Updated, String::new()),
             Some(why) => match self.undo_target(stage, target, &prog).await {
+                Err(e) if e == super::undo::STOPPED => {
+                    if let Err(e) = self.env.journal.write(pending).await {
+                        self.stop(Halt::Journal(e.to_string()));
+                    }
+                    return Ok(TargetState::Running);
+                }
                 Ok(n) => (
                     TargetState::Failed,
                     format!("{why}; {n} completed step(s) undone"),
@@ -216,7 +241,10 @@ impl Inner {
             state,
             detail: detail.clone(),
         });
-        self.env.journal.write(pending).await?;
+        if let Err(e) = self.env.journal.write(pending).await {
+            self.stop(Halt::Journal(e.to_string()));
+            return Err(e);
+        }
         self.env.ui.target_done(target, state, &detail);
         Ok(state)
     }

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// What `undo_target` returns when it stopped between two undos for a signal or a journal
+/// fault: the target is left where it is, for `resume`.
+pub(super) const STOPPED: &str = "stopped before its next undo";
+
 impl Inner {
     /// Undo a target's completed undoable steps, newest first. Returns how many.
     pub(super) async fn undo_target(
@@ -18,15 +22,17 @@ impl Inner {
             if !undoable {
                 continue;
             }
+            if self.halted().is_some() {
+                return Err(STOPPED.into());
+            }
             self.env
                 .ui
                 .step(target, &format!("undo {step}"), n + 1, prog.done.len());
             let (seq, start) = self.start_op(stage, target, step, Action::Undo, 1);
-            self.env
-                .journal
-                .write(vec![start])
-                .await
-                .map_err(|e| e.to_string())?;
+            self.env.journal.write(vec![start]).await.map_err(|e| {
+                self.stop(Halt::Journal(e.to_string()));
+                e.to_string()
+            })?;
             let call = self.call(step, target, &outputs, 1);
             let result = self.transport.undo(&call).await;
             let error = result
@@ -37,7 +43,10 @@ impl Inner {
                 .journal
                 .write(vec![self.end_op(seq, Vec::new(), error.clone())])
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| {
+                    self.stop(Halt::Journal(e.to_string()));
+                    e.to_string()
+                })?;
             if let Some(e) = error {
                 return Err(format!("undo of `{step}`: {e}"));
             }
@@ -99,6 +108,9 @@ impl Inner {
                         tasks.spawn(async move {
                             let _p = sem.acquire_owned().await;
                             let r = me.undo_target(i, &t, &prog).await;
+                            if r.as_ref().is_err_and(|e| e == STOPPED) {
+                                return anyhow::Ok(None);
+                            }
                             let (state, detail) = match &r {
                                 Ok(n) => (TargetState::RolledBack, format!("{n} step(s) undone")),
                                 Err(e) => {
@@ -119,7 +131,14 @@ impl Inner {
                         });
                     }
                     while let Some(j) = tasks.join_next().await {
-                        if let Some(e) = j?? {
+                        let r = match j? {
+                            Ok(r) => r,
+                            Err(e) => {
+                                self.stop(Halt::Journal(e.to_string()));
+                                continue;
+                            }
+                        };
+                        if let Some(e) = r {
                             trouble.push(e);
                         }
                     }
@@ -140,6 +159,7 @@ impl Inner {
                         };
                         match self.undo_target(i, "", &only).await {
                             Ok(_) => self.env.ui.note(&format!("  ↺ fleet step `{step}` undone")),
+                            Err(e) if e == STOPPED => {}
                             Err(e) => {
                                 self.env
                                     .ui
@@ -151,6 +171,15 @@ impl Inner {
                 }
                 _ => {}
             }
+        }
+        if let Some(Halt::Signal(why)) = self.halted() {
+            return self.finish(
+                Status::Interrupted,
+                format!(
+                    "{why} while rolling back ({reason}): the undos in flight finished; `cutover resume {}` goes on rolling back",
+                    self.id
+                ),
+            );
         }
         if trouble.is_empty() {
             self.finish(Status::RolledBack, reason.to_string())

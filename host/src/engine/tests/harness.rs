@@ -20,6 +20,8 @@ pub enum Act {
     Fail,
     /// Never answer, as if the process died in the middle of it.
     Crash,
+    /// Wait until the test releases it.
+    Hold,
 }
 
 /// Records calls as `run step target` / `undo step target` (target `fleet` for fleet steps).
@@ -28,6 +30,8 @@ pub struct FakeTransport {
     pub calls: Mutex<Vec<String>>,
     pub acts: Mutex<HashMap<String, Act>>,
     pub crashed: tokio::sync::Notify,
+    pub held: tokio::sync::Notify,
+    pub release: tokio::sync::Notify,
 }
 
 impl FakeTransport {
@@ -73,6 +77,11 @@ impl FakeTransport {
             Some(Act::Crash) => {
                 self.crashed.notify_one();
                 std::future::pending().await
+            }
+            Some(Act::Hold) => {
+                self.held.notify_one();
+                self.release.notified().await;
+                Ok(Vec::new())
             }
             None => Ok(Vec::new()),
         }

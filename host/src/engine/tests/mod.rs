@@ -176,3 +176,57 @@ async fn an_undo_answered_failed_leaves_the_target_for_the_operator() {
     );
     assert_eq!(h.transport.count("undo start t2"), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_stops_new_steps_lets_those_in_flight_finish_and_resume_goes_on() {
+    let h = Harness::new(4, 2, RELEASE_DIR, DecisionKind::Proceed);
+    h.transport.at("run start t1", Act::Hold);
+    let run = h.run();
+    let interrupt = run.interrupter();
+    let driving = tokio::spawn(run.drive());
+    h.transport.held.notified().await;
+    interrupt();
+    h.transport.release.notify_one();
+    let o = driving.await.unwrap().unwrap();
+    assert_eq!(o.status, Status::Interrupted, "{}", o.reason);
+    assert!(o.reason.contains("interrupted by SIGTERM"), "{}", o.reason);
+    // The step in flight finished and was journaled; nothing after it started.
+    assert_eq!(h.transport.count("run start t1"), 1);
+    assert_eq!(h.transport.count("run health t1"), 0);
+    assert_eq!(h.transport.count("run fetch t3"), 0);
+    assert_eq!(h.states()["t1"], TargetState::Running);
+    let o = h.resume(&InFlightChoices::default()).await;
+    assert_eq!(o.status, Status::Completed, "{}", o.reason);
+    for t in 1..=4 {
+        for s in ["stop", "start"] {
+            assert_eq!(h.transport.count(&format!("run {s} t{t}")), 1, "{s} t{t}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_during_a_rollback_leaves_it_to_resume_as_a_rollback() {
+    let h = Harness::new(3, 1, RELEASE_DIR, DecisionKind::Proceed);
+    assert_eq!(h.run().drive().await.unwrap().status, Status::Completed);
+    h.transport.at("undo switch t3", Act::Hold);
+    let run = h.run();
+    let interrupt = run.interrupter();
+    let env = h.env.clone();
+    let id = h.id;
+    let rolling = tokio::spawn(async move { crate::engine::rollback_run(&env, id, run).await });
+    h.transport.held.notified().await;
+    interrupt();
+    h.transport.release.notify_one();
+    let o = rolling.await.unwrap().unwrap();
+    assert_eq!(o.status, Status::Interrupted, "{}", o.reason);
+    assert!(o.reason.contains("goes on rolling back"), "{}", o.reason);
+    assert_eq!(
+        h.transport.count("undo stop t3"),
+        0,
+        "no undo started after the signal"
+    );
+    let o = h.resume(&InFlightChoices::default()).await;
+    assert_eq!(o.status, Status::RolledBack, "{}", o.reason);
+    assert!(h.states().values().all(|s| *s == TargetState::RolledBack));
+    assert_eq!(h.transport.count("undo switch t3"), 1);
+}
