@@ -164,6 +164,10 @@ fn advice(row: &crate::journal::RolloutRow, interrupted: bool) -> String {
         Status::Interrupted => format!(
             "interrupted: run `cutover resume {id}`{way}, or `cutover rollback {id}` to undo"
         ),
+        _ if engine::rollback_pending(row) => format!(
+            "{}, but a rollback of it began: `cutover rollback {id}` goes on with it",
+            row.status.as_str()
+        ),
         Status::Paused if back => format!(
             "paused while rolling back: answer as the reason says, then `cutover resume {id}` goes on rolling back"
         ),
@@ -290,6 +294,7 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
             "status": row.status.as_str(),
             "interrupted": interrupted || row.status == Status::Interrupted,
             "direction": row.direction.as_str(),
+            "leases": journal.node_leases(id)?,
             "advice": advice(&row, interrupted),
             "reason": redact.redact(&row.reason),
             "stage": row.stage,
@@ -390,6 +395,12 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
     } else {
         row.status
     }))
+}
+
+/// `cutover lease break PATH`
+pub fn lease_break(path: &Path) -> Result<i32> {
+    show!("{}", engine::lease::break_lease(path)?);
+    Ok(0)
 }
 
 /// `cutover history`

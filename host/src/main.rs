@@ -43,7 +43,7 @@ enum Command {
         #[arg(long)]
         in_flight: Vec<String>,
     },
-    /// Stop a rollout (a running one stops after its current steps).
+    /// Stop a rollout: steps in flight are interrupted and their targets undone.
     Abort { id: i64 },
     /// Undo every updated target of a rollout.
     Rollback { id: i64 },
@@ -58,6 +58,11 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Leases on the nodes.
+    Lease {
+        #[command(subcommand)]
+        command: LeaseCommand,
     },
     /// Measure plugin load time and engine throughput.
     Bench {
@@ -80,6 +85,12 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum LeaseCommand {
+    /// Remove a stale lease file (its holder is gone), saying whose it was.
+    Break { path: PathBuf },
 }
 
 fn main() {
@@ -115,6 +126,9 @@ fn run(args: Args) -> Result<i32> {
             Command::Plugin {
                 command: PluginCommand::Inspect { path, json },
             } => cli::inspect(&ctx, &path, json).await,
+            Command::Lease {
+                command: LeaseCommand::Break { path },
+            } => cli::lease_break(&path),
             Command::Bench {
                 plugins,
                 targets,

@@ -50,13 +50,36 @@ impl Fleet {
 
     /// `cutover ARGS`, exiting after commit `n` when given; its exit code and output.
     fn cutover(&self, args: &[&str], crash_after: Option<u64>) -> (Option<i32>, String) {
+        self.cutover_with(args, crash_after.map(|n| format!("crash-after-commit={n}")))
+    }
+
+    /// `cutover ARGS` with a failpoint.
+    fn cutover_with(&self, args: &[&str], failpoint: Option<String>) -> (Option<i32>, String) {
         let mut c = Command::new(cutover());
         c.arg("--journal").arg(self.0.journal()).args(args);
-        if let Some(n) = crash_after {
-            c.env("CUTOVER_FAILPOINT", format!("crash-after-commit={n}"));
+        if let Some(f) = failpoint {
+            c.env("CUTOVER_FAILPOINT", f);
         }
         let o = c.output().unwrap();
         (o.status.code(), text(&o))
+    }
+
+    /// What node `i`'s server answers: `version X ok`, or `down`.
+    fn serving(&self, i: usize) -> String {
+        let port: u16 =
+            std::fs::read_to_string(self.0.path().join(format!("nodes/node-{i:02}/port")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return "down".into();
+        };
+        let _ = write!(s, "GET /health HTTP/1.1\r\n\r\n");
+        let mut t = String::new();
+        let _ = s.read_to_string(&mut t);
+        t.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
     }
 
     /// What the node logs show of a step (or undo) left in flight: did it happen?
@@ -81,6 +104,15 @@ impl Fleet {
             let s = status_json(&self.0.journal(), 1);
             let status = s["status"].as_str().unwrap_or_default().to_string();
             history.push(format!("{status}: {}", s["advice"]));
+            let advice = s["advice"].as_str().unwrap_or_default();
+            if advice.contains("`cutover rollback 1` goes on") {
+                let (code, out) = self.cutover(&["rollback", "1"], None);
+                history.push(format!(
+                    "rollback: {code:?}: {}",
+                    out.lines().last().unwrap_or("")
+                ));
+                continue;
+            }
             if !["running", "paused", "interrupted"].contains(&status.as_str()) {
                 return status;
             }
@@ -240,4 +272,35 @@ fn a_crash_after_any_commit_of_a_resume_is_recovered_exactly_once() {
         ("2.0.0", "updated", false),
     );
     eprintln!("the resume makes {} durable commits", commits - 1);
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_stops_new_steps_and_kills_none_half_way() {
+    for (k, n) in [5u64, 30, 60, 90].into_iter().enumerate() {
+        let f = Fleet::new(36000 + k as u16 * 25);
+        let spec = f.0.spec();
+        let (code, out) = f.cutover_with(&["run", &spec], Some(format!("journal-fault-after={n}")));
+        let mut history = vec![format!("journal fault after commit {n}: {code:?}\n{out}")];
+        assert_eq!(code, Some(1), "{history:#?}");
+        assert!(
+            out.contains("could not be written") && out.contains("journal.db"),
+            "{history:#?}"
+        );
+        assert!(out.contains("no new step was started"), "{history:#?}");
+        // No script was killed half-way: a node that serves runs what `current` says (a node
+        // may be down between its `stop` and `start` steps, which resume finishes).
+        for i in 1..=NODES {
+            let serving = f.serving(i);
+            if serving != "down" {
+                assert_eq!(
+                    serving,
+                    format!("version {} ok", f.current(i)),
+                    "node {i}: {history:#?}"
+                );
+            }
+        }
+        let status = f.operate(&mut history);
+        assert_eq!(status, "completed", "{history:#?}");
+        f.check("2.0.0", "updated", false, &history);
+    }
 }

@@ -1,6 +1,7 @@
 //! The engine: load the plugins, check grants, preflight, plan, verify the plan, run it,
 //! journal every step, and resume or roll back after a crash.
 
+pub mod lease;
 pub mod plan;
 mod prepare;
 mod run;
@@ -114,6 +115,12 @@ pub async fn start(env: &Env, spec: Spec) -> Result<Outcome> {
             .set_status(id, Status::Failed, &format!("refused: {e}"))?;
         return Err(e);
     }
+    if let Err(e) = take_leases(env, &prepared, id) {
+        env.journal
+            .set_status(id, Status::Failed, &format!("refused: {e:#}"))?;
+        env.journal.release(id)?;
+        return Err(e.context("a node is in another rollout; nothing was touched"));
+    }
     env.ui.note(&format!(
         "rollout {id}: {} with {} on {} target(s)",
         prepared.adapter_label,
@@ -127,7 +134,7 @@ pub async fn start(env: &Env, spec: Spec) -> Result<Outcome> {
 async fn launch(env: &Env, prepared: &Prepared, id: i64) -> Result<Outcome> {
     let fail = |reason: String| -> Result<Outcome> {
         env.journal.set_status(id, Status::Failed, &reason)?;
-        env.journal.release(id)?;
+        release(&env.journal, id)?;
         Ok(Outcome {
             id,
             status: Status::Failed,
@@ -169,11 +176,40 @@ async fn launch(env: &Env, prepared: &Prepared, id: i64) -> Result<Outcome> {
     .await
 }
 
+/// Whether a finished rollout has a rollback that began and did not end.
+pub fn rollback_pending(row: &crate::journal::RolloutRow) -> bool {
+    row.direction == Direction::Rollback
+        && matches!(
+            row.status,
+            Status::Completed | Status::CompletedWithFailures | Status::Aborted
+        )
+}
+
+/// Take the node leases of rollout `id`, before anything is touched (again on resume: a
+/// rollout retakes its own).
+fn take_leases(env: &Env, setup: &Setup, id: i64) -> Result<()> {
+    let me = lease::Holder::me(
+        id,
+        env.journal.path(),
+        &setup.spec.path.display().to_string(),
+    );
+    lease::take(&setup.lease_paths, &me)?;
+    env.journal.record_leases(id, &setup.lease_paths)
+}
+
+/// End rollout `id`'s hold on its targets: the journal's lease and the leases on the nodes.
+pub(crate) fn release(journal: &Journal, id: i64) -> Result<()> {
+    let me = lease::Holder::me(id, journal.path(), "");
+    lease::release(&journal.node_leases(id)?, &me);
+    journal.release(id)
+}
+
 /// Load a journaled rollout's spec and plan again.
 async fn reload(env: &Env, id: i64) -> Result<(run::Run, crate::journal::RolloutRow)> {
     let row = env.journal.rollout(id)?;
     let spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
     let prepared = prepare(env, spec).await?;
+    take_leases(env, &prepared, id)?;
     let plan: XPlan = serde_json::from_str(&row.plan).map_err(|_| {
         anyhow!("rollout {id} has no plan in the journal (it failed before planning)")
     })?;
@@ -230,6 +266,10 @@ pub fn pid_alive(pid: i64) -> bool {
 /// direction it was going: a rollback that was interrupted goes on rolling back.
 pub async fn resume(env: &Env, id: i64, in_flight: &InFlightChoices) -> Result<Outcome> {
     let row = env.journal.rollout(id)?;
+    if row.status.is_final() && row.direction == Direction::Rollback && rollback_pending(&row) {
+        // A rollback of a finished rollout was started and stopped: go on with it.
+        return rollback(env, id).await;
+    }
     if row.status.is_final() {
         bail!("rollout {id} is {}: nothing to resume", row.status.as_str());
     }
@@ -238,6 +278,7 @@ pub async fn resume(env: &Env, id: i64, in_flight: &InFlightChoices) -> Result<O
         // Stopped before it was planned: nothing has run, so it starts over from preflight.
         let spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
         let prepared = prepare(env, spec).await?;
+        take_leases(env, &prepared, id)?;
         env.journal.claim(id)?;
         env.ui.note(&format!(
             "rollout {id}: it stopped before it was planned; planning it now"
@@ -297,7 +338,7 @@ pub fn abort(env: &Env, id: i64) -> Result<Status> {
     }
     env.journal
         .set_status(id, Status::Aborted, "aborted by the operator")?;
-    env.journal.release(id)?;
+    release(&env.journal, id)?;
     Ok(Status::Aborted)
 }
 
@@ -311,25 +352,29 @@ pub async fn rollback(env: &Env, id: i64) -> Result<Outcome> {
     if row.plan.is_empty() {
         let reason = "rolled back: it stopped before it was planned, so nothing had run";
         env.journal.set_status(id, Status::RolledBack, reason)?;
-        env.journal.release(id)?;
+        release(&env.journal, id)?;
         return Ok(Outcome {
             id,
             status: Status::RolledBack,
             reason: reason.into(),
         });
     }
+    // The direction is durable before anything else (the leases reload takes included): a
+    // crash from here on leaves a rollout that `status` says to roll back.
+    env.journal
+        .set_direction(id, Direction::Rollback, "rolled back by the operator")?;
     let (run, _) = reload(env, id).await?;
     rollback_run(env, id, run).await
 }
 
 /// Roll back a journaled rollout in this process.
 pub(crate) async fn rollback_run(env: &Env, id: i64, run: run::Run) -> Result<Outcome> {
-    env.journal.claim(id)?;
-    env.journal.acquire(id, &run.target_keys())?;
     // The direction is durable before anything else: if the operator must first answer for a
     // step left in flight, the `resume` that follows goes on rolling back.
     env.journal
         .set_direction(id, Direction::Rollback, "rolled back by the operator")?;
+    env.journal.claim(id)?;
+    env.journal.acquire(id, &run.target_keys())?;
     if let Some(outcome) = run.settle_in_flight(&InFlightChoices::default())? {
         return Ok(outcome);
     }

@@ -479,6 +479,7 @@ mod tests {
 
     fn desc(steps: Vec<Step>) -> Description {
         Description {
+            leases: vec![],
             name: "a".into(),
             version: "1".into(),
             summary: String::new(),

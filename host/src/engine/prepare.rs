@@ -29,6 +29,8 @@ pub struct Setup {
     pub target_caps: HashMap<String, Effective>,
     /// Capabilities of steps that request their own, by (target, step); the fleet is "".
     pub step_caps: HashMap<(String, String), Effective>,
+    /// The lease files on the nodes (and fleet-wide resources) the adapter declares.
+    pub lease_paths: Vec<std::path::PathBuf>,
 }
 
 /// A spec with its plugins loaded and its grants resolved.
@@ -242,8 +244,16 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
         secrets.insert(name.clone(), value);
     }
 
+    let lease_paths = super::lease::paths(
+        &desc.leases,
+        &targets,
+        &pairs(&adapter_params),
+        &spec.grants,
+    )
+    .map_err(|e| anyhow!("{}: {adapter_label}: {e}", spec.path.display()))?;
     Ok(Prepared {
         setup: Arc::new(Setup {
+            lease_paths,
             strategy_label: format!("{sname}@{sver}"),
             strategy_params: pairs(&spec.strategy.params),
             adapter_params: pairs(&adapter_params),

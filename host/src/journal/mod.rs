@@ -200,6 +200,10 @@ impl Journal {
     pub fn release(&self, rollout: i64) -> Result<()> {
         let c = self.writing()?;
         c.execute("DELETE FROM leases WHERE rollout = ?1", params![rollout])?;
+        c.execute(
+            "DELETE FROM node_leases WHERE rollout = ?1",
+            params![rollout],
+        )?;
         Ok(())
     }
 
@@ -211,6 +215,32 @@ impl Journal {
             params![rollout, status.as_str(), self.scrub(reason), now_ms()],
         )?;
         Ok(())
+    }
+
+    /// Record the lease files `rollout` holds on its nodes.
+    pub fn record_leases(&self, rollout: i64, paths: &[PathBuf]) -> Result<()> {
+        let mut c = self.writing()?;
+        let tx = c.transaction()?;
+        for p in paths {
+            tx.execute(
+                "INSERT OR IGNORE INTO node_leases(rollout, path) VALUES(?1, ?2)",
+                params![rollout, p.display().to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The lease files `rollout` holds on its nodes.
+    pub fn node_leases(&self, rollout: i64) -> Result<Vec<PathBuf>> {
+        let c = self.conn.lock().unwrap();
+        let mut st = c.prepare("SELECT path FROM node_leases WHERE rollout = ?1 ORDER BY path")?;
+        let rows = st.query_map(params![rollout], |r| r.get::<_, String>(0))?;
+        Ok(rows
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .map(PathBuf::from)
+            .collect())
     }
 
     /// Record which way the rollout goes, with why (durable on return).

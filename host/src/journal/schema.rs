@@ -4,7 +4,7 @@ use super::*;
 
 /// The schema version this build writes. A journal outlives the binary that wrote it: an
 /// older journal is migrated forward on open; a newer one is refused.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// Version 1: the tables as first released.
 const V1: &str = r#"
@@ -30,12 +30,20 @@ CREATE TABLE IF NOT EXISTS approvals(rollout INTEGER NOT NULL, stage INTEGER NOT
 "#;
 
 /// Each later version and what brings a journal to it.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    2,
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        2,
     // Which way a rollout is going: a rollback is recorded before its first undo, so a
     // crash never turns it back into a forward run.
-    "ALTER TABLE rollouts ADD COLUMN direction TEXT NOT NULL DEFAULT 'forward';",
-)];
+        "ALTER TABLE rollouts ADD COLUMN direction TEXT NOT NULL DEFAULT 'forward';",
+    ),
+    (
+        3,
+        // The lease files a rollout took on its nodes, removed when it ends, even by a
+        // command that loads no plugin (`abort`).
+        "CREATE TABLE IF NOT EXISTS node_leases(rollout INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY(rollout, path));",
+    ),
+];
 
 /// Bring the journal at `path` up to [`VERSION`].
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {

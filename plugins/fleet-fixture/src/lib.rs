@@ -43,6 +43,7 @@ fn who(target: &Option<Target>) -> String {
 impl cutover_sdk::Adapter for FleetFixture {
     fn describe() -> Description {
         Description {
+            leases: vec![],
             name: "fleet-fixture".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "records fleet and target steps (test fixture)".into(),

@@ -358,6 +358,7 @@ impl Guest for Hostile {
     fn describe() -> Description {
         let p = |name, description| parameter(name, description, false, None);
         Description {
+            leases: vec![],
             name: "hostile-adapter".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "tries to escape the sandbox (test fixture)".into(),

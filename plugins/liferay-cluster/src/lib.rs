@@ -111,6 +111,10 @@ impl cutover_sdk::Adapter for Liferay {
         let p = parameter;
         let s = target_step;
         Description {
+            leases: vec![
+                "{root}/.cutover-lease".into(),
+                "{lb-dir}/.cutover-lease".into(),
+            ],
             name: "liferay-cluster".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "Liferay DXP cluster update by rolling restart or blue-green".into(),

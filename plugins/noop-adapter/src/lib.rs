@@ -9,6 +9,7 @@ const STEPS: [&str; 6] = ["prepare", "drain", "stop", "install", "start", "verif
 impl cutover_sdk::Adapter for Noop {
     fn describe() -> Description {
         Description {
+            leases: vec![],
             name: "noop-adapter".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "six steps that do nothing (benchmarks and tests)".into(),

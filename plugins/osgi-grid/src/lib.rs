@@ -242,6 +242,7 @@ impl cutover_sdk::Adapter for OsgiGrid {
             fleet_step(name, description, Phase::Switch, undoable, true, 600)
         };
         Description {
+            leases: vec!["{home}/.cutover-lease".into()],
             name: "osgi-grid".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "live update of an OSGi data grid's plugin bundle by service ranking".into(),

@@ -30,6 +30,7 @@ fn release_dir(root: &Path, version: &str) -> PathBuf {
 impl cutover_sdk::Adapter for ReleaseDir {
     fn describe() -> Description {
         Description {
+            leases: vec!["{root}/.cutover-lease".into()],
             name: "release-dir".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "versioned release folders with an atomic `current` symlink flip".into(),

@@ -74,6 +74,7 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
         let p = parameter;
         let s = target_step;
         Description {
+            leases: vec!["{old}/.cutover-lease".into()],
             name: "talend-remote-engine".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "in-place Talend Remote Engine upgrade keeping its tasks deployed".into(),

@@ -70,6 +70,7 @@ impl cutover_sdk::Adapter for Taskctl {
             ]
         };
         Description {
+            leases: vec!["{root}/.cutover-lease".into()],
             name: "taskctl".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "TASKCTL 8 server and agent nodes, upgraded along the platform tree".into(),

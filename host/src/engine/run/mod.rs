@@ -174,9 +174,11 @@ impl Run {
         let me = self.inner.clone();
         let poller = tokio::spawn(poll_abort(me.clone()));
         let signals = tokio::spawn(watch_signals(me.clone()));
+        let renewer = tokio::spawn(renew_leases(me.clone()));
         let out = me.clone().drive_stages().await;
         poller.abort();
         signals.abort();
+        renewer.abort();
         me.journal_fault(out)
     }
 
@@ -184,9 +186,23 @@ impl Run {
     pub(crate) async fn rollback_all(self, reason: &str) -> Result<Outcome> {
         let me = self.inner.clone();
         let signals = tokio::spawn(watch_signals(me.clone()));
+        let renewer = tokio::spawn(renew_leases(me.clone()));
         let out = me.rollback_all(me.plan.stages.len(), reason).await;
         signals.abort();
+        renewer.abort();
         me.journal_fault(out)
+    }
+}
+
+/// Keep the node leases alive while this process runs the rollout.
+async fn renew_leases(me: Arc<Inner>) {
+    if me.p.lease_paths.is_empty() {
+        return;
+    }
+    let holder = crate::engine::lease::Holder::me(me.id, me.env.journal.path(), "");
+    loop {
+        tokio::time::sleep(crate::engine::lease::RENEW_EVERY).await;
+        crate::engine::lease::renew(&me.p.lease_paths, &holder);
     }
 }
 
@@ -277,7 +293,7 @@ impl Inner {
     fn finish(&self, status: Status, reason: String) -> Result<Outcome> {
         self.env.journal.set_status(self.id, status, &reason)?;
         if status.is_final() {
-            self.env.journal.release(self.id)?;
+            crate::engine::release(&self.env.journal, self.id)?;
         }
         Ok(Outcome {
             id: self.id,

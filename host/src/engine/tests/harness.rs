@@ -159,6 +159,7 @@ impl Harness {
         }
         let spec = crate::spec::parse(&spec_path, &text).unwrap();
         let desc = Description {
+            leases: vec![],
             name: "fake".into(),
             version: "1".into(),
             summary: String::new(),
@@ -233,6 +234,7 @@ impl Harness {
             fleet_caps: Default::default(),
             target_caps: HashMap::new(),
             step_caps: HashMap::new(),
+            lease_paths: vec![],
         });
         Harness {
             _dir: dir,

@@ -78,7 +78,8 @@ async fn later_failures_follow_the_policy() {
 
 #[tokio::test(start_paused = true)]
 async fn a_crash_in_a_non_idempotent_step_pauses_and_the_answer_is_obeyed() {
-    let h = Harness::new(4, 2, RELEASE_DIR, DecisionKind::Proceed);
+    // One target per wave: t3 is the only one in flight when it "crashes".
+    let h = Harness::new(4, 1, RELEASE_DIR, DecisionKind::Proceed);
     h.transport.at("run start t3", Act::Crash);
     assert!(h.until_crash(h.run().drive()).await.is_none());
     assert_eq!(h.states()["t3"], TargetState::Running);
