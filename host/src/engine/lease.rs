@@ -263,14 +263,14 @@ mod tests {
             ..me.clone()
         };
         write(&a, &stale, false).unwrap();
-        let e = take(&[a.clone()], &other).unwrap_err().to_string();
+        let e = take(std::slice::from_ref(&a), &other).unwrap_err().to_string();
         assert!(
             e.contains("stale since") && e.contains("cutover lease break"),
             "{e}"
         );
         let said = break_lease(&a).unwrap();
         assert!(said.contains("j1.db"), "{said}");
-        take(&[a.clone()], &other).unwrap();
+        take(std::slice::from_ref(&a), &other).unwrap();
         release(&[a.clone(), b.clone()], &me);
         assert!(a.exists(), "another holder's lease stays");
         assert!(!b.exists());
