@@ -285,7 +285,10 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
     let plan: Option<engine::plan::XPlan> = serde_json::from_str(&row.plan).ok();
     let alive = engine::pid_alive(row.pid);
     let interrupted = row.status == Status::Running && !alive;
-    let in_flight: Vec<_> = steps.iter().filter(|s| s.state == "started").collect();
+    let in_flight: Vec<_> = steps
+        .iter()
+        .filter(|s| s.state == crate::journal::StepState::Started)
+        .collect();
     if json_out {
         let out = json!({
             "id": row.id,

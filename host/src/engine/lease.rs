@@ -263,7 +263,9 @@ mod tests {
             ..me.clone()
         };
         write(&a, &stale, false).unwrap();
-        let e = take(std::slice::from_ref(&a), &other).unwrap_err().to_string();
+        let e = take(std::slice::from_ref(&a), &other)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("stale since") && e.contains("cutover lease break"),
             "{e}"

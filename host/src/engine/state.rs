@@ -4,8 +4,54 @@
 //! two writes cannot leave a state that disagrees with the steps.
 
 use super::plan::{StepInfo, XPlan};
-use crate::journal::{Action, Journal, OutputRec, StepRow, TargetRow, TargetState};
+use crate::journal::{Action, Journal, OutputRec, StepRow, StepState, TargetRow, TargetState};
 use std::collections::HashMap;
+
+/// Whom a step runs for: the whole fleet, or one target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    Fleet,
+    Target(String),
+}
+
+impl Subject {
+    /// Its key in the journal: "" for the fleet, else the target id.
+    pub fn key(&self) -> &str {
+        match self {
+            Subject::Fleet => "",
+            Subject::Target(t) => t,
+        }
+    }
+
+    /// The subject a journal key names.
+    pub fn of(key: &str) -> Subject {
+        if key.is_empty() {
+            Subject::Fleet
+        } else {
+            Subject::Target(key.to_string())
+        }
+    }
+
+    pub fn is_fleet(&self) -> bool {
+        matches!(self, Subject::Fleet)
+    }
+
+    /// As a person reads it: "the fleet" or "target `id`".
+    pub fn shown(&self) -> String {
+        match self {
+            Subject::Fleet => "the fleet".into(),
+            Subject::Target(t) => format!("target `{t}`"),
+        }
+    }
+
+    /// As the progress output labels it: "fleet" or the id.
+    pub fn label(&self) -> &str {
+        match self {
+            Subject::Fleet => "fleet",
+            Subject::Target(t) => t,
+        }
+    }
+}
 
 /// One target's (or the fleet's, under "") progress.
 #[derive(Debug, Default, Clone)]
@@ -76,30 +122,30 @@ pub fn derive(rows: &[StepRow]) -> HashMap<String, Progress> {
             let a = p.attempts.entry(r.step.clone()).or_insert(0);
             *a = (*a).max(r.attempt);
         }
-        match (r.action, r.state.as_str()) {
-            (Action::Run, "ok") => {
+        match (r.action, r.state) {
+            (Action::Run, StepState::Ok) => {
                 p.done.retain(|(s, _)| s != &r.step);
                 p.done.push((r.step.clone(), r.outputs.clone()));
                 p.failed = None;
             }
-            (Action::Run, "failed") => {
+            (Action::Run, StepState::Failed) => {
                 p.failed = Some((
                     r.step.clone(),
                     r.outputs.clone(),
                     r.error.clone().unwrap_or_default(),
                 ));
             }
-            (Action::Undo, "ok") => {
+            (Action::Undo, StepState::Ok) => {
                 p.done.retain(|(s, _)| s != &r.step);
                 p.undone.push(r.step.clone());
                 if p.undo_failed.as_ref().is_some_and(|(s, _)| s == &r.step) {
                     p.undo_failed = None;
                 }
             }
-            (Action::Undo, "failed") => {
+            (Action::Undo, StepState::Failed) => {
                 p.undo_failed = Some((r.step.clone(), r.error.clone().unwrap_or_default()));
             }
-            (_, "started") => p.in_flight.push(r.clone()),
+            (_, StepState::Started) => p.in_flight.push(r.clone()),
             _ => {}
         }
     }
@@ -148,6 +194,7 @@ mod tests {
     }
 
     fn row(seq: i64, step: &str, action: Action, state: &str) -> StepRow {
+        let state = StepState::parse(state);
         StepRow {
             seq,
             stage: 0,
@@ -155,7 +202,7 @@ mod tests {
             step: step.into(),
             action,
             attempt: 1,
-            state: state.into(),
+            state,
             outputs: vec![],
             error: None,
             started: 0,

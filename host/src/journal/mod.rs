@@ -102,8 +102,8 @@ impl Journal {
         }
         for op in &mut ops {
             match op {
-                Op::StepStart { .. } => {}
-                Op::StepEnd { outputs, error, .. } => {
+                Op::Begin(_) => {}
+                Op::Finish(StepEnd { outputs, error, .. }) => {
                     for o in outputs.iter_mut().filter(|o| !o.secret) {
                         o.value = self.scrub(&o.value);
                     }
@@ -139,6 +139,18 @@ impl Journal {
         done.await
             .map_err(|_| anyhow!("journal writer stopped"))?
             .map_err(|e| anyhow!("journal write failed: {e}"))
+    }
+
+    /// Begin a step: its start record, with the `pending` records that ride along (group
+    /// commit), is durable on return, before the step runs.
+    pub async fn begin_step(&self, mut pending: Vec<Op>, start: StepStart) -> Result<()> {
+        pending.push(Op::Begin(start));
+        self.write(pending).await
+    }
+
+    /// End a step now: durable on return.
+    pub async fn finish_step(&self, end: StepEnd) -> Result<()> {
+        self.write(vec![Op::Finish(end)]).await
     }
 
     /// Queue `ops` without waiting (log lines).
@@ -316,11 +328,11 @@ impl Journal {
     }
 
     /// Mark a step row that was in flight at a crash as `ok`, `failed` or `abandoned`.
-    pub fn settle(&self, rollout: i64, seq: i64, state: &str) -> Result<()> {
+    pub fn settle(&self, rollout: i64, seq: i64, state: StepState) -> Result<()> {
         let c = self.writing()?;
         c.execute(
             "UPDATE steps SET state = ?3, ended = ?4, error = CASE WHEN ?3 = 'failed' THEN 'marked failed by the operator after a crash' ELSE error END WHERE rollout = ?1 AND seq = ?2 AND state = 'started'",
-            params![rollout, seq, state, now_ms()],
+            params![rollout, seq, state.as_str(), now_ms()],
         )?;
         Ok(())
     }
@@ -371,7 +383,7 @@ impl Journal {
                     Action::Run
                 },
                 attempt: r.get(5)?,
-                state: r.get(6)?,
+                state: StepState::parse(&r.get::<_, String>(6)?),
                 outputs: serde_json::from_str(&outputs).unwrap_or_default(),
                 error: r.get(8)?,
                 started: r.get(9)?,
@@ -481,7 +493,7 @@ mod tests {
             .unwrap();
         let err = j.acquire(b, &["local/n2".into()]).unwrap_err().to_string();
         assert!(err.contains(&format!("rollout {a}")), "{err}");
-        j.write(vec![Op::StepStart {
+        let start = StepStart {
             rollout: a,
             seq: 1,
             stage: 0,
@@ -489,15 +501,53 @@ mod tests {
             step: "stop".into(),
             action: Action::Run,
             attempt: 1,
-        }])
-        .await
-        .unwrap();
+        };
+        j.begin_step(Vec::new(), start).await.unwrap();
         // A second connection (another process) sees it as soon as `write` returned.
         let other = Journal::open(&path, Sync::Full).unwrap();
         let steps = other.steps(a).unwrap();
         assert_eq!(steps.len(), 1);
-        assert_eq!(steps[0].state, "started");
+        assert_eq!(steps[0].state, StepState::Started);
         j.set_status(a, Status::Completed, "").unwrap();
         other.acquire(b, &["local/n2".into()]).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    #[test]
+    fn an_older_journal_is_migrated_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A journal as version 1 wrote it: its tables, no version set.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE rollouts(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, spec_path TEXT NOT NULL, spec_text TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', plan TEXT NOT NULL DEFAULT '', stage INTEGER NOT NULL DEFAULT 0, pid INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL, updated INTEGER NOT NULL, abort_requested INTEGER NOT NULL DEFAULT 0);
+                 INSERT INTO rollouts(name, spec_path, spec_text, status, created, updated) VALUES('old', 's', 't', 'completed', 0, 0);",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&path, Sync::Normal).unwrap();
+        let row = j.rollout(1).unwrap();
+        assert_eq!(row.direction, Direction::Forward);
+        assert!(j.node_leases(1).unwrap().is_empty());
+        j.close();
+        drop(j);
+        let c = Connection::open(&path).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, schema::VERSION);
+        c.pragma_update(None, "user_version", schema::VERSION + 1)
+            .unwrap();
+        drop(c);
+        let e = Journal::open(&path, Sync::Normal)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("newer cutover"), "{e}");
     }
 }

@@ -15,23 +15,9 @@ pub struct OutputRec {
 #[derive(Debug, Clone)]
 pub enum Op {
     /// A step (or its undo) starts.
-    StepStart {
-        rollout: i64,
-        seq: i64,
-        stage: i64,
-        target: String,
-        step: String,
-        action: Action,
-        attempt: u32,
-    },
-    /// It ended; `ok` false with an error message when it failed.
-    StepEnd {
-        rollout: i64,
-        seq: i64,
-        ok: bool,
-        outputs: Vec<OutputRec>,
-        error: Option<String>,
-    },
+    Begin(StepStart),
+    /// It ended.
+    Finish(StepEnd),
     /// A target's state in the rollout.
     Target {
         rollout: i64,
@@ -182,8 +168,7 @@ pub struct StepRow {
     pub step: String,
     pub action: Action,
     pub attempt: u32,
-    /// `started`, `ok`, `failed` or `abandoned`.
-    pub state: String,
+    pub state: StepState,
     pub outputs: Vec<OutputRec>,
     pub error: Option<String>,
     pub started: i64,
@@ -241,4 +226,58 @@ impl Direction {
             Direction::Forward
         }
     }
+}
+
+/// Where one step record stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepState {
+    /// Begun and not (yet) ended: in flight, or left so by a crash.
+    Started,
+    Ok,
+    Failed,
+    /// Left in flight by a crash and to be run again.
+    Abandoned,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Started => "started",
+            StepState::Ok => "ok",
+            StepState::Failed => "failed",
+            StepState::Abandoned => "abandoned",
+        }
+    }
+
+    pub fn parse(s: &str) -> StepState {
+        match s {
+            "ok" => StepState::Ok,
+            "failed" => StepState::Failed,
+            "abandoned" => StepState::Abandoned,
+            _ => StepState::Started,
+        }
+    }
+}
+
+/// A step (or undo) beginning: durable before it runs.
+#[derive(Debug, Clone)]
+pub struct StepStart {
+    pub rollout: i64,
+    pub seq: i64,
+    pub stage: i64,
+    pub target: String,
+    pub step: String,
+    pub action: Action,
+    pub attempt: u32,
+}
+
+/// A step (or undo) ending.
+#[derive(Debug, Clone)]
+pub struct StepEnd {
+    pub rollout: i64,
+    pub seq: i64,
+    pub outputs: Vec<OutputRec>,
+    /// None when it succeeded.
+    pub error: Option<String>,
 }

@@ -30,7 +30,7 @@ fn apply(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
     let now = now_ms();
     for op in batch.iter().flat_map(|m| m.ops.iter()) {
         match op {
-            Op::StepStart {
+            Op::Begin(StepStart {
                 rollout,
                 seq,
                 stage,
@@ -38,24 +38,28 @@ fn apply(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
                 step,
                 action,
                 attempt,
-            } => {
+            }) => {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO steps(rollout, seq, stage, target, step, action, attempt, state, started) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'started', ?8)",
                 )?
                 .execute(params![rollout, seq, stage, target, step, action.as_str(), attempt, now])?;
             }
-            Op::StepEnd {
+            Op::Finish(StepEnd {
                 rollout,
                 seq,
-                ok,
                 outputs,
                 error,
-            } => {
+            }) => {
                 let out = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".into());
+                let state = if error.is_none() {
+                    StepState::Ok
+                } else {
+                    StepState::Failed
+                };
                 tx.prepare_cached(
                     "UPDATE steps SET state = ?3, outputs = ?4, error = ?5, ended = ?6 WHERE rollout = ?1 AND seq = ?2",
                 )?
-                .execute(params![rollout, seq, if *ok { "ok" } else { "failed" }, out, error, now])?;
+                .execute(params![rollout, seq, state.as_str(), out, error, now])?;
             }
             Op::Target {
                 rollout,

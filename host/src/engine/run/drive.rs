@@ -288,7 +288,7 @@ impl Inner {
         }
         let mut pending = Vec::new();
         let failure = self
-            .run_step(stage, "", step, &mut prog, &mut pending)
+            .run_step(stage, &Subject::Fleet, step, &mut prog, &mut pending)
             .await?;
         self.env.journal.write(pending).await?;
         Ok(failure)

@@ -2,11 +2,11 @@
 //! steps in order with every start and end journaled before the next, undo on failure, the
 //! strategy's decision after each wave.
 
-use super::state::{derive, Progress};
+use super::state::{derive, Progress, Subject};
 use super::{Env, Setup};
 use crate::engine::plan::{XPlan, XStage};
 use crate::engine::transport::{BoxFuture, StepCall, Transport};
-use crate::journal::{Action, Op, OutputRec, Status, TargetState};
+use crate::journal::{Action, Op, OutputRec, Status, StepEnd, StepStart, StepState, TargetState};
 use crate::plugin::bindings::{
     Constraint, Decision, DecisionKind, Output, Pair, Phase, Scope, Step, StepContext, WaveReport,
 };

@@ -79,18 +79,14 @@ impl Run {
                             s.idempotent
                         }
                     });
-                let who = if r.target.is_empty() {
-                    "the fleet".to_string()
-                } else {
-                    format!("target `{}`", r.target)
-                };
+                let who = Subject::of(&r.target).shown();
                 let what = format!(
                     "{}`{}` on {who}",
                     if undo { "the undo of step " } else { "step " },
                     r.step
                 );
                 if idempotent {
-                    me.env.journal.settle(me.id, r.seq, "abandoned")?;
+                    me.env.journal.settle(me.id, r.seq, StepState::Abandoned)?;
                     me.env.ui.note(&format!(
                         "{what} was in flight when cutover stopped: it is idempotent and runs again"
                     ));
@@ -99,9 +95,13 @@ impl Run {
                 // The operator's answer: done (it completed), retry (run it again), failed
                 // (a forward step: undo the target; an undo: the target needs attention).
                 match choices.for_target(&r.target) {
-                    Some(InFlight::Done) => me.env.journal.settle(me.id, r.seq, "ok")?,
-                    Some(InFlight::Retry) => me.env.journal.settle(me.id, r.seq, "abandoned")?,
-                    Some(InFlight::Failed) => me.env.journal.settle(me.id, r.seq, "failed")?,
+                    Some(InFlight::Done) => me.env.journal.settle(me.id, r.seq, StepState::Ok)?,
+                    Some(InFlight::Retry) => {
+                        me.env.journal.settle(me.id, r.seq, StepState::Abandoned)?
+                    }
+                    Some(InFlight::Failed) => {
+                        me.env.journal.settle(me.id, r.seq, StepState::Failed)?
+                    }
                     None => blocked.push(what),
                 }
             }

@@ -37,10 +37,11 @@ impl Inner {
     pub(super) fn call(
         &self,
         step: &str,
-        target: &str,
+        who: &Subject,
         outputs: &[OutputRec],
         attempt: u32,
     ) -> StepCall {
+        let target = who.key();
         let t = self
             .target_index
             .get(target)
@@ -54,68 +55,68 @@ impl Inner {
         };
         let caps = match own {
             Some(c) => c.clone(),
-            None if target.is_empty() => self.p.fleet_caps.clone(),
+            None if who.is_fleet() => self.p.fleet_caps.clone(),
             None => self.p.target_caps.get(target).cloned().unwrap_or_default(),
         };
         StepCall {
             step: step.to_string(),
             target: t,
-            ctx: self.context(outputs, attempt, target.is_empty()),
+            ctx: self.context(outputs, attempt, who.is_fleet()),
             caps,
             budget: self.budget(step),
         }
     }
 
-    /// Journal records of a step starting.
-    pub(super) fn start_op(
+    /// The record of a step (or undo) beginning.
+    pub(super) fn begin(
         &self,
         stage: usize,
-        target: &str,
+        who: &Subject,
         step: &str,
         action: Action,
         attempt: u32,
-    ) -> (i64, Op) {
-        let seq = self.next_seq();
-        let op = Op::StepStart {
+    ) -> StepStart {
+        StepStart {
             rollout: self.id,
-            seq,
+            seq: self.next_seq(),
             stage: stage as i64,
-            target: target.to_string(),
+            target: who.key().to_string(),
             step: step.to_string(),
             action,
             attempt,
-        };
-        (seq, op)
+        }
     }
 
-    /// Journal record of a step ending.
-    pub(super) fn end_op(&self, seq: i64, outputs: Vec<OutputRec>, error: Option<String>) -> Op {
-        Op::StepEnd {
+    /// The record of a step ending; `error` when it failed.
+    pub(super) fn end(&self, seq: i64, outputs: Vec<OutputRec>, error: Option<String>) -> StepEnd {
+        StepEnd {
             rollout: self.id,
             seq,
-            ok: error.is_none(),
             outputs,
             error,
         }
     }
 
-    /// Run one step of a target (or of the fleet, target ""), retrying transient failures.
+    /// Run one step of a target (or of the fleet), retrying transient failures.
     /// Its start record is written, with `pending`, before the step runs; on success its end
     /// record is left in `pending` for the next write. Returns the failure message, if any.
     pub(super) async fn run_step(
         &self,
         stage: usize,
-        target: &str,
+        who: &Subject,
         step: &str,
         prog: &mut Progress,
         pending: &mut Vec<Op>,
     ) -> Result<Option<String>> {
         let mut attempt = prog.attempts.get(step).copied().unwrap_or(0) + 1;
         loop {
-            let (seq, start) = self.start_op(stage, target, step, Action::Run, attempt);
-            pending.push(start);
-            self.env.journal.write(std::mem::take(pending)).await?;
-            let call = self.call(step, target, &prog.outputs(), attempt);
+            let start = self.begin(stage, who, step, Action::Run, attempt);
+            let seq = start.seq;
+            self.env
+                .journal
+                .begin_step(std::mem::take(pending), start)
+                .await?;
+            let call = self.call(step, who, &prog.outputs(), attempt);
             let mut aborted = self.aborted.subscribe();
             // An abort interrupts the step: its sandbox stops at the next epoch tick and the
             // programs it started are killed with their process group. Undos are not
@@ -137,7 +138,7 @@ impl Inner {
                 self.env.redact.add(&o.value);
             }
             let Some((message, transient)) = failure else {
-                pending.push(self.end_op(seq, recs.clone(), None));
+                pending.push(Op::Finish(self.end(seq, recs.clone(), None)));
                 prog.done.push((step.to_string(), recs));
                 prog.failed = None;
                 return Ok(None);
@@ -145,15 +146,14 @@ impl Inner {
             let message = self.env.redact.redact(&message);
             self.env
                 .journal
-                .write(vec![self.end_op(seq, recs.clone(), Some(message.clone()))])
+                .finish_step(self.end(seq, recs.clone(), Some(message.clone())))
                 .await?;
             prog.failed = Some((step.to_string(), recs, message.clone()));
             if !(transient && attempt < MAX_ATTEMPTS) || self.abort.load(Ordering::SeqCst) {
                 return Ok(Some(format!("step `{step}` failed: {message}")));
             }
-            let who = if target.is_empty() { "fleet" } else { target };
             self.env.ui.log(
-                who,
+                who.label(),
                 step,
                 crate::plugin::bindings::Level::Warn,
                 &format!("attempt {attempt} failed ({message}); retrying"),
@@ -172,6 +172,7 @@ impl Inner {
         finalize: bool,
     ) -> Result<TargetState> {
         let steps = self.target_steps(finalize);
+        let who = Subject::Target(target.to_string());
         let mut pending = vec![Op::Target {
             rollout: self.id,
             target: target.to_string(),
@@ -198,7 +199,7 @@ impl Inner {
                 }
                 self.env.ui.step(target, &step.name, n + 1, steps.len());
                 failure = match self
-                    .run_step(stage, target, &step.name, &mut prog, &mut pending)
+                    .run_step(stage, &who, &step.name, &mut prog, &mut pending)
                     .await
                 {
                     Ok(f) => f,
@@ -218,7 +219,7 @@ impl Inner {
         }
         let (state, detail) = match failure {
             None => (TargetState::Updated, String::new()),
-            Some(why) => match self.undo_target(stage, target, &prog).await {
+            Some(why) => match self.undo_target(stage, &who, &prog).await {
                 Err(e) if e == super::undo::STOPPED => {
                     if let Err(e) = self.env.journal.write(pending).await {
                         self.stop(Halt::Journal(e.to_string()));

@@ -12,7 +12,7 @@ impl Inner {
     pub(super) async fn undo_target(
         &self,
         stage: usize,
-        target: &str,
+        who: &Subject,
         prog: &Progress,
     ) -> Result<usize, String> {
         let outputs = prog.outputs();
@@ -27,13 +27,18 @@ impl Inner {
             }
             self.env
                 .ui
-                .step(target, &format!("undo {step}"), n + 1, prog.done.len());
-            let (seq, start) = self.start_op(stage, target, step, Action::Undo, 1);
-            self.env.journal.write(vec![start]).await.map_err(|e| {
-                self.stop(Halt::Journal(e.to_string()));
-                e.to_string()
-            })?;
-            let call = self.call(step, target, &outputs, 1);
+                .step(who.key(), &format!("undo {step}"), n + 1, prog.done.len());
+            let start = self.begin(stage, who, step, Action::Undo, 1);
+            let seq = start.seq;
+            self.env
+                .journal
+                .begin_step(Vec::new(), start)
+                .await
+                .map_err(|e| {
+                    self.stop(Halt::Journal(e.to_string()));
+                    e.to_string()
+                })?;
+            let call = self.call(step, who, &outputs, 1);
             let result = self.transport.undo(&call).await;
             let error = result
                 .as_ref()
@@ -41,7 +46,7 @@ impl Inner {
                 .map(|f| self.env.redact.redact(&f.message));
             self.env
                 .journal
-                .write(vec![self.end_op(seq, Vec::new(), error.clone())])
+                .finish_step(self.end(seq, Vec::new(), error.clone()))
                 .await
                 .map_err(|e| {
                     self.stop(Halt::Journal(e.to_string()));
@@ -107,7 +112,7 @@ impl Inner {
                         let sem = sem.clone();
                         tasks.spawn(async move {
                             let _p = sem.acquire_owned().await;
-                            let r = me.undo_target(i, &t, &prog).await;
+                            let r = me.undo_target(i, &Subject::Target(t.clone()), &prog).await;
                             if r.as_ref().is_err_and(|e| e == STOPPED) {
                                 return anyhow::Ok(None);
                             }
@@ -157,7 +162,7 @@ impl Inner {
                                 .collect(),
                             ..fleet.clone()
                         };
-                        match self.undo_target(i, "", &only).await {
+                        match self.undo_target(i, &Subject::Fleet, &only).await {
                             Ok(_) => self.env.ui.note(&format!("  ↺ fleet step `{step}` undone")),
                             Err(e) if e == STOPPED => {}
                             Err(e) => {
