@@ -234,7 +234,10 @@ fn a_crash_after_any_commit_of_a_rollout_is_recovered_exactly_once() {
 fn a_crash_after_any_commit_of_a_rollback_is_recovered_exactly_once() {
     let commits = sweep(
         32000,
-        |f| assert_eq!(f.cutover(&["run", &f.0.spec()], None).0, Some(0)),
+        |f| {
+            let (code, out) = f.cutover(&["run", &f.0.spec()], None);
+            assert_eq!(code, Some(0), "{out}");
+        },
         |_| vec!["rollback".into(), "1".into()],
         ("1.0.0", "rolled-back", true),
     );

@@ -74,7 +74,7 @@ impl Journal {
     /// The connection for one durable write: refused while a journal fault is injected,
     /// counted as a commit when done.
     fn writing(&self) -> Result<Writing<'_>> {
-        failpoint::fault().map_err(|e| anyhow!("journal write failed: {e}"))?;
+        failpoint::fault().map_err(WriteFailed)?;
         Ok(Writing(self.conn.lock().unwrap()))
     }
 
@@ -138,7 +138,7 @@ impl Journal {
             .map_err(|_| anyhow!("journal writer stopped"))?;
         done.await
             .map_err(|_| anyhow!("journal writer stopped"))?
-            .map_err(|e| anyhow!("journal write failed: {e}"))
+            .map_err(|e| anyhow::Error::new(WriteFailed(e)))
     }
 
     /// Begin a step: its start record, with the `pending` records that ride along (group
@@ -432,6 +432,18 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// A write the journal could not make durable: whoever gets it must stop starting steps.
+#[derive(Debug, thiserror::Error)]
+#[error("journal write failed: {0}")]
+pub struct WriteFailed(pub String);
+
+impl WriteFailed {
+    /// Whether `e` is (or was caused by) a failed journal write.
+    pub fn is(e: &anyhow::Error) -> bool {
+        e.chain().any(|c| c.is::<WriteFailed>())
     }
 }
 

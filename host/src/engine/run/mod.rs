@@ -317,6 +317,11 @@ impl Inner {
 
     /// A journal fault becomes the run's error, saying what was and was not done.
     fn journal_fault(&self, out: Result<Outcome>) -> Result<Outcome> {
+        if let Err(e) = &out {
+            if crate::journal::WriteFailed::is(e) {
+                self.stop(Halt::Journal(e.to_string()));
+            }
+        }
         if let Some(Halt::Journal(e)) = self.halted() {
             anyhow::bail!(
                 "the journal {} could not be written ({e}): no new step was started and the steps in flight were let finish; when it can be written again, `cutover status {id}` shows where the rollout stands and `cutover resume {id}` goes on",
