@@ -44,7 +44,9 @@ impl Inner {
                     finalize,
                     index,
                 } => {
-                    let states = self.states()?;
+                    // One read of the journal serves the wave check and the wave.
+                    let progress = self.progress()?;
+                    let states = self.states_of(&progress);
                     if !*finalize {
                         let pending: std::collections::BTreeSet<String> = states
                             .iter()
@@ -66,7 +68,7 @@ impl Inner {
                     }
                     let (succeeded, failed) = self
                         .clone()
-                        .wave(cursor, name, targets, *finalize, &states)
+                        .wave(cursor, name, targets, *finalize, &states, progress)
                         .await?;
                     if let Some(Halt::Signal(why)) = self.halted() {
                         return self.finish(
@@ -206,8 +208,8 @@ impl Inner {
         targets: &[String],
         finalize: bool,
         states: &HashMap<String, TargetState>,
+        progress: HashMap<String, Progress>,
     ) -> Result<(Vec<String>, Vec<String>)> {
-        let progress = self.progress()?;
         let limit = self
             .p
             .spec

@@ -334,9 +334,15 @@ impl Inner {
 
     /// Each target's state, derived from its step records.
     pub(super) fn states(&self) -> Result<HashMap<String, TargetState>> {
-        let progress = self.progress()?;
-        Ok(self
-            .p
+        Ok(self.states_of(&self.progress()?))
+    }
+
+    /// Each target's state, given the progress read from the journal.
+    pub(super) fn states_of(
+        &self,
+        progress: &HashMap<String, Progress>,
+    ) -> HashMap<String, TargetState> {
+        self.p
             .targets
             .iter()
             .map(|t| {
@@ -346,7 +352,7 @@ impl Inner {
                     .unwrap_or(TargetState::Pending);
                 (t.id.clone(), state)
             })
-            .collect())
+            .collect()
     }
 
     fn progress(&self) -> Result<HashMap<String, Progress>> {
