@@ -64,22 +64,8 @@ impl Fleet {
         (o.status.code(), text(&o))
     }
 
-    /// What node `i`'s server answers: `version X ok`, or `down`.
     fn serving(&self, i: usize) -> String {
-        let port: u16 =
-            std::fs::read_to_string(self.0.path().join(format!("nodes/node-{i:02}/port")))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-            return "down".into();
-        };
-        let _ = write!(s, "GET /health HTTP/1.1\r\n\r\n");
-        let mut t = String::new();
-        let _ = s.read_to_string(&mut t);
-        t.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+        node_health(&self.0.path().join(format!("nodes/node-{i:02}")))
     }
 
     /// What the node logs show of a step (or undo) left in flight: did it happen?

@@ -52,19 +52,7 @@ impl Fleet {
 
     /// What the node's server says it runs.
     fn running(&self, i: usize) -> String {
-        let port: u16 = std::fs::read_to_string(self.node(i).join("port"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-            return "down".into();
-        };
-        write!(s, "GET /health HTTP/1.1\r\n\r\n").unwrap();
-        let mut t = String::new();
-        let _ = s.read_to_string(&mut t);
-        t.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+        node_health(&self.node(i))
     }
 
     /// Node `i` points at `version` and its server really runs it.

@@ -161,19 +161,7 @@ async fn launch(env: &Env, prepared: &Prepared, id: i64) -> Result<Outcome> {
         Err(e) => return fail(format!("{e:#}")),
     };
     env.journal.set_plan(id, &serde_json::to_string(&plan)?)?;
-    let (transport, decider) = prepared.runner(env, id);
-    run::Run::new(
-        env.clone(),
-        id,
-        prepared.setup.clone(),
-        transport,
-        decider,
-        plan,
-        constraints,
-        1,
-    )?
-    .drive()
-    .await
+    prepared.run(env, id, plan, constraints, 1)?.drive().await
 }
 
 /// Whether a finished rollout has a rollback that began and did not end.
@@ -227,22 +215,7 @@ async fn reload(env: &Env, id: i64) -> Result<(run::Run, crate::journal::Rollout
         .max()
         .unwrap_or(0)
         + 1;
-    Ok((
-        {
-            let (transport, decider) = prepared.runner(env, id);
-            run::Run::new(
-                env.clone(),
-                id,
-                prepared.setup.clone(),
-                transport,
-                decider,
-                plan,
-                constraints,
-                first_seq,
-            )?
-        },
-        row,
-    ))
+    Ok((prepared.run(env, id, plan, constraints, first_seq)?, row))
 }
 
 fn ensure_not_running(row: &crate::journal::RolloutRow) -> Result<()> {

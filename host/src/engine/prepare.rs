@@ -272,8 +272,30 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
 }
 
 impl Prepared {
+    /// The run of rollout `id` with this spec's plugins, from journal record `first_seq` on.
+    pub(crate) fn run(
+        &self,
+        env: &Env,
+        id: i64,
+        plan: XPlan,
+        constraints: Vec<Constraint>,
+        first_seq: i64,
+    ) -> Result<run::Run> {
+        let (transport, decider) = self.runner(env, id);
+        run::Run::new(
+            env.clone(),
+            id,
+            self.setup.clone(),
+            transport,
+            decider,
+            plan,
+            constraints,
+            first_seq,
+        )
+    }
+
     /// Where the steps run and who decides after each wave, for rollout `id`.
-    pub(crate) fn runner(&self, env: &Env, id: i64) -> (Arc<dyn Transport>, Arc<dyn Decide>) {
+    fn runner(&self, env: &Env, id: i64) -> (Arc<dyn Transport>, Arc<dyn Decide>) {
         let transport = Arc::new(Local {
             adapter: self.adapter.clone(),
             label: self.adapter_label.clone(),

@@ -162,6 +162,23 @@ impl Drop for SimFleet {
     }
 }
 
+/// What a node-sim node's server answers on `/health` (`version X ok`), or `down`.
+pub fn node_health(node: &Path) -> String {
+    let port: u16 = std::fs::read_to_string(node.join("port"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return "down".into();
+    };
+    let _ = write!(s, "GET /health HTTP/1.1\r\n\r\n");
+    let mut t = String::new();
+    let _ = s.read_to_string(&mut t);
+    t.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+}
+
 /// The lines of a file (none when it is missing).
 pub fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
