@@ -192,12 +192,18 @@ pub(crate) fn release(journal: &Journal, id: i64) -> Result<()> {
     journal.release(id)
 }
 
+/// Load a journaled rollout's spec and plugins again and retake its leases.
+async fn reprepare(env: &Env, row: &crate::journal::RolloutRow) -> Result<Prepared> {
+    let spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
+    let prepared = prepare(env, spec).await?;
+    take_leases(env, &prepared, row.id)?;
+    Ok(prepared)
+}
+
 /// Load a journaled rollout's spec and plan again.
 async fn reload(env: &Env, id: i64) -> Result<(run::Run, crate::journal::RolloutRow)> {
     let row = env.journal.rollout(id)?;
-    let spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
-    let prepared = prepare(env, spec).await?;
-    take_leases(env, &prepared, id)?;
+    let prepared = reprepare(env, &row).await?;
     let plan: XPlan = serde_json::from_str(&row.plan).map_err(|_| {
         anyhow!("rollout {id} has no plan in the journal (it failed before planning)")
     })?;
@@ -207,14 +213,7 @@ async fn reload(env: &Env, id: i64) -> Result<(run::Run, crate::journal::Rollout
     plan::recheck(&plan, &constraints).map_err(|e| {
         anyhow!("rollout {id} cannot go on: its plan breaks the adapter's constraints: {e}")
     })?;
-    let first_seq = env
-        .journal
-        .steps(id)?
-        .iter()
-        .map(|s| s.seq)
-        .max()
-        .unwrap_or(0)
-        + 1;
+    let first_seq = env.journal.next_seq(id)?;
     Ok((prepared.run(env, id, plan, constraints, first_seq)?, row))
 }
 
@@ -239,7 +238,7 @@ pub fn pid_alive(pid: i64) -> bool {
 /// direction it was going: a rollback that was interrupted goes on rolling back.
 pub async fn resume(env: &Env, id: i64, in_flight: &InFlightChoices) -> Result<Outcome> {
     let row = env.journal.rollout(id)?;
-    if row.status.is_final() && row.direction == Direction::Rollback && rollback_pending(&row) {
+    if rollback_pending(&row) {
         // A rollback of a finished rollout was started and stopped: go on with it.
         return rollback(env, id).await;
     }
@@ -249,9 +248,7 @@ pub async fn resume(env: &Env, id: i64, in_flight: &InFlightChoices) -> Result<O
     ensure_not_running(&row)?;
     if row.plan.is_empty() {
         // Stopped before it was planned: nothing has run, so it starts over from preflight.
-        let spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
-        let prepared = prepare(env, spec).await?;
-        take_leases(env, &prepared, id)?;
+        let prepared = reprepare(env, &row).await?;
         env.journal.claim(id)?;
         env.ui.note(&format!(
             "rollout {id}: it stopped before it was planned; planning it now"

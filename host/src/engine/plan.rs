@@ -57,6 +57,16 @@ pub struct StepInfo {
 }
 
 impl StepInfo {
+    /// The declaration of step `name` among `steps`.
+    pub fn find<'a>(steps: &'a [StepInfo], name: &str) -> Option<&'a StepInfo> {
+        steps.iter().find(|s| s.name == name)
+    }
+
+    /// Whether step `name` is declared undoable.
+    pub fn undoable(steps: &[StepInfo], name: &str) -> bool {
+        Self::find(steps, name).is_some_and(|s| s.undoable)
+    }
+
     /// The declarations of `desc`'s steps.
     pub fn of(desc: &Description) -> Vec<StepInfo> {
         desc.steps

@@ -85,10 +85,14 @@ impl Progress {
         out
     }
 
+    /// Whether completed steps remain to undo.
+    pub fn undo_pending(&self, steps: &[StepInfo]) -> bool {
+        self.done.iter().any(|(s, _)| StepInfo::undoable(steps, s))
+    }
+
     /// The target's state, given its steps' declarations: the one transition function.
     pub fn state(&self, steps: &[StepInfo]) -> TargetState {
-        let undoable = |name: &str| steps.iter().any(|s| s.name == name && s.undoable);
-        let undo_pending = self.done.iter().any(|(s, _)| undoable(s));
+        let undo_pending = self.undo_pending(steps);
         if !self.in_flight.is_empty() {
             return TargetState::Running;
         }
@@ -154,11 +158,7 @@ pub fn derive(rows: &[StepRow]) -> HashMap<String, Progress> {
 
 /// Every target of a rollout with its derived state and the last detail the engine wrote.
 pub fn targets(journal: &Journal, id: i64, plan: Option<&XPlan>) -> anyhow::Result<Vec<TargetRow>> {
-    let details: HashMap<String, String> = journal
-        .targets(id)?
-        .into_iter()
-        .map(|t| (t.target, t.detail))
-        .collect();
+    let details = journal.details(id)?;
     let Some(plan) = plan else {
         return Ok(Vec::new());
     };

@@ -111,7 +111,7 @@ impl Journal {
                         *e = self.scrub(e);
                     }
                 }
-                Op::Target { detail, .. } => *detail = self.scrub(detail),
+                Op::Detail { detail, .. } => *detail = self.scrub(detail),
                 Op::Event { message, .. } => *message = self.scrub(message),
             }
         }
@@ -393,20 +393,22 @@ impl Journal {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Target rows of a rollout.
-    pub fn targets(&self, rollout: i64) -> Result<Vec<TargetRow>> {
+    /// The sequence number the next step record of `rollout` takes.
+    pub fn next_seq(&self, rollout: i64) -> Result<i64> {
         let c = self.conn.lock().unwrap();
-        let mut st = c.prepare(
-            "SELECT target, state, detail FROM targets WHERE rollout = ?1 ORDER BY rowid",
+        let max: Option<i64> = c.query_row(
+            "SELECT MAX(seq) FROM steps WHERE rollout = ?1",
+            params![rollout],
+            |r| r.get(0),
         )?;
-        let rows = st.query_map(params![rollout], |r| {
-            let s: String = r.get(1)?;
-            Ok(TargetRow {
-                target: r.get(0)?,
-                state: TargetState::parse(&s),
-                detail: r.get(2)?,
-            })
-        })?;
+        Ok(max.unwrap_or(0) + 1)
+    }
+
+    /// What the engine last said of each target of a rollout (target → detail).
+    pub fn details(&self, rollout: i64) -> Result<std::collections::HashMap<String, String>> {
+        let c = self.conn.lock().unwrap();
+        let mut st = c.prepare("SELECT target, detail FROM targets WHERE rollout = ?1")?;
+        let rows = st.query_map(params![rollout], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

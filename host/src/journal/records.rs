@@ -18,11 +18,10 @@ pub enum Op {
     Begin(StepStart),
     /// It ended.
     Finish(StepEnd),
-    /// A target's state in the rollout.
-    Target {
+    /// What happened to a target, in words (its state is derived from its step records).
+    Detail {
         rollout: i64,
         target: String,
-        state: TargetState,
         detail: String,
     },
     /// A log line of a plugin or the engine.

@@ -61,16 +61,17 @@ fn apply(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
                 )?
                 .execute(params![rollout, seq, state.as_str(), out, error, now])?;
             }
-            Op::Target {
+            Op::Detail {
                 rollout,
                 target,
-                state,
                 detail,
             } => {
+                // The `state` column of version 1 is no longer written: a target's state is
+                // derived from its step records (`engine::state`).
                 tx.prepare_cached(
-                    "INSERT INTO targets(rollout, target, state, detail) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(rollout, target) DO UPDATE SET state = excluded.state, detail = excluded.detail",
+                    "INSERT INTO targets(rollout, target, state, detail) VALUES(?1, ?2, '', ?3) ON CONFLICT(rollout, target) DO UPDATE SET detail = excluded.detail",
                 )?
-                .execute(params![rollout, target, state.as_str(), detail])?;
+                .execute(params![rollout, target, detail])?;
             }
             Op::Event {
                 rollout,

@@ -4,6 +4,7 @@
 
 use super::state::{derive, Progress, Subject};
 use super::{Env, Setup};
+use crate::engine::plan::StepInfo;
 use crate::engine::plan::{XPlan, XStage};
 use crate::engine::transport::{BoxFuture, StepCall, Transport};
 use crate::journal::{Action, Op, OutputRec, Status, StepEnd, StepStart, StepState, TargetState};
@@ -51,7 +52,6 @@ struct Inner {
     constraints: Vec<Constraint>,
     transport: Arc<dyn Transport>,
     decider: Arc<dyn Decide>,
-    steps: HashMap<String, Step>,
     target_index: HashMap<String, usize>,
     seq: AtomicI64,
     abort: AtomicBool,
@@ -107,12 +107,6 @@ impl Run {
         constraints: Vec<Constraint>,
         first_seq: i64,
     ) -> Result<Run> {
-        let steps = p
-            .desc
-            .steps
-            .iter()
-            .map(|s| (s.name.clone(), s.clone()))
-            .collect();
         let mut plan = plan;
         if plan.steps.is_empty() {
             // A plan journaled before step declarations were kept with it.
@@ -142,7 +136,6 @@ impl Run {
                 constraints,
                 transport,
                 decider,
-                steps,
                 target_index,
                 seq: AtomicI64::new(first_seq),
                 abort: AtomicBool::new(false),
@@ -300,6 +293,15 @@ impl Inner {
             status,
             reason,
         })
+    }
+
+    /// The result of a journal write: a failure stops every target from starting another
+    /// step (the journal cannot record it).
+    pub(super) fn recorded<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            self.stop(Halt::Journal(e.to_string()));
+        }
+        r
     }
 
     /// Stop starting steps, for `why` (the first reason is kept).

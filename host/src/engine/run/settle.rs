@@ -67,18 +67,13 @@ impl Run {
         for p in derive(&rows).values() {
             for r in &p.in_flight {
                 let undo = r.action == Action::Undo;
-                let idempotent = me
-                    .plan
-                    .steps
-                    .iter()
-                    .find(|s| s.name == r.step)
-                    .is_some_and(|s| {
-                        if undo {
-                            s.undo_idempotent
-                        } else {
-                            s.idempotent
-                        }
-                    });
+                let idempotent = StepInfo::find(&me.plan.steps, &r.step).is_some_and(|s| {
+                    if undo {
+                        s.undo_idempotent
+                    } else {
+                        s.idempotent
+                    }
+                });
                 let who = Subject::of(&r.target).shown();
                 let what = format!(
                     "{}`{}` on {who}",

@@ -163,6 +163,13 @@ impl Inner {
         }
     }
 
+    /// Stopped between two steps (or undos): record what is done and leave the target where
+    /// it is; `resume` goes on from here.
+    async fn leave(&self, pending: Vec<Op>) -> TargetState {
+        let _ = self.recorded(self.env.journal.write(pending).await);
+        TargetState::Running
+    }
+
     /// Run the steps a target still needs; on failure undo what it completed.
     pub(super) async fn target(
         self: Arc<Self>,
@@ -173,10 +180,9 @@ impl Inner {
     ) -> Result<TargetState> {
         let steps = self.target_steps(finalize);
         let who = Subject::Target(target.to_string());
-        let mut pending = vec![Op::Target {
+        let mut pending = vec![Op::Detail {
             rollout: self.id,
             target: target.to_string(),
-            state: TargetState::Running,
             detail: String::new(),
         }];
         let mut failure: Option<String> = prog
@@ -190,24 +196,13 @@ impl Inner {
                     continue;
                 }
                 if self.halted().is_some() {
-                    // Stopped between two steps: record what is done and leave the target
-                    // where it is; `resume` goes on from here.
-                    if let Err(e) = self.env.journal.write(pending).await {
-                        self.stop(Halt::Journal(e.to_string()));
-                    }
-                    return Ok(TargetState::Running);
+                    return Ok(self.leave(pending).await);
                 }
                 self.env.ui.step(target, &step.name, n + 1, steps.len());
-                failure = match self
-                    .run_step(stage, &who, &step.name, &mut prog, &mut pending)
-                    .await
-                {
-                    Ok(f) => f,
-                    Err(e) => {
-                        self.stop(Halt::Journal(e.to_string()));
-                        return Err(e);
-                    }
-                };
+                failure = self.recorded(
+                    self.run_step(stage, &who, &step.name, &mut prog, &mut pending)
+                        .await,
+                )?;
                 if failure.is_some() {
                     break;
                 }
@@ -220,12 +215,7 @@ impl Inner {
         let (state, detail) = match failure {
             None => (TargetState::Updated, String::new()),
             Some(why) => match self.undo_target(stage, &who, &prog).await {
-                Err(e) if e == super::undo::STOPPED => {
-                    if let Err(e) = self.env.journal.write(pending).await {
-                        self.stop(Halt::Journal(e.to_string()));
-                    }
-                    return Ok(TargetState::Running);
-                }
+                Err(e) if e == super::undo::STOPPED => return Ok(self.leave(pending).await),
                 Ok(n) => (
                     TargetState::Failed,
                     format!("{why}; {n} completed step(s) undone"),
@@ -236,16 +226,12 @@ impl Inner {
                 ),
             },
         };
-        pending.push(Op::Target {
+        pending.push(Op::Detail {
             rollout: self.id,
             target: target.to_string(),
-            state,
             detail: detail.clone(),
         });
-        if let Err(e) = self.env.journal.write(pending).await {
-            self.stop(Halt::Journal(e.to_string()));
-            return Err(e);
-        }
+        self.recorded(self.env.journal.write(pending).await)?;
         self.env.ui.target_done(target, state, &detail);
         Ok(state)
     }

@@ -18,8 +18,7 @@ impl Inner {
         let outputs = prog.outputs();
         let mut n = 0;
         for (step, _) in prog.done.iter().rev() {
-            let undoable = self.steps.get(step).map(|s| s.undoable).unwrap_or(false);
-            if !undoable {
+            if !StepInfo::undoable(&self.plan.steps, step) {
                 continue;
             }
             if self.halted().is_some() {
@@ -30,28 +29,17 @@ impl Inner {
                 .step(who.key(), &format!("undo {step}"), n + 1, prog.done.len());
             let start = self.begin(stage, who, step, Action::Undo, 1);
             let seq = start.seq;
-            self.env
-                .journal
-                .begin_step(Vec::new(), start)
-                .await
-                .map_err(|e| {
-                    self.stop(Halt::Journal(e.to_string()));
-                    e.to_string()
-                })?;
+            self.recorded(self.env.journal.begin_step(Vec::new(), start).await)
+                .map_err(|e| e.to_string())?;
             let call = self.call(step, who, &outputs, 1);
             let result = self.transport.undo(&call).await;
             let error = result
                 .as_ref()
                 .err()
                 .map(|f| self.env.redact.redact(&f.message));
-            self.env
-                .journal
-                .finish_step(self.end(seq, Vec::new(), error.clone()))
-                .await
-                .map_err(|e| {
-                    self.stop(Halt::Journal(e.to_string()));
-                    e.to_string()
-                })?;
+            let end = self.end(seq, Vec::new(), error.clone());
+            self.recorded(self.env.journal.finish_step(end).await)
+                .map_err(|e| e.to_string())?;
             if let Some(e) = error {
                 return Err(format!("undo of `{step}`: {e}"));
             }
@@ -92,10 +80,7 @@ impl Inner {
                         .iter()
                         .filter(|t| {
                             progress.get(*t).is_some_and(|p| {
-                                p.undo_failed.is_none()
-                                    && p.done
-                                        .iter()
-                                        .any(|(s, _)| self.steps.get(s).is_some_and(|s| s.undoable))
+                                p.undo_failed.is_none() && p.undo_pending(&self.plan.steps)
                             })
                         })
                         .collect();
@@ -122,15 +107,12 @@ impl Inner {
                                     (TargetState::NeedsAttention, format!("undo failed: {e}"))
                                 }
                             };
-                            me.env
-                                .journal
-                                .write(vec![Op::Target {
-                                    rollout: me.id,
-                                    target: t.clone(),
-                                    state,
-                                    detail: detail.clone(),
-                                }])
-                                .await?;
+                            let row = Op::Detail {
+                                rollout: me.id,
+                                target: t.clone(),
+                                detail: detail.clone(),
+                            };
+                            me.recorded(me.env.journal.write(vec![row]).await)?;
                             me.env.ui.target_done(&t, state, &detail);
                             anyhow::Ok(r.err().map(|e| format!("{t}: {e}")))
                         });
@@ -151,8 +133,7 @@ impl Inner {
                 }
                 XStage::Fleet { step } => {
                     let fleet = progress.get("").cloned().unwrap_or_default();
-                    let undoable = self.steps.get(step).map(|s| s.undoable).unwrap_or(false);
-                    if fleet.is_done(step) && undoable {
+                    if fleet.is_done(step) && StepInfo::undoable(&self.plan.steps, step) {
                         let only = Progress {
                             done: fleet
                                 .done

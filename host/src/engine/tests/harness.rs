@@ -249,16 +249,7 @@ impl Harness {
 
     /// A run of the rollout in "this process", continuing from the journal.
     pub fn run(&self) -> Run {
-        let first_seq = self
-            .env
-            .journal
-            .steps(self.id)
-            .unwrap()
-            .iter()
-            .map(|s| s.seq)
-            .max()
-            .unwrap_or(0)
-            + 1;
+        let first_seq = self.env.journal.next_seq(self.id).unwrap();
         Run::new(
             self.env.clone(),
             self.id,
