@@ -6,7 +6,7 @@
 
 use crate::engine::{self, Env, InFlightChoices, Outcome};
 use crate::journal::{Journal, Status, Sync, TargetRow, TargetState};
-use crate::plugin::bindings::{Access, Capability, Phase, Scope};
+use crate::plugin::model::{Access, Capability, Phase, Scope};
 use crate::plugin::{CallEnv, NullSink, Runtime, World};
 use crate::redact::Redactor;
 use crate::ui::Term;
@@ -109,7 +109,7 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
             "stages": plan.stages,
             "worst_case_seconds": worst.as_secs(),
             "findings": findings.iter().map(|f| json!({
-                "severity": crate::plugin::bindings::severity_name(f.severity),
+                "severity": crate::plugin::model::severity_name(f.severity),
                 "target": f.target,
                 "message": f.message,
             })).collect::<Vec<_>>(),
@@ -127,7 +127,7 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
             .desc
             .steps
             .iter()
-            .filter(|s| s.scope == Scope::Target && s.phase == Phase::Rollout)
+            .filter(|s| s.scope() == Scope::Target && s.phase() == Phase::Rollout)
             .map(|s| s.name.clone())
             .collect();
         show!("per target: {}", steps.join(" → "));
@@ -452,16 +452,20 @@ pub fn history(ctx: &Ctx, json_out: bool) -> Result<i32> {
 pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
     let rt = Runtime::new(ctx.cache_dir())?;
     let (component, digest, _) = rt.component(path, None)?;
-    let world = rt.world_of(&component);
-    let api = rt
-        .api_version(&component)
-        .unwrap_or_else(|| "unknown".into());
+    let (world, v) = rt
+        .contract_of(&component)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let api = format!("{}.{}.{}", v.0, v.1, v.2);
     let sink = Arc::new(NullSink);
     let budget = std::time::Duration::from_secs(10);
     match world {
-        Some(World::Strategy) => {
+        World::Strategy => {
             let s = rt.strategy(path, None, 64 << 20)?;
-            let (name, version, summary) = s.info(CallEnv::bare(&s.label, budget, sink)).await?;
+            let crate::plugin::model::StrategyInfo {
+                name,
+                version,
+                summary,
+            } = s.info(CallEnv::bare(&s.label, budget, sink)).await?;
             if json_out {
                 println!(
                     "{}",
@@ -476,7 +480,7 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                 show!("  sha256 {digest}");
             }
         }
-        Some(World::Adapter) => {
+        World::Adapter => {
             let a = rt.adapter(path, None, 64 << 20)?;
             let d = a.describe(CallEnv::bare(&a.label, budget, sink)).await?;
             let shown = |c: &Capability| match c {
@@ -515,8 +519,8 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                         })).collect::<Vec<_>>(),
                         "steps": d.steps.iter().map(|s| json!({
                             "name": s.name, "description": s.description,
-                            "scope": scope_name(s.scope),
-                            "phase": phase_name(s.phase),
+                            "scope": scope_name(s.scope()),
+                            "phase": phase_name(s.phase()),
                             "undoable": s.undoable, "idempotent": s.idempotent,
                             "default_timeout_s": s.default_timeout_s,
                         })).collect::<Vec<_>>(),
@@ -531,8 +535,8 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                     show!(
                         "    {:<12} {:<6} {:<8} {}{} {:>4}s  {}",
                         s.name,
-                        scope_name(s.scope),
-                        phase_name(s.phase),
+                        scope_name(s.scope()),
+                        phase_name(s.phase()),
                         if s.undoable { "undoable " } else { "" },
                         if s.idempotent { "idempotent" } else { "" },
                         s.default_timeout_s,
@@ -555,10 +559,6 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                 }
             }
         }
-        None => anyhow::bail!(
-            "{} is neither a cutover strategy nor an adapter",
-            path.display()
-        ),
     }
     Ok(0)
 }

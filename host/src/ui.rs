@@ -2,7 +2,7 @@
 //! otherwise (CI, pipes), nothing for benchmarks.
 
 use crate::journal::TargetState;
-use crate::plugin::bindings::Level;
+use crate::plugin::model::Level;
 use crate::redact::Redactor;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
@@ -171,7 +171,7 @@ impl Ui for Term {
             let who = if target.is_empty() { "fleet" } else { target };
             self.line(&format!(
                 "    [{}] {who} {step}: {message}",
-                crate::plugin::bindings::level_name(level)
+                crate::plugin::model::level_name(level)
             ));
         }
     }

@@ -1,21 +1,21 @@
 //! Running granted commands through the host.
 
-use crate::adapter::cutover::plugin::exec::{self, Command, Exit};
-use crate::adapter_types::StepError;
-use crate::step::fail;
+pub use crate::__private::adapter::cutover::plugin::exec::{Command, Exit};
+use crate::__private::adapter::cutover::plugin::exec;
+use crate::{Error, Result};
 
 /// Run `program args...` and require exit code 0; the error carries the output tail.
-pub fn run_ok(program: &str, args: &[&str], timeout_ms: Option<u64>) -> Result<Exit, StepError> {
+pub fn run_ok(program: &str, args: &[&str], timeout_ms: Option<u64>) -> Result<Exit> {
     let exit = run(program, args, timeout_ms)?;
     if exit.code == Some(0) {
         Ok(exit)
     } else {
-        Err(fail(describe_failure(program, &exit)))
+        Err(Error::new(describe_failure(program, &exit)))
     }
 }
 
 /// Run `program args...` and return how it ended (any exit code).
-pub fn run(program: &str, args: &[&str], timeout_ms: Option<u64>) -> Result<Exit, StepError> {
+pub fn run(program: &str, args: &[&str], timeout_ms: Option<u64>) -> Result<Exit> {
     exec::run(&Command {
         program: program.to_string(),
         args: args.iter().map(|a| a.to_string()).collect(),
@@ -24,7 +24,13 @@ pub fn run(program: &str, args: &[&str], timeout_ms: Option<u64>) -> Result<Exit
         stdin: None,
         timeout_ms,
     })
-    .map_err(fail)
+    .map_err(Error::from)
+}
+
+/// Run a fully described command (environment, working directory, input) and return how it
+/// ended.
+pub fn run_command(cmd: &Command) -> Result<Exit> {
+    exec::run(cmd).map_err(Error::from)
 }
 
 /// "`prog` exited with 3: <last lines of stderr/stdout>".

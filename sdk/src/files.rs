@@ -3,31 +3,42 @@
 //! operator when a path is outside the directories granted to the plugin.
 //!
 //! Files are reachable only through the directories the host preopened for this call; the
-//! host lists them in the `CUTOVER_GRANTED_DIRS` environment variable (`path=access`,
-//! separated by `;`), so a denial can name the grant to add.
+//! call's context lists them (`dirs`), so a denial can name the grant to add.
 
-use crate::adapter_types::StepError;
-use crate::step::fail;
+use crate::{Access, DirGrant, Error, Result};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+thread_local! {
+    static GRANTED: std::cell::RefCell<Vec<DirGrant>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Remember the current call's granted directories (done by the export glue).
+#[doc(hidden)]
+pub fn set_granted(dirs: &[DirGrant]) {
+    GRANTED.with(|g| *g.borrow_mut() = dirs.to_vec());
+}
+
 /// The directories this call may touch, with their access (`read` or `read-write`).
 pub fn granted_dirs() -> Vec<(PathBuf, String)> {
-    std::env::var("CUTOVER_GRANTED_DIRS")
-        .unwrap_or_default()
-        .split(';')
-        .filter(|s| !s.is_empty())
-        .map(|s| match s.rsplit_once('=') {
-            Some((p, a)) => (PathBuf::from(p), a.to_string()),
-            None => (PathBuf::from(s), "read".to_string()),
-        })
-        .collect()
+    GRANTED.with(|g| {
+        g.borrow()
+            .iter()
+            .map(|d| {
+                let access = match d.access {
+                    Access::Read => "read",
+                    Access::ReadWrite => "read-write",
+                };
+                (PathBuf::from(&d.path), access.to_string())
+            })
+            .collect()
+    })
 }
 
 /// Turn an I/O error on `path` into a step error; when the path is outside every granted
 /// directory, say so and name the grant to add.
-pub fn io_error(action: &str, path: &Path, err: io::Error) -> StepError {
+pub fn io_error(action: &str, path: &Path, err: io::Error) -> Error {
     let granted = granted_dirs();
     // `a/../b` is judged where it leads, not where it starts.
     let lexical = normalize(path);
@@ -58,7 +69,7 @@ pub fn io_error(action: &str, path: &Path, err: io::Error) -> StepError {
         ),
         Some(_) => format!("{action} {}: {err}", path.display()),
     };
-    fail(message)
+    Error::new(message)
 }
 
 /// Lexically resolve `.` and `..` (symbolic links are the sandbox's to refuse).
@@ -88,38 +99,38 @@ fn list(granted: &[(PathBuf, String)]) -> String {
 }
 
 /// Read a file to a string, with a grant-aware error.
-pub fn read_string(path: &Path) -> Result<String, StepError> {
+pub fn read_string(path: &Path) -> Result<String> {
     fs::read_to_string(path).map_err(|e| io_error("reading", path, e))
 }
 
 /// Replace a file's content atomically on the host (a temporary sibling, then a rename):
 /// readers never see half a file, and an existing file keeps its permissions.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StepError> {
-    crate::adapter::cutover::plugin::files::write_atomic(&path.display().to_string(), contents)
-        .map_err(fail)
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    crate::__private::adapter::cutover::plugin::files::write_atomic(&path.display().to_string(), contents)
+        .map_err(Error::from)
 }
 
-pub use crate::adapter::cutover::plugin::files::CopyStats;
+pub use crate::__private::adapter::cutover::plugin::files::CopyStats;
 
 /// Copy the tree `from` into `to` (created as needed) on the host, keeping permissions and
 /// symbolic links; existing files are overwritten, so a re-run completes a copy. Both paths
 /// must lie in granted directories (`to` in a read-write one); the host reports progress.
-pub fn copy_tree(from: &Path, to: &Path) -> Result<CopyStats, StepError> {
-    crate::adapter::cutover::plugin::files::copy_tree(
+pub fn copy_tree(from: &Path, to: &Path) -> Result<CopyStats> {
+    crate::__private::adapter::cutover::plugin::files::copy_tree(
         &from.display().to_string(),
         &to.display().to_string(),
     )
-    .map_err(fail)
+    .map_err(Error::from)
 }
 
 /// Create a symbolic link `link` pointing at `target`.
-pub fn symlink(target: &Path, link: &Path) -> Result<(), StepError> {
+pub fn symlink(target: &Path, link: &Path) -> Result<()> {
     #[allow(deprecated)] // the portable std call; WASI has no `std::os::unix`
     fs::soft_link(target, link).map_err(|e| io_error("linking", link, e))
 }
 
 /// Point the symlink `link` at `target` atomically (new link beside it, then rename over).
-pub fn flip_symlink(link: &Path, target: &Path) -> Result<(), StepError> {
+pub fn flip_symlink(link: &Path, target: &Path) -> Result<()> {
     let tmp = sibling(link, ".cutover-new");
     let _ = fs::remove_file(&tmp);
     symlink(target, &tmp)?;
@@ -139,7 +150,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 /// Every file under `dir` (recursively, in name order) whose name satisfies `keep`; a
 /// missing `dir` is an error naming it. Symbolic links are listed, not followed.
-pub fn find(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<PathBuf>, StepError> {
+pub fn find(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

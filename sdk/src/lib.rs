@@ -1,210 +1,216 @@
-//! Write Cutover plugins in Rust.
+//! Write Cutover plugins in Rust, against the `cutover:plugin@1.0.0` contract (its WIT
+//! travels with this crate, in `wit/`).
 //!
-//! A strategy implements [`Strategy`] and calls [`export_strategy!`]; an adapter implements
-//! [`Adapter`] and calls [`export_adapter!`]. Build with `cargo build --release --target
-//! wasm32-wasip2`; the `.wasm` file in `target/wasm32-wasip2/release/` is the plugin.
+//! An **adapter** implements [`Adapter`]: what it is ([`Adapter::about`]) and one table of
+//! steps ([`Adapter::STEPS`]), each naming the functions that run and undo it. That table
+//! is both what the host is told (`describe`) and what dispatches calls, so the two cannot
+//! drift. Then `cutover_sdk::export_adapter!(MyAdapter);`.
 //!
-//! The helpers in [`params`], [`cmd`], [`web`], [`files`], [`config`], [`rewrite`] and [`step`]
-//! are what adapters share: reading parameters and labels, running granted commands, HTTP,
-//! file trees, configuration files, moving install-root paths, jars ([`jar`], feature `jar`),
-//! and error messages that tell the operator which grant is missing.
+//! A **strategy** implements [`Strategy`] and calls [`export_strategy!`].
+//!
+//! Everything fallible returns [`Result`], whose [`Error`] converts from host errors, I/O
+//! errors and strings, so `?` works everywhere. Log with [`info!`], [`warn!`], [`debug!`],
+//! [`error!`] and [`progress!`].
+//!
+//! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` file in
+//! `target/wasm32-wasip2/release/` is the plugin. `cutover plugin new` writes a crate with
+//! the recommended build settings; `cutover plugin test` checks a plugin against the contract.
 
+mod call;
 pub mod cmd;
 pub mod config;
-pub mod describe;
+mod error;
 pub mod files;
 #[cfg(feature = "jar")]
 pub mod jar;
+mod logging;
 pub mod params;
 pub mod preflight;
 pub mod release;
 pub mod rewrite;
-pub mod step;
+mod steps;
 pub mod wait;
 pub mod waves;
 pub mod web;
 
-/// Bindings of the `strategy` world (generated from `wit/`).
-#[allow(clippy::too_many_arguments)]
-pub mod strategy {
-    wit_bindgen::generate!({
-        world: "strategy",
-        path: "../wit",
-        default_bindings_module: "cutover_sdk::strategy",
-        pub_export_macro: true,
-        export_macro_name: "export_strategy_world",
-    });
+pub use call::Call;
+pub use error::{Error, Result};
+pub use logging::{log, progress};
+pub use steps::{Cap, StepDef};
+
+#[doc(hidden)]
+pub mod __private {
+    //! Generated bindings, used by the export macros only.
+
+    #[allow(clippy::too_many_arguments)]
+    pub mod adapter {
+        wit_bindgen::generate!({
+            world: "adapter-plugin",
+            path: "wit",
+            default_bindings_module: "cutover_sdk::__private::adapter",
+            pub_export_macro: true,
+            export_macro_name: "export_adapter_world",
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub mod strategy {
+        wit_bindgen::generate!({
+            world: "strategy-plugin",
+            path: "wit",
+            default_bindings_module: "cutover_sdk::__private::strategy",
+            pub_export_macro: true,
+            export_macro_name: "export_strategy_world",
+            with: {
+                "cutover:plugin/types@1.0.0": crate::__private::adapter::cutover::plugin::types,
+                "cutover:plugin/log@1.0.0": crate::__private::adapter::cutover::plugin::log,
+            },
+        });
+    }
+
+    pub use crate::steps::{describe, run, undo};
+    pub use crate::{adapter_glue, strategy_glue};
 }
 
-/// Bindings of the `adapter` world (generated from `wit/`).
-#[allow(clippy::too_many_arguments)]
-pub mod adapter {
-    wit_bindgen::generate!({
-        world: "adapter",
-        path: "../wit",
-        default_bindings_module: "cutover_sdk::adapter",
-        pub_export_macro: true,
-        export_macro_name: "export_adapter_world",
-    });
+use __private::adapter::cutover::plugin as host;
+use __private::adapter::exports::cutover::plugin::adapter as a;
+use __private::strategy::exports::cutover::plugin::strategy as s;
+
+pub use a::{
+    Capability, Description, DirRequest, Finding, Output, Parameter, PreflightContext, Severity,
+    Step, StepContext, StepKind,
+};
+pub use host::types::{
+    Access, Constraint, ConstraintKind, Denial, DirGrant, HostError, Level, MaxTogether, Order,
+    Pair, PluginError, Target,
+};
+pub use s::{
+    Decision, DecisionKind, Gate, RolloutPlan as Plan, Stage, StrategyInfo, Wave, WaveReport,
+};
+
+/// What an adapter is, apart from its steps.
+pub struct About {
+    pub name: &'static str,
+    /// Semver of the adapter itself (usually `env!("CARGO_PKG_VERSION")`).
+    pub version: &'static str,
+    pub summary: &'static str,
+    pub parameters: Vec<Parameter>,
+    /// Capabilities every step gets (steps add their own in [`StepDef::caps`]).
+    pub capabilities: Vec<Capability>,
+    /// Lease record templates, e.g. `{root}/.cutover-lease`.
+    pub leases: Vec<String>,
 }
 
-/// Types a strategy works with.
-pub mod strategy_types {
-    pub use crate::strategy::cutover::plugin::strategy_types::{
-        Decision, DecisionKind, Gate, Plan, Stage, Wave, WaveReport,
-    };
-    pub use crate::strategy::cutover::plugin::types::*;
+/// One product's upgrade procedure. Adapters keep no state between calls: what a step needs
+/// later goes into its outputs.
+pub trait Adapter {
+    /// Name, version, parameters, capabilities and leases.
+    fn about() -> About;
+    /// The steps in the order they run; each names its run and undo functions.
+    const STEPS: &'static [StepDef];
+    /// Check the change before anything runs.
+    fn preflight(targets: Vec<Target>, ctx: PreflightContext) -> Result<Vec<Finding>> {
+        let _ = (targets, ctx);
+        Ok(Vec::new())
+    }
+    /// Topology rules every plan must respect.
+    fn constraints(targets: Vec<Target>, params: Vec<Pair>) -> Result<Vec<Constraint>> {
+        let _ = (targets, params);
+        Ok(Vec::new())
+    }
 }
-
-/// Types an adapter works with.
-pub mod adapter_types {
-    pub use crate::adapter::cutover::plugin::adapter_types::{
-        Access, Capability, Description, DirRequest, Finding, Output, Parameter, Phase, Scope,
-        Severity, Step, StepContext, StepError,
-    };
-    pub use crate::adapter::cutover::plugin::types::*;
-}
-
-use adapter_types as at;
-use strategy_types as st;
 
 /// The order and pace of a rollout. Pure logic: no files, no network.
 pub trait Strategy {
     /// Name, version, one-line summary.
-    fn info() -> (String, String, String);
+    fn info() -> StrategyInfo;
     /// Order the targets into stages.
-    fn plan(
-        targets: Vec<st::Target>,
-        constraints: Vec<st::Constraint>,
-        params: Vec<st::Pair>,
-    ) -> Result<st::Plan, st::PluginError>;
+    fn plan(targets: Vec<Target>, constraints: Vec<Constraint>, params: Vec<Pair>) -> Result<Plan>;
     /// After each wave: proceed, pause, abort or roll back.
-    fn decide(report: st::WaveReport, params: Vec<st::Pair>) -> st::Decision;
+    fn decide(report: WaveReport, params: Vec<Pair>) -> Decision;
 }
 
-/// One product's upgrade procedure. Adapters keep no state between calls: what a step
-/// needs later goes into its outputs.
-pub trait Adapter {
-    /// Name, version, parameters, requested capabilities and steps.
-    fn describe() -> at::Description;
-    /// Check the change before anything runs.
-    fn preflight(
-        targets: Vec<at::Target>,
-        params: Vec<at::Pair>,
-        strategy: String,
-    ) -> Result<Vec<at::Finding>, at::PluginError> {
-        let _ = (targets, params, strategy);
-        Ok(Vec::new())
-    }
-    /// Topology rules every plan must respect.
-    fn constraints(
-        targets: Vec<at::Target>,
-        params: Vec<at::Pair>,
-    ) -> Result<Vec<at::Constraint>, at::PluginError> {
-        let _ = (targets, params);
-        Ok(Vec::new())
-    }
-    /// Run one step.
-    fn run_step(
-        step: String,
-        target: Option<at::Target>,
-        ctx: at::StepContext,
-    ) -> Result<Vec<at::Output>, at::StepError>;
-    /// Revert a completed undoable step.
-    fn undo_step(
-        step: String,
-        target: Option<at::Target>,
-        ctx: at::StepContext,
-    ) -> Result<(), at::StepError>;
-}
-
-/// Export a type implementing [`Strategy`] as the plugin's strategy world.
-#[macro_export]
-macro_rules! export_strategy {
-    ($t:ty) => {
-        struct __CutoverStrategyExport;
-        impl $crate::strategy::Guest for __CutoverStrategyExport {
-            fn info() -> (String, String, String) {
-                <$t as $crate::Strategy>::info()
-            }
-            fn plan(
-                targets: Vec<$crate::strategy_types::Target>,
-                constraints: Vec<$crate::strategy_types::Constraint>,
-                params: Vec<$crate::strategy_types::Pair>,
-            ) -> Result<$crate::strategy_types::Plan, $crate::strategy_types::PluginError> {
-                <$t as $crate::Strategy>::plan(targets, constraints, params)
-            }
-            fn decide(
-                report: $crate::strategy_types::WaveReport,
-                params: Vec<$crate::strategy_types::Pair>,
-            ) -> $crate::strategy_types::Decision {
-                <$t as $crate::Strategy>::decide(report, params)
-            }
-        }
-        $crate::strategy::export_strategy_world!(__CutoverStrategyExport with_types_in $crate::strategy);
-    };
-}
-
-/// Export a type implementing [`Adapter`] as the plugin's adapter world.
+/// Export a type implementing [`Adapter`] as the plugin's `cutover:plugin/adapter@1.0.0`.
 #[macro_export]
 macro_rules! export_adapter {
     ($t:ty) => {
-        struct __CutoverAdapterExport;
-        impl $crate::adapter::Guest for __CutoverAdapterExport {
-            fn describe() -> $crate::adapter_types::Description {
-                <$t as $crate::Adapter>::describe()
-            }
-            fn preflight(
-                targets: Vec<$crate::adapter_types::Target>,
-                params: Vec<$crate::adapter_types::Pair>,
-                strategy: String,
-            ) -> Result<Vec<$crate::adapter_types::Finding>, $crate::adapter_types::PluginError> {
-                <$t as $crate::Adapter>::preflight(targets, params, strategy)
-            }
-            fn constraints(
-                targets: Vec<$crate::adapter_types::Target>,
-                params: Vec<$crate::adapter_types::Pair>,
-            ) -> Result<Vec<$crate::adapter_types::Constraint>, $crate::adapter_types::PluginError> {
-                <$t as $crate::Adapter>::constraints(targets, params)
-            }
-            fn run_step(
-                step: String,
-                target: Option<$crate::adapter_types::Target>,
-                ctx: $crate::adapter_types::StepContext,
-            ) -> Result<Vec<$crate::adapter_types::Output>, $crate::adapter_types::StepError> {
-                <$t as $crate::Adapter>::run_step(step, target, ctx)
-            }
-            fn undo_step(
-                step: String,
-                target: Option<$crate::adapter_types::Target>,
-                ctx: $crate::adapter_types::StepContext,
-            ) -> Result<(), $crate::adapter_types::StepError> {
-                <$t as $crate::Adapter>::undo_step(step, target, ctx)
-            }
-        }
-        $crate::adapter::export_adapter_world!(__CutoverAdapterExport with_types_in $crate::adapter);
+        $crate::__private::adapter_glue!($t);
+        $crate::__private::adapter::export_adapter_world!(__CutoverAdapterExport with_types_in $crate::__private::adapter);
     };
 }
 
-/// Log a line from an adapter.
-pub fn log(level: at::Level, message: &str) {
-    adapter::cutover::plugin::log::write(level, message)
+/// Export a type implementing [`Strategy`] as the plugin's `cutover:plugin/strategy@1.0.0`.
+#[macro_export]
+macro_rules! export_strategy {
+    ($t:ty) => {
+        $crate::__private::strategy_glue!($t);
+        $crate::__private::strategy::export_strategy_world!(__CutoverStrategyExport with_types_in $crate::__private::strategy);
+    };
 }
 
-/// Report progress of the current adapter call.
-pub fn progress(message: &str, fraction: Option<f32>) {
-    adapter::cutover::plugin::log::progress(message, fraction)
+#[doc(hidden)]
+#[macro_export]
+macro_rules! adapter_glue {
+    ($t:ty) => {
+        struct __CutoverAdapterExport;
+        impl $crate::__private::adapter::exports::cutover::plugin::adapter::Guest
+            for __CutoverAdapterExport
+        {
+            fn describe() -> $crate::Description {
+                $crate::__private::describe(<$t as $crate::Adapter>::about(), <$t as $crate::Adapter>::STEPS)
+            }
+            fn preflight(
+                targets: Vec<$crate::Target>,
+                ctx: $crate::PreflightContext,
+            ) -> ::core::result::Result<Vec<$crate::Finding>, $crate::PluginError> {
+                $crate::files::set_granted(&ctx.dirs);
+                <$t as $crate::Adapter>::preflight(targets, ctx).map_err(Into::into)
+            }
+            fn constraints(
+                targets: Vec<$crate::Target>,
+                params: Vec<$crate::Pair>,
+            ) -> ::core::result::Result<Vec<$crate::Constraint>, $crate::PluginError> {
+                <$t as $crate::Adapter>::constraints(targets, params).map_err(Into::into)
+            }
+            fn run_step(
+                step: String,
+                target: Option<$crate::Target>,
+                ctx: $crate::StepContext,
+            ) -> ::core::result::Result<Vec<$crate::Output>, $crate::__private::adapter::exports::cutover::plugin::adapter::StepError> {
+                $crate::__private::run(<$t as $crate::Adapter>::STEPS, step, target, ctx)
+            }
+            fn undo_step(
+                step: String,
+                target: Option<$crate::Target>,
+                ctx: $crate::StepContext,
+            ) -> ::core::result::Result<(), $crate::__private::adapter::exports::cutover::plugin::adapter::StepError> {
+                $crate::__private::undo(<$t as $crate::Adapter>::STEPS, step, target, ctx)
+            }
+        }
+    };
 }
 
-/// Log a line from a strategy.
-pub fn strategy_log(level: st::Level, message: &str) {
-    strategy::cutover::plugin::log::write(level, message)
-}
-
-/// Secrets the operator maps in the spec's `[secrets]`.
-pub mod secrets {
-    /// The secret's value; the error names the spec key to add when it is not granted.
-    pub fn get(name: &str) -> Result<String, String> {
-        crate::adapter::cutover::plugin::secrets::get(name)
-    }
+#[doc(hidden)]
+#[macro_export]
+macro_rules! strategy_glue {
+    ($t:ty) => {
+        struct __CutoverStrategyExport;
+        impl $crate::__private::strategy::exports::cutover::plugin::strategy::Guest
+            for __CutoverStrategyExport
+        {
+            fn info() -> $crate::StrategyInfo {
+                <$t as $crate::Strategy>::info()
+            }
+            fn plan(
+                targets: Vec<$crate::Target>,
+                constraints: Vec<$crate::Constraint>,
+                params: Vec<$crate::Pair>,
+            ) -> ::core::result::Result<$crate::Plan, $crate::PluginError> {
+                <$t as $crate::Strategy>::plan(targets, constraints, params).map_err(Into::into)
+            }
+            fn decide(report: $crate::WaveReport, params: Vec<$crate::Pair>) -> $crate::Decision {
+                <$t as $crate::Strategy>::decide(report, params)
+            }
+        }
+    };
 }

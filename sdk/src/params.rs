@@ -1,6 +1,7 @@
 //! Parameters and labels: lookups with errors that name the missing key.
 
-use crate::adapter_types::{Output, Pair, StepError, Target};
+use crate::{Error, Output, Pair, Result, Target};
+use std::str::FromStr;
 
 /// Find `key` in a list of pairs.
 pub fn get<'a>(pairs: &'a [Pair], key: &str) -> Option<&'a str> {
@@ -11,9 +12,9 @@ pub fn get<'a>(pairs: &'a [Pair], key: &str) -> Option<&'a str> {
 }
 
 /// A target label, or an error naming the label to add in the spec.
-pub fn label<'a>(target: &'a Target, key: &str) -> Result<&'a str, StepError> {
+pub fn label<'a>(target: &'a Target, key: &str) -> Result<&'a str> {
     get(&target.labels, key).ok_or_else(|| {
-        crate::step::fail(format!(
+        Error::new(format!(
             "target `{}` has no label `{key}`: add `{key} = \"...\"` to its [[targets]] entry",
             target.id
         ))
@@ -21,9 +22,9 @@ pub fn label<'a>(target: &'a Target, key: &str) -> Result<&'a str, StepError> {
 }
 
 /// A spec parameter, or an error naming the key to add under `[adapter.params]`.
-pub fn param<'a>(params: &'a [Pair], key: &str) -> Result<&'a str, StepError> {
+pub fn param<'a>(params: &'a [Pair], key: &str) -> Result<&'a str> {
     get(params, key).ok_or_else(|| {
-        crate::step::fail(format!(
+        Error::new(format!(
             "missing adapter parameter `{key}`: add it under [adapter.params]"
         ))
     })
@@ -41,15 +42,22 @@ pub fn label_or_param<'a>(
         .unwrap_or(default)
 }
 
-/// Parse a parameter as an integer, naming the key when it is not one.
-pub fn int(params: &[Pair], key: &str, default: u64) -> Result<u64, String> {
-    match get(params, key) {
+/// `value` parsed as `T` (`default` when absent); the error names `key` and the value.
+pub fn parse<T: FromStr>(key: &str, value: Option<&str>, default: T) -> Result<T> {
+    match value {
         None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("parameter `{key}` must be a whole number, got `{v}`")),
+        Some(v) => v.trim().parse().map_err(|_| {
+            Error::new(format!(
+                "parameter `{key}` must be a {}, got `{v}`",
+                std::any::type_name::<T>().rsplit("::").next().unwrap_or("value")
+            ))
+        }),
     }
+}
+
+/// A spec parameter parsed as an integer (`default` when absent).
+pub fn int(params: &[Pair], key: &str, default: u64) -> Result<u64> {
+    parse(key, get(params, key), default)
 }
 
 /// The latest output named `key` of earlier steps.
@@ -59,4 +67,21 @@ pub fn output<'a>(outputs: &'a [Output], key: &str) -> Option<&'a str> {
         .rev()
         .find(|o| o.key == key)
         .map(|o| o.value.as_str())
+}
+
+/// A declared parameter: from `[adapter.params]`, or per target (a label) when `per_target`.
+pub fn declare(
+    name: &str,
+    description: &str,
+    required: bool,
+    per_target: bool,
+    default: Option<&str>,
+) -> crate::Parameter {
+    crate::Parameter {
+        name: name.into(),
+        description: description.into(),
+        required,
+        per_target,
+        default: default.map(str::to_string),
+    }
 }

@@ -1,6 +1,6 @@
 //! Building preflight results: findings, and the error that refuses a fleet.
 
-use crate::adapter_types::{Finding, PluginError, Severity};
+use crate::{Error, Finding, Severity};
 
 /// A finding about `target` (or the whole fleet when none).
 pub fn finding(severity: Severity, target: Option<&str>, message: impl Into<String>) -> Finding {
@@ -17,9 +17,6 @@ pub fn blocker(target: Option<&str>, message: impl Into<String>) -> Finding {
 }
 
 /// An error from `preflight` or `constraints`, shown to the operator as is.
-pub fn refuse(message: impl Into<String>) -> PluginError {
-    PluginError {
-        message: message.into(),
-        hint: None,
-    }
+pub fn refuse(message: impl Into<String>) -> Error {
+    Error::new(message)
 }

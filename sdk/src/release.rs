@@ -2,7 +2,7 @@
 //! Capistrano-style deploys and of products installed one folder per version: copy a version
 //! in once, flip `current` to it, flip back on undo.
 
-use crate::adapter_types::StepError;
+use crate::Result;
 use crate::files;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,7 @@ const PREVIOUS: &str = ".cutover-previous";
 
 /// Copy `artifact` into `dest` once (a marker skips a completed copy on re-runs); the number
 /// of files copied, 0 when it was already there.
-pub fn install(artifact: &Path, dest: &Path) -> Result<u64, StepError> {
+pub fn install(artifact: &Path, dest: &Path) -> Result<u64> {
     if dest.join(MARKER).exists() {
         return Ok(0);
     }
@@ -29,7 +29,7 @@ pub fn current(root: &Path) -> Option<PathBuf> {
 
 /// Point `<root>/current` at `target` (relative to `root`) atomically, remembering on the
 /// node itself where it pointed before, so the undo works even without step outputs.
-pub fn switch(root: &Path, target: &Path) -> Result<(), StepError> {
+pub fn switch(root: &Path, target: &Path) -> Result<()> {
     let now = current(root).unwrap_or_default();
     if now != target {
         files::write_atomic(&root.join(PREVIOUS), now.display().to_string().as_bytes())?;
@@ -39,7 +39,7 @@ pub fn switch(root: &Path, target: &Path) -> Result<(), StepError> {
 
 /// Undo [`switch`]: point `current` back at `previous` (from the step's outputs) or at what
 /// the node remembered; remove it when there was none.
-pub fn switch_back(root: &Path, previous: Option<&str>) -> Result<(), StepError> {
+pub fn switch_back(root: &Path, previous: Option<&str>) -> Result<()> {
     let link = root.join("current");
     let kept = std::fs::read_to_string(root.join(PREVIOUS)).unwrap_or_default();
     let previous = previous

@@ -1,8 +1,9 @@
 //! Helpers strategies share: group sizes, waves that respect the adapter's constraints, and
 //! the failure policy after a wave.
 
-use crate::strategy_types::{
-    Constraint, ConstraintKind, Decision, DecisionKind, Pair, PluginError, Stage, Wave, WaveReport,
+use crate::{
+    Constraint, ConstraintKind, Decision, DecisionKind, Error, Pair, Result, Stage, Wave,
+    WaveReport,
 };
 
 /// Find `key` in params.
@@ -14,15 +15,12 @@ pub fn param<'a>(params: &'a [Pair], key: &str) -> Option<&'a str> {
 }
 
 /// A plugin error with a hint.
-pub fn error(message: impl Into<String>, hint: &str) -> PluginError {
-    PluginError {
-        message: message.into(),
-        hint: Some(hint.to_string()),
-    }
+pub fn error(message: impl Into<String>, hint: &str) -> Error {
+    Error::new(message).hint(hint)
 }
 
 /// Parse a group size: a count ("4") or a share of the fleet ("25%"), at least 1.
-pub fn group_size(value: &str, fleet: usize) -> Result<usize, PluginError> {
+pub fn group_size(value: &str, fleet: usize) -> Result<usize> {
     let v = value.trim();
     let size = if let Some(p) = v.strip_suffix('%') {
         let pct: f64 = p.trim().parse().map_err(|_| bad_size(v))?;
@@ -40,7 +38,7 @@ pub fn group_size(value: &str, fleet: usize) -> Result<usize, PluginError> {
     Ok(size.max(1))
 }
 
-fn bad_size(v: &str) -> PluginError {
+fn bad_size(v: &str) -> Error {
     error(
         format!("group-size `{v}` is not a count or a percentage"),
         "write e.g. group-size = 4 or group-size = \"25%\" under [strategy.params]",
@@ -53,7 +51,7 @@ pub fn build_waves(
     ids: &[String],
     size: usize,
     constraints: &[Constraint],
-) -> Result<Vec<Vec<String>>, PluginError> {
+) -> Result<Vec<Vec<String>>> {
     // Level of each target: 1 + the level of anything that must precede it.
     let mut level = vec![0usize; ids.len()];
     let index = |id: &str| ids.iter().position(|x| x == id);
@@ -126,16 +124,16 @@ pub fn build_waves(
 /// The usual strategy plan: check the failure policy, then waves of at most `size` targets
 /// respecting the constraints, named "<prefix> i/n".
 pub fn plan(
-    targets: Vec<crate::strategy_types::Target>,
+    targets: Vec<crate::Target>,
     constraints: &[Constraint],
     params: &[Pair],
     size: usize,
     prefix: &str,
-) -> Result<crate::strategy_types::Plan, PluginError> {
+) -> Result<crate::Plan> {
     check_policy(params)?;
     let ids: Vec<String> = targets.into_iter().map(|t| t.id).collect();
     let waves = build_waves(&ids, size, constraints)?;
-    Ok(crate::strategy_types::Plan {
+    Ok(crate::Plan {
         stages: stages(prefix, waves),
         standby: Vec::new(),
     })
@@ -143,7 +141,7 @@ pub fn plan(
 
 /// Add gates to a plan's stages: an approval after the first wave (`approve-first-group =
 /// true`) and a soak of `soak-seconds` between waves.
-pub fn with_gates(stages: Vec<Stage>, params: &[Pair]) -> Result<Vec<Stage>, PluginError> {
+pub fn with_gates(stages: Vec<Stage>, params: &[Pair]) -> Result<Vec<Stage>> {
     let approve = flag(params, "approve-first-group")?;
     let soak = whole(params, "soak-seconds")?;
     let waves = stages.len();
@@ -154,10 +152,10 @@ pub fn with_gates(stages: Vec<Stage>, params: &[Pair]) -> Result<Vec<Stage>, Plu
             break;
         }
         if soak > 0 {
-            out.push(Stage::Gate(crate::strategy_types::Gate::Soak(soak)));
+            out.push(Stage::Gate(crate::Gate::Soak(soak)));
         }
         if i == 0 && approve {
-            out.push(Stage::Gate(crate::strategy_types::Gate::Approval(
+            out.push(Stage::Gate(crate::Gate::Approval(
                 "check the first group before the rest of the fleet".into(),
             )));
         }
@@ -166,7 +164,7 @@ pub fn with_gates(stages: Vec<Stage>, params: &[Pair]) -> Result<Vec<Stage>, Plu
 }
 
 /// A `true`/`false` parameter (false when absent), naming the key when it is neither.
-pub fn flag(params: &[Pair], key: &str) -> Result<bool, PluginError> {
+pub fn flag(params: &[Pair], key: &str) -> Result<bool> {
     match param(params, key) {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
@@ -178,7 +176,7 @@ pub fn flag(params: &[Pair], key: &str) -> Result<bool, PluginError> {
 }
 
 /// A whole-number parameter (0 when absent), naming the key when it is not one.
-pub fn whole(params: &[Pair], key: &str) -> Result<u64, PluginError> {
+pub fn whole(params: &[Pair], key: &str) -> Result<u64> {
     match param(params, key) {
         None => Ok(0),
         Some(v) => v.trim().parse().map_err(|_| {
@@ -206,7 +204,10 @@ pub fn stages(prefix: &str, waves: Vec<Vec<String>>) -> Vec<Stage> {
 }
 
 fn decision(kind: DecisionKind, reason: String) -> Decision {
-    Decision { kind, reason }
+    Decision {
+        kind,
+        reason: Some(reason),
+    }
 }
 
 /// What to do after a wave, WebSphere style: a failure in the first wave rolls back (the old
@@ -246,7 +247,7 @@ pub fn decide(report: &WaveReport, params: &[Pair], default_policy: &str) -> Dec
 }
 
 /// Check `on-failure` and `max-failures` values.
-pub fn check_policy(params: &[Pair]) -> Result<(), PluginError> {
+pub fn check_policy(params: &[Pair]) -> Result<()> {
     if let Some(p) = param(params, "on-failure") {
         if !matches!(p, "continue" | "pause" | "rollback") {
             return Err(error(
@@ -269,7 +270,7 @@ pub fn check_policy(params: &[Pair]) -> Result<(), PluginError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy_types::{MaxTogether, Order};
+    use crate::{MaxTogether, Order};
 
     fn ids(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("n{i}")).collect()

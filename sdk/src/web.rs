@@ -1,7 +1,8 @@
 //! HTTP through the host (only granted hosts are reachable).
 
-use crate::adapter::cutover::plugin::http::{self, Request, Response};
-use crate::adapter_types::Pair;
+pub use crate::__private::adapter::cutover::plugin::http::{Request, Response};
+use crate::__private::adapter::cutover::plugin::http;
+use crate::{Error, Pair, Result};
 
 /// Send a request with optional bearer token and body.
 pub fn send(
@@ -10,7 +11,7 @@ pub fn send(
     bearer: Option<&str>,
     body: Option<Vec<u8>>,
     timeout_ms: Option<u64>,
-) -> Result<Response, String> {
+) -> Result<Response> {
     let mut headers = Vec::new();
     if let Some(token) = bearer {
         headers.push(Pair {
@@ -31,10 +32,16 @@ pub fn send(
         body,
         timeout_ms,
     })
+    .map_err(Error::from)
+}
+
+/// Send a fully described request.
+pub fn request(req: &Request) -> Result<Response> {
+    http::send(req).map_err(Error::from)
 }
 
 /// GET `url`; Ok(status, body as text).
-pub fn get(url: &str, timeout_ms: Option<u64>) -> Result<(u16, String), String> {
+pub fn get(url: &str, timeout_ms: Option<u64>) -> Result<(u16, String)> {
     let r = send("GET", url, None, None, timeout_ms)?;
     Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
 }

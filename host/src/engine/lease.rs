@@ -10,7 +10,7 @@
 //! `cutover lease break PATH` (which says what it breaks) removes it.
 
 use crate::plugin::authority::{expand, normalize};
-use crate::plugin::bindings::{Pair, Target};
+use crate::plugin::model::{Pair, Target};
 use crate::spec::Grants;
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};

@@ -12,7 +12,7 @@ pub mod transport;
 mod tests;
 
 use crate::journal::{Direction, Journal, Op, Status};
-use crate::plugin::bindings::{Finding, Level, Severity};
+use crate::plugin::model::{Finding, Level, Severity};
 use crate::plugin::{CallEnv, Runtime, Sink};
 use crate::redact::Redactor;
 use crate::spec::Spec;
@@ -49,7 +49,7 @@ impl Sink for EngineSink {
         if let Some(r) = self.rollout {
             self.journal.write_later(vec![Op::Event {
                 rollout: r,
-                level: crate::plugin::bindings::level_name(level).to_string(),
+                level: crate::plugin::model::level_name(level).to_string(),
                 target,
                 step,
                 message: self.redact.redact(message),

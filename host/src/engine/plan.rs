@@ -1,7 +1,7 @@
 //! From a strategy's plan to the stages the engine runs, verified against the targets, the
 //! adapter's steps and its constraints. A plan that breaks any rule never runs.
 
-use crate::plugin::bindings::{
+use crate::plugin::model::{
     Constraint, ConstraintKind, Description, Gate, MaxTogether, Phase, Plan, Scope, Stage, Target,
 };
 use serde::{Deserialize, Serialize};
@@ -73,8 +73,8 @@ impl StepInfo {
             .iter()
             .map(|s| StepInfo {
                 name: s.name.clone(),
-                target: s.scope == Scope::Target,
-                rollout: s.scope == Scope::Target && s.phase == Phase::Rollout,
+                target: s.scope() == Scope::Target,
+                rollout: s.scope() == Scope::Target && s.phase() == Phase::Rollout,
                 undoable: s.undoable,
                 idempotent: s.idempotent,
                 undo_idempotent: s.undo_idempotent,
@@ -147,7 +147,7 @@ pub fn expand(
     let fleet_steps = |phase: Phase| -> Vec<String> {
         desc.steps
             .iter()
-            .filter(|s| s.scope == Scope::Fleet && s.phase == phase)
+            .filter(|s| s.scope() == Scope::Fleet && s.phase() == phase)
             .map(|s| s.name.clone())
             .collect()
     };
@@ -255,7 +255,7 @@ pub fn expand(
     let has_target_finalize = desc
         .steps
         .iter()
-        .any(|s| s.scope == Scope::Target && s.phase == Phase::Finalize);
+        .any(|s| s.scope() == Scope::Target && s.phase() == Phase::Finalize);
     if has_target_finalize {
         stages.push(XStage::Wave {
             name: "finalize".into(),
@@ -436,7 +436,7 @@ pub fn worst_case(
         };
         desc.steps
             .iter()
-            .filter(|s| s.scope == Scope::Target && s.phase == phase)
+            .filter(|s| s.scope() == Scope::Target && s.phase() == phase)
             .map(|s| budget(&s.name))
             .fold(0u64, u64::saturating_add)
     };
@@ -461,7 +461,7 @@ pub fn worst_case(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::bindings::{MaxTogether, Order, Step, Wave};
+    use crate::plugin::model::{MaxTogether, Order, Step, Wave};
 
     fn targets(n: usize) -> Vec<Target> {
         (1..=n)

@@ -5,7 +5,7 @@ use super::run::{self, Decide};
 use super::transport::{Local, Transport};
 use super::{plan, Env};
 use crate::plugin::authority::{self as caps, Effective};
-use crate::plugin::bindings::{Constraint, Description, Finding, Level, Pair, Target};
+use crate::plugin::model::{Constraint, Description, Finding, Level, Pair, Target};
 use crate::plugin::{AdapterPlugin, CallEnv, StrategyPlugin};
 use crate::spec::{SecretSource, Spec};
 use anyhow::{anyhow, bail, Context, Result};
@@ -79,7 +79,11 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
         env.ui.log("", "load", Level::Debug, note);
     }
     let sink = env.sink(None);
-    let (sname, sver, _) = strategy
+    let crate::plugin::model::StrategyInfo {
+        name: sname,
+        version: sver,
+        ..
+    } = strategy
         .info(CallEnv::bare(
             &strategy.label,
             spec.limits.call_timeout,
@@ -158,7 +162,7 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
     // Grants: every requested capability must be granted, for every target and step, and no
     // call may be able to write a program it may run.
     let mut denied = Vec::new();
-    let mut resolve = |caps: &[crate::plugin::bindings::Capability], t: Option<&Target>| {
+    let mut resolve = |caps: &[crate::plugin::model::Capability], t: Option<&Target>| {
         caps::resolve(
             &adapter_label,
             caps,
@@ -370,13 +374,15 @@ impl Prepared {
 
     /// Preflight findings of the adapter.
     pub async fn preflight(&self, env: &Env, rollout: Option<i64>) -> Result<Vec<Finding>> {
+        let call = self.fleet_env(env, rollout);
+        let ctx = crate::plugin::model::PreflightContext {
+            rollout_id: rollout.map(|r| r.to_string()).unwrap_or_default(),
+            params: self.adapter_params.clone(),
+            strategy: self.strategy_label.clone(),
+            dirs: call.dir_grants(),
+        };
         self.adapter
-            .preflight(
-                self.fleet_env(env, rollout),
-                &self.targets,
-                &self.adapter_params,
-                &self.strategy_label,
-            )
+            .preflight(call, &self.targets, &ctx)
             .await?
             .map_err(|e| {
                 anyhow!(
@@ -388,7 +394,7 @@ impl Prepared {
     }
 }
 
-fn plugin_error(e: &crate::plugin::bindings::PluginError) -> String {
+fn plugin_error(e: &crate::plugin::model::PluginError) -> String {
     match &e.hint {
         Some(h) => format!("{} ({h})", e.message),
         None => e.message.clone(),

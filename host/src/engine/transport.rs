@@ -3,7 +3,7 @@
 //! target's host, so adapters never change.
 
 use crate::plugin::authority::{self, text, Effective};
-use crate::plugin::bindings::{Output, StepContext, Target};
+use crate::plugin::model::{Output, StepContext, Target};
 use crate::plugin::{AdapterPlugin, CallEnv, Sink};
 use crate::spec::Limits;
 use std::collections::BTreeMap;
@@ -100,6 +100,14 @@ fn bounded(outputs: Vec<Output>) -> Result<Vec<Output>, String> {
     }
 }
 
+/// The call's context, told which directories the call was granted.
+fn with_dirs(ctx: &StepContext, env: &CallEnv) -> StepContext {
+    StepContext {
+        dirs: env.dir_grants(),
+        ..ctx.clone()
+    }
+}
+
 fn fault(e: crate::plugin::PluginFault) -> StepFailure {
     StepFailure {
         message: e.to_string(),
@@ -111,9 +119,11 @@ fn fault(e: crate::plugin::PluginFault) -> StepFailure {
 impl Transport for Local {
     fn run<'a>(&'a self, call: &'a StepCall) -> BoxFuture<'a, Result<Vec<Output>, StepFailure>> {
         Box::pin(async move {
+            let env = self.env(call);
+            let ctx = with_dirs(&call.ctx, &env);
             match self
                 .adapter
-                .run_step(self.env(call), &call.step, call.target.as_ref(), &call.ctx)
+                .run_step(env, &call.step, call.target.as_ref(), &ctx)
                 .await
             {
                 Ok(Ok(out)) => bounded(out).map_err(|m| self.failure(call, m, false, Vec::new())),
@@ -125,9 +135,11 @@ impl Transport for Local {
 
     fn undo<'a>(&'a self, call: &'a StepCall) -> BoxFuture<'a, Result<(), StepFailure>> {
         Box::pin(async move {
+            let env = self.env(call);
+            let ctx = with_dirs(&call.ctx, &env);
             match self
                 .adapter
-                .undo_step(self.env(call), &call.step, call.target.as_ref(), &call.ctx)
+                .undo_step(env, &call.step, call.target.as_ref(), &ctx)
                 .await
             {
                 Ok(Ok(())) => Ok(()),

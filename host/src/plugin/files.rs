@@ -7,6 +7,7 @@
 use super::authority::grants::normalize;
 use super::authority::paths::{link_denied, locate, walk, walk_message, Located, WalkError};
 use super::authority::Effective;
+use super::model::HostError;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use std::ffi::{CStr, CString};
@@ -76,14 +77,14 @@ pub fn copy_tree(
     from: &str,
     to: &str,
     progress: &mut dyn FnMut(&CopyStats) -> bool,
-) -> Result<CopyStats, String> {
+) -> Result<CopyStats, HostError> {
     let src = locate(caps, plugin, "copy-tree from", from, false)?;
     let dst = locate(caps, plugin, "copy-tree into", to, true)?;
     let inside = format!(
         "copy-tree {from} → {to}: the destination lies inside the source; copy into a folder outside it"
     );
     if normalize(Path::new(to)).starts_with(normalize(Path::new(from))) {
-        return Err(inside);
+        return Err(HostError::Invalid(inside));
     }
     let src_fd = walk(&src.dir, &src.rel, false)
         .map_err(|e| walk_message(plugin, "copy-tree from", &src, e))?;
@@ -92,13 +93,13 @@ pub fn copy_tree(
     let id = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|s| (s.st_dev, s.st_ino)).ok();
     let dst_id = id(&dst_fd);
     if id(&src_fd) == dst_id {
-        return Err(inside);
+        return Err(HostError::Invalid(inside));
     }
     let fail = |at: &Located, rel: &Path, e: std::io::Error| {
-        format!(
+        HostError::Io(format!(
             "copy-tree {from} → {to}: {}: {e}",
             at.cap.path.join(&at.rel).join(rel).display()
-        )
+        ))
     };
     let mut stats = CopyStats {
         dirs: 1,
@@ -125,7 +126,7 @@ pub fn copy_tree(
                 let s = rustix::fs::openat(&top.src, &name, DIR_NOFOLLOW, Mode::empty())
                     .map_err(|e| changed(plugin, &src, &rel, e))?;
                 if id(&s) == dst_id {
-                    return Err(inside);
+                    return Err(HostError::Invalid(inside));
                 }
                 match rustix::fs::mkdirat(&top.dst, &name, Mode::from_raw_mode(0o700)) {
                     Ok(()) | Err(Errno::EXIST) => {}
@@ -156,7 +157,9 @@ pub fn copy_tree(
                 stats.files += 1;
                 stats.bytes += bytes;
                 if !progress(&stats) {
-                    return Err(format!("copy-tree {from} → {to}: interrupted"));
+                    return Err(HostError::TimedOut(format!(
+                    "copy-tree {from} → {to}: interrupted"
+                )));
                 }
             }
             _ => {
@@ -174,7 +177,7 @@ pub fn copy_tree(
 }
 
 /// The error for an entry that turned into a link (or vanished) while it was being copied.
-fn changed(plugin: &str, at: &Located, rel: &Path, e: Errno) -> String {
+fn changed(plugin: &str, at: &Located, rel: &Path, e: Errno) -> HostError {
     let err = if matches!(e, Errno::LOOP | Errno::NOTDIR) {
         WalkError::Link(at.rel.join(rel))
     } else {
@@ -227,16 +230,16 @@ pub fn write_atomic(
     plugin: &str,
     path: &str,
     contents: &[u8],
-) -> Result<(), String> {
+) -> Result<(), HostError> {
     let at = locate(caps, plugin, "write", path, true)?;
     let name = at
         .rel
         .file_name()
         .and_then(|n| CString::new(n.as_encoded_bytes()).ok())
-        .ok_or_else(|| format!("write `{path}`: not a file path"))?;
+        .ok_or_else(|| HostError::Invalid(format!("write `{path}`: not a file path")))?;
     let parent = walk(&at.dir, at.rel.parent().unwrap_or(Path::new("")), false)
         .map_err(|e| walk_message(plugin, "write", &at, e))?;
-    let fail = |e: std::io::Error| format!("write {path}: {e}");
+    let fail = |e: std::io::Error| HostError::Io(format!("write {path}: {e}"));
     let kept = match rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => match FileType::from_raw_mode(st.st_mode) {
             FileType::RegularFile => Some(st.st_mode & 0o7777),
@@ -247,9 +250,13 @@ pub fn write_atomic(
                     &at.cap.path,
                     Path::new(path),
                 )
-                .to_string())
+                .into())
             }
-            _ => return Err(format!("write {path}: not a regular file")),
+            _ => {
+                return Err(HostError::Invalid(format!(
+                    "write {path}: not a regular file"
+                )))
+            }
         },
         Err(Errno::NOENT) => None,
         Err(e) => return Err(fail(e.into())),

@@ -1,10 +1,12 @@
 //! Plugins: loading, caching, sandboxing and calling WebAssembly components.
 
 pub mod authority;
-pub mod bindings;
+pub mod model;
 pub mod cache;
 pub mod files;
 mod host_calls;
+pub mod since_v1_0_0;
+pub mod validate;
 pub mod process;
 pub mod runtime;
 

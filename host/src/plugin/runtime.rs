@@ -2,15 +2,16 @@
 //! `InstancePre` per plugin, a fresh `Store` per call with a memory cap and a time budget.
 
 use super::authority::{self, Effective};
-use super::bindings::{adapter, strategy, Level};
 use super::cache::{sha256_hex, Cache};
+use super::model::{self as m, Level};
+use super::since_v1_0_0 as v1_0;
 use crate::spec::Limits;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -51,6 +52,22 @@ pub struct CallEnv {
 }
 
 impl CallEnv {
+    /// The directories granted to the call, as the plugin is told.
+    pub fn dir_grants(&self) -> Vec<m::DirGrant> {
+        self.caps
+            .dirs
+            .iter()
+            .map(|d| m::DirGrant {
+                path: d.path.display().to_string(),
+                access: if d.write {
+                    m::Access::ReadWrite
+                } else {
+                    m::Access::Read
+                },
+            })
+            .collect()
+    }
+
     /// A call with no capabilities (strategies, inspection).
     pub fn bare(plugin: &str, budget: Duration, sink: Arc<dyn Sink>) -> Arc<Self> {
         Arc::new(CallEnv {
@@ -106,6 +123,8 @@ pub enum FaultKind {
     Timeout,
     /// It could not be instantiated or a capability could not be set up.
     Setup,
+    /// It answered something the contract does not allow (e.g. duplicate step names).
+    Invalid,
 }
 
 impl std::fmt::Display for FaultKind {
@@ -115,6 +134,7 @@ impl std::fmt::Display for FaultKind {
             FaultKind::MemoryLimit => "hit its memory limit",
             FaultKind::Timeout => "ran out of time",
             FaultKind::Setup => "could not start",
+            FaultKind::Invalid => "broke the plugin contract",
         })
     }
 }
@@ -123,8 +143,7 @@ impl std::fmt::Display for FaultKind {
 pub struct Runtime {
     engine: Engine,
     cache: Cache,
-    strategy_linker: Linker<CallState>,
-    adapter_linker: Linker<CallState>,
+    v1_0: v1_0::Linkers,
 }
 
 /// Which world a component implements.
@@ -168,23 +187,11 @@ impl Runtime {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             })?;
-        let mut strategy_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut strategy_linker)?;
-        strategy::Strategy::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut strategy_linker,
-            |s| s,
-        )?;
-        let mut adapter_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut adapter_linker)?;
-        adapter::Adapter::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut adapter_linker,
-            |s| s,
-        )?;
+        let v1_0 = v1_0::Linkers::new(&engine)?;
         Ok(Arc::new(Runtime {
             cache: Cache::new(cache_dir, &engine),
             engine,
-            strategy_linker,
-            adapter_linker,
+            v1_0,
         }))
     }
 
@@ -214,33 +221,16 @@ impl Runtime {
         Ok((c, digest, hit))
     }
 
-    /// Which world a component exports, from its export names.
-    pub fn world_of(&self, component: &Component) -> Option<World> {
+    /// Which world a component implements and the contract version it was built for,
+    /// read from its export (`cutover:plugin/adapter@1.0.0`); an error says why this host
+    /// cannot load it.
+    pub fn contract_of(&self, component: &Component) -> Result<(World, Version), String> {
         let ty = component.component_type();
         let names: Vec<String> = ty
             .exports(&self.engine)
             .map(|(n, _)| n.to_string())
             .collect();
-        if names.iter().any(|n| n == "describe") && names.iter().any(|n| n == "run-step") {
-            Some(World::Adapter)
-        } else if names.iter().any(|n| n == "decide") && names.iter().any(|n| n == "plan") {
-            Some(World::Strategy)
-        } else {
-            None
-        }
-    }
-
-    /// The `cutover:plugin` version a component was built against, from its imports.
-    pub fn api_version(&self, component: &Component) -> Option<String> {
-        let ty = component.component_type();
-        let names: Vec<String> = ty
-            .imports(&self.engine)
-            .map(|(n, _)| n.to_string())
-            .collect();
-        names
-            .iter()
-            .filter_map(|n| n.strip_prefix("cutover:plugin/"))
-            .find_map(|n| n.split_once('@').map(|(_, v)| v.to_string()))
+        contract(&names)
     }
 
     /// The component in `path`, checked to implement `want`, and a line saying whether it was
@@ -252,14 +242,15 @@ impl Runtime {
         want: World,
     ) -> Result<(Component, String, String)> {
         let (component, digest, hit) = self.component(path, pin)?;
-        if self.world_of(&component) != Some(want) {
-            let (world, exports) = match want {
-                World::Strategy => ("strategy", "plan/decide"),
-                World::Adapter => ("adapter", "describe/run-step"),
-            };
+        let (world, _) = self
+            .contract_of(&component)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if world != want {
             bail!(
-                "{} is not a {world} plugin (it does not export {exports})",
-                path.display()
+                "{} is {}, not {}",
+                path.display(),
+                world.article(),
+                want.article()
             );
         }
         let how = if hit {
@@ -280,12 +271,12 @@ impl Runtime {
     ) -> Result<StrategyPlugin> {
         let (component, digest, load_note) = self.load(path, pin, World::Strategy)?;
         let pre = self
-            .strategy_linker
-            .instantiate_pre(&component)
+            .v1_0
+            .strategy(&component)
             .map_err(|e| link_error(path, e))?;
         Ok(StrategyPlugin {
             rt: self.clone(),
-            pre: strategy::StrategyPre::new(pre)?,
+            pre: StrategyPre::V1_0(pre),
             label: file_label(path),
             digest,
             load_note,
@@ -302,12 +293,12 @@ impl Runtime {
     ) -> Result<AdapterPlugin> {
         let (component, digest, load_note) = self.load(path, pin, World::Adapter)?;
         let pre = self
-            .adapter_linker
-            .instantiate_pre(&component)
+            .v1_0
+            .adapter(&component)
             .map_err(|e| link_error(path, e))?;
         Ok(AdapterPlugin {
             rt: self.clone(),
-            pre: adapter::AdapterPre::new(pre)?,
+            pre: AdapterPre::V1_0(pre),
             label: file_label(path),
             digest,
             load_note,
@@ -317,7 +308,6 @@ impl Runtime {
 
     fn store(&self, env: Arc<CallEnv>, memory: usize) -> Result<Store<CallState>, PluginFault> {
         let mut b = WasiCtxBuilder::new();
-        let mut granted = Vec::new();
         for cap in &env.caps.dirs {
             let perms = if cap.write {
                 FsPerms::ReadWrite
@@ -325,10 +315,6 @@ impl Runtime {
                 FsPerms::ReadOnly
             };
             let guest = cap.path.display().to_string();
-            granted.push(format!(
-                "{guest}={}",
-                if cap.write { "read-write" } else { "read" }
-            ));
             let setup = |detail: String| PluginFault {
                 plugin: env.plugin.clone(),
                 call: call_name(&env),
@@ -346,7 +332,6 @@ impl Runtime {
             b.preopened_dir(&handle, &guest, perms)
                 .map_err(|e| setup(format!("cannot open granted directory {guest}: {e}")))?;
         }
-        b.env("CUTOVER_GRANTED_DIRS", granted.join(";"));
         let limits = StoreLimitsBuilder::new()
             .memory_size(memory)
             .trap_on_grow_failure(true)
@@ -370,7 +355,7 @@ impl Runtime {
 
 fn link_error(path: &Path, e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!(
-        "{} imports something this host does not provide (built against another cutover:plugin version?): {e}",
+        "{} imports something this host does not provide: {e}",
         path.display()
     )
 }
@@ -426,7 +411,8 @@ macro_rules! call_plugin {
         let what: String = $what;
         let mut $store = $self.rt.store(env.clone(), $self.memory)?;
         let fut = async {
-            let $inst = $self.pre.instantiate_async(&mut $store).await?;
+            let $inst = &$self.pre;
+            let $store = &mut $store;
             $body.await
         };
         match tokio::time::timeout(budget, fut).await {
@@ -442,12 +428,22 @@ macro_rules! call_plugin {
     }};
 }
 
+/// A strategy, as prepared for the contract version it was built for.
+enum StrategyPre {
+    V1_0(v1_0::Strategy),
+}
+
+/// An adapter, as prepared for the contract version it was built for.
+enum AdapterPre {
+    V1_0(v1_0::Adapter),
+}
+
 /// A loaded strategy plugin.
 pub struct StrategyPlugin {
     rt: Arc<Runtime>,
     /// How it was loaded: from the precompiled cache or compiled (shown with `-v`).
     pub load_note: String,
-    pre: strategy::StrategyPre<CallState>,
+    pre: StrategyPre,
     /// Shown in errors until `info` tells the real name.
     pub label: String,
     pub digest: String,
@@ -456,35 +452,35 @@ pub struct StrategyPlugin {
 
 impl StrategyPlugin {
     /// Name, version, summary.
-    pub async fn info(&self, env: Arc<CallEnv>) -> Result<(String, String, String), PluginFault> {
-        call_plugin!(self, env, "info".into(), |i, s| i.call_info(&mut s))
+    pub async fn info(&self, env: Arc<CallEnv>) -> Result<m::StrategyInfo, PluginFault> {
+        call_plugin!(self, env, "info".into(), |p, s| match p {
+            StrategyPre::V1_0(p) => p.info(s),
+        })
     }
 
     /// Ask for a plan.
     pub async fn plan(
         &self,
         env: Arc<CallEnv>,
-        targets: &[super::bindings::Target],
-        constraints: &[super::bindings::Constraint],
-        params: &[super::bindings::Pair],
-    ) -> Result<Result<super::bindings::Plan, super::bindings::PluginError>, PluginFault> {
-        call_plugin!(self, env, "plan".into(), |i, s| i.call_plan(
-            &mut s,
-            targets,
-            constraints,
-            params
-        ))
+        targets: &[m::Target],
+        constraints: &[m::Constraint],
+        params: &[m::Pair],
+    ) -> Result<Result<m::Plan, m::PluginError>, PluginFault> {
+        call_plugin!(self, env, "plan".into(), |p, s| match p {
+            StrategyPre::V1_0(p) => p.plan(s, targets, constraints, params),
+        })
     }
 
     /// Ask what to do after a wave.
     pub async fn decide(
         &self,
         env: Arc<CallEnv>,
-        report: &super::bindings::WaveReport,
-        params: &[super::bindings::Pair],
-    ) -> Result<super::bindings::Decision, PluginFault> {
-        call_plugin!(self, env, "decide".into(), |i, s| i
-            .call_decide(&mut s, report, params))
+        report: &m::WaveReport,
+        params: &[m::Pair],
+    ) -> Result<m::Decision, PluginFault> {
+        call_plugin!(self, env, "decide".into(), |p, s| match p {
+            StrategyPre::V1_0(p) => p.decide(s, report, params),
+        })
     }
 }
 
@@ -493,7 +489,7 @@ pub struct AdapterPlugin {
     rt: Arc<Runtime>,
     /// How it was loaded: from the precompiled cache or compiled (shown with `-v`).
     pub load_note: String,
-    pre: adapter::AdapterPre<CallState>,
+    pre: AdapterPre,
     pub label: String,
     pub digest: String,
     memory: usize,
@@ -502,9 +498,8 @@ pub struct AdapterPlugin {
 impl AdapterPlugin {
     /// Create a store and instantiate without calling anything (for `cutover bench`).
     pub async fn instantiate_only(&self, env: Arc<CallEnv>) -> Result<(), PluginFault> {
-        call_plugin!(self, env, "instantiate".into(), |i, _s| async move {
-            let _ = i;
-            wasmtime::Result::<()>::Ok(())
+        call_plugin!(self, env, "instantiate".into(), |p, s| match p {
+            AdapterPre::V1_0(p) => p.instantiate(s),
         })
     }
 
@@ -513,37 +508,48 @@ impl AdapterPlugin {
         self.rt.store(env, self.memory).map(|_| ())
     }
 
-    /// What the adapter is and needs.
-    pub async fn describe(
-        &self,
-        env: Arc<CallEnv>,
-    ) -> Result<super::bindings::Description, PluginFault> {
-        call_plugin!(self, env, "describe".into(), |i, s| i.call_describe(&mut s))
+    /// What the adapter is and needs, checked against the contract's rules: an
+    /// inconsistent description is an [`FaultKind::Invalid`] fault naming every problem.
+    pub async fn describe(&self, env: Arc<CallEnv>) -> Result<m::Description, PluginFault> {
+        let plugin = env.plugin.clone();
+        let d = call_plugin!(self, env, "describe".into(), |p, s| match p {
+            AdapterPre::V1_0(p) => p.describe(s),
+        })?;
+        let problems = super::validate::description(&d);
+        if problems.is_empty() {
+            Ok(d)
+        } else {
+            Err(PluginFault {
+                plugin,
+                call: "describe".into(),
+                kind: FaultKind::Invalid,
+                detail: problems.join("; "),
+            })
+        }
     }
 
     /// Check the change before anything runs.
     pub async fn preflight(
         &self,
         env: Arc<CallEnv>,
-        targets: &[super::bindings::Target],
-        params: &[super::bindings::Pair],
-        strategy: &str,
-    ) -> Result<Result<Vec<super::bindings::Finding>, super::bindings::PluginError>, PluginFault>
-    {
-        call_plugin!(self, env, "preflight".into(), |i, s| i
-            .call_preflight(&mut s, targets, params, strategy))
+        targets: &[m::Target],
+        ctx: &m::PreflightContext,
+    ) -> Result<Result<Vec<m::Finding>, m::PluginError>, PluginFault> {
+        call_plugin!(self, env, "preflight".into(), |p, s| match p {
+            AdapterPre::V1_0(p) => p.preflight(s, targets, ctx),
+        })
     }
 
     /// Topology rules.
     pub async fn constraints(
         &self,
         env: Arc<CallEnv>,
-        targets: &[super::bindings::Target],
-        params: &[super::bindings::Pair],
-    ) -> Result<Result<Vec<super::bindings::Constraint>, super::bindings::PluginError>, PluginFault>
-    {
-        call_plugin!(self, env, "constraints".into(), |i, s| i
-            .call_constraints(&mut s, targets, params))
+        targets: &[m::Target],
+        params: &[m::Pair],
+    ) -> Result<Result<Vec<m::Constraint>, m::PluginError>, PluginFault> {
+        call_plugin!(self, env, "constraints".into(), |p, s| match p {
+            AdapterPre::V1_0(p) => p.constraints(s, targets, params),
+        })
     }
 
     /// Run one step.
@@ -551,12 +557,13 @@ impl AdapterPlugin {
         &self,
         env: Arc<CallEnv>,
         step: &str,
-        target: Option<&super::bindings::Target>,
-        ctx: &super::bindings::StepContext,
-    ) -> Result<Result<Vec<super::bindings::Output>, super::bindings::StepError>, PluginFault> {
+        target: Option<&m::Target>,
+        ctx: &m::StepContext,
+    ) -> Result<Result<Vec<m::Output>, m::StepError>, PluginFault> {
         let what = call_name(&env);
-        call_plugin!(self, env, what, |i, s| i
-            .call_run_step(&mut s, step, target, ctx))
+        call_plugin!(self, env, what, |p, s| match p {
+            AdapterPre::V1_0(p) => p.run_step(s, step, target, ctx),
+        })
     }
 
     /// Undo one step.
@@ -564,11 +571,98 @@ impl AdapterPlugin {
         &self,
         env: Arc<CallEnv>,
         step: &str,
-        target: Option<&super::bindings::Target>,
-        ctx: &super::bindings::StepContext,
-    ) -> Result<Result<(), super::bindings::StepError>, PluginFault> {
+        target: Option<&m::Target>,
+        ctx: &m::StepContext,
+    ) -> Result<Result<(), m::StepError>, PluginFault> {
         let what = format!("undo of {}", call_name(&env));
-        call_plugin!(self, env, what, |i, s| i
-            .call_undo_step(&mut s, step, target, ctx))
+        call_plugin!(self, env, what, |p, s| match p {
+            AdapterPre::V1_0(p) => p.undo_step(s, step, target, ctx),
+        })
+    }
+}
+
+/// A contract version, `major.minor.patch`.
+pub type Version = (u64, u64, u64);
+
+impl World {
+    fn article(self) -> &'static str {
+        match self {
+            World::Strategy => "a strategy plugin",
+            World::Adapter => "an adapter plugin",
+        }
+    }
+}
+
+/// The contract versions this host loads, for messages: "1.0".
+pub fn supported() -> String {
+    format!("{}.{}", v1_0::VERSION.0, v1_0::VERSION.1)
+}
+
+/// World and version from a component's export names.
+fn contract(exports: &[String]) -> Result<(World, Version), String> {
+    for name in exports {
+        let Some(rest) = name.strip_prefix("cutover:plugin/") else {
+            continue;
+        };
+        let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
+        let world = match iface {
+            "adapter" => World::Adapter,
+            "strategy" => World::Strategy,
+            _ => continue,
+        };
+        let mut parts = version.split(['.', '-', '+']).map(|p| p.parse::<u64>());
+        let v = match (parts.next(), parts.next(), parts.next()) {
+            (Some(Ok(a)), Some(Ok(b)), Some(Ok(c))) => (a, b, c),
+            _ => return Err(format!("exports {name}, whose version this host cannot read")),
+        };
+        let built = format!("{}.{}.{}", v.0, v.1, v.2);
+        return match v {
+            (1, minor, _) if minor <= v1_0::VERSION.1 => Ok((world, v)),
+            (1, _, _) => Err(format!(
+                "was built for cutover:plugin {built}, newer than this host knows (it loads {}); update cutover",
+                supported()
+            )),
+            _ => Err(format!(
+                "was built for cutover:plugin {built}, a major version this host does not load (it loads {}); rebuild the plugin with a cutover-sdk for {}",
+                supported(),
+                supported()
+            )),
+        };
+    }
+    if exports.iter().any(|n| n == "describe" || n == "plan") {
+        return Err(format!(
+            "was built for the draft contract cutover:plugin 0.1, which this host no longer loads (it loads {}); rebuild it with a cutover-sdk for {}",
+            supported(),
+            supported()
+        ));
+    }
+    Err(format!(
+        "is not a Cutover plugin: it exports no cutover:plugin/adapter or cutover:plugin/strategy interface (exports: {})",
+        if exports.is_empty() { "none".to_string() } else { exports.join(", ") }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn contract_version_comes_from_the_export() {
+        let ok = contract(&names(&["cutover:plugin/adapter@1.0.0"])).unwrap();
+        assert_eq!(ok, (World::Adapter, (1, 0, 0)));
+        let ok = contract(&names(&["cutover:plugin/strategy@1.0.3"])).unwrap();
+        assert_eq!(ok, (World::Strategy, (1, 0, 3)));
+        let e = contract(&names(&["cutover:plugin/adapter@2.0.0"])).unwrap_err();
+        assert!(e.contains("2.0.0") && e.contains("major version"), "{e}");
+        let e = contract(&names(&["cutover:plugin/adapter@1.7.0"])).unwrap_err();
+        assert!(e.contains("newer than this host"), "{e}");
+        let e = contract(&names(&["describe", "run-step"])).unwrap_err();
+        assert!(e.contains("draft contract"), "{e}");
+        let e = contract(&names(&["wasi:cli/run@0.2.0"])).unwrap_err();
+        assert!(e.contains("not a Cutover plugin"), "{e}");
     }
 }

@@ -105,12 +105,11 @@ impl Inner {
                                 );
                             }
                         };
-                        let kind = crate::plugin::bindings::decision_name(decision.kind);
-                        let reason = if decision.reason.is_empty() {
-                            kind.to_string()
-                        } else {
-                            decision.reason.clone()
-                        };
+                        let kind = crate::plugin::model::decision_name(decision.kind);
+                        let reason = decision
+                            .reason
+                            .clone()
+                            .unwrap_or_else(|| kind.to_string());
                         if !failed.is_empty() || decision.kind != DecisionKind::Proceed {
                             self.env.ui.note(&format!(
                                 "strategy {}: {kind} ({reason})",
@@ -122,10 +121,9 @@ impl Inner {
                             level: "info".into(),
                             target: String::new(),
                             step: String::new(),
-                            message: if decision.reason.is_empty() {
-                                format!("after wave {name}: {kind}")
-                            } else {
-                                format!("after wave {name}: {kind}: {reason}")
+                            message: match &decision.reason {
+                                None => format!("after wave {name}: {kind}"),
+                                Some(_) => format!("after wave {name}: {kind}: {reason}"),
                             },
                         }]);
                         match decision.kind {

@@ -8,7 +8,7 @@ use crate::engine::plan::StepInfo;
 use crate::engine::plan::{XPlan, XStage};
 use crate::engine::transport::{BoxFuture, StepCall, Transport};
 use crate::journal::{Action, Op, OutputRec, Status, StepEnd, StepStart, StepState, TargetState};
-use crate::plugin::bindings::{
+use crate::plugin::model::{
     Constraint, Decision, DecisionKind, Output, Pair, Phase, Scope, Step, StepContext, WaveReport,
 };
 use crate::plugin::{CallEnv, Sink, StrategyPlugin};

@@ -14,7 +14,7 @@ impl Inner {
             .desc
             .steps
             .iter()
-            .filter(|s| s.scope == Scope::Target && s.phase == phase)
+            .filter(|s| s.scope() == Scope::Target && s.phase() == phase)
             .collect()
     }
 
@@ -31,6 +31,8 @@ impl Inner {
             } else {
                 Vec::new()
             },
+            // Filled by the transport, which knows the call's grants.
+            dirs: Vec::new(),
         }
     }
 
@@ -155,7 +157,7 @@ impl Inner {
             self.env.ui.log(
                 who.label(),
                 step,
-                crate::plugin::bindings::Level::Warn,
+                crate::plugin::model::Level::Warn,
                 &format!("attempt {attempt} failed ({message}); retrying"),
             );
             tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;

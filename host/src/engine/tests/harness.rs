@@ -7,7 +7,7 @@ use crate::engine::run::{Decide, Run};
 use crate::engine::transport::{BoxFuture, StepCall, StepFailure, Transport};
 use crate::engine::{Env, InFlightChoices, Outcome, Setup};
 use crate::journal::{Journal, Sync, TargetState};
-use crate::plugin::bindings::{
+use crate::plugin::model::{
     Decision, DecisionKind, Description, Output, Phase, Scope, Step, Target, WaveReport,
 };
 use crate::redact::Redactor;

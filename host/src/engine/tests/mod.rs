@@ -6,7 +6,7 @@ mod harness;
 
 use crate::engine::{InFlight, InFlightChoices};
 use crate::journal::{Direction, Status, TargetState};
-use crate::plugin::bindings::DecisionKind;
+use crate::plugin::model::DecisionKind;
 use harness::{Act, Harness, RELEASE_DIR};
 
 fn answer(target: &str, choice: InFlight) -> InFlightChoices {

@@ -4,7 +4,7 @@
 //! may run.
 
 use super::{exec, DirCap, Effective, GrantKey};
-use crate::plugin::bindings::{Access, Capability, Target};
+use crate::plugin::model::{Access, Capability, Target};
 use crate::spec::{Grants, SecretSource};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -277,7 +277,7 @@ pub fn conflicts(plugin: &str, who: &str, eff: &Effective) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::bindings::{DirRequest, Pair};
+    use crate::plugin::model::{DirRequest, Pair};
     use crate::spec::DirGrant;
 
     fn target(id: &str, root: &str) -> Target {

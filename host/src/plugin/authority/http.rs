@@ -2,6 +2,7 @@
 
 use super::grants::matches;
 use super::{Denied, Effective, GrantKey};
+use crate::plugin::model::HostError;
 
 /// Most redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 5;
@@ -44,8 +45,8 @@ fn granted_list(eff: &Effective) -> String {
 }
 
 /// Check a request's URL.
-pub fn check(eff: &Effective, plugin: &str, url: &str) -> Result<(), String> {
-    let (_, host, port) = parse(url)?;
+pub fn check(eff: &Effective, plugin: &str, url: &str) -> Result<(), HostError> {
+    let (_, host, port) = parse(url).map_err(HostError::Invalid)?;
     if allowed(eff, &host, port) {
         return Ok(());
     }
@@ -55,7 +56,7 @@ pub fn check(eff: &Effective, plugin: &str, url: &str) -> Result<(), String> {
         format!("HTTP to `{host}:{port}`"),
         format!("not among its granted hosts ({})", granted_list(eff)),
     )
-    .to_string())
+    .into())
 }
 
 /// The URL a redirect from `from` to `location` leads to, if the call may follow it.
@@ -64,8 +65,8 @@ pub fn redirect(
     plugin: &str,
     from: &str,
     location: &str,
-) -> Result<String, String> {
-    let (scheme, host, port) = parse(from)?;
+) -> Result<String, HostError> {
+    let (scheme, host, port) = parse(from).map_err(HostError::Invalid)?;
     let next = if location.starts_with("http://") || location.starts_with("https://") {
         location.to_string()
     } else if let Some(rest) = location.strip_prefix("//") {
@@ -77,7 +78,7 @@ pub fn redirect(
         let dir = &base[..base.rfind('/').map(|i| i + 1).unwrap_or(base.len())];
         format!("{dir}{location}")
     };
-    let (_, to_host, to_port) = parse(&next)?;
+    let (_, to_host, to_port) = parse(&next).map_err(HostError::Invalid)?;
     if allowed(eff, &to_host, to_port) {
         return Ok(next);
     }
@@ -90,7 +91,7 @@ pub fn redirect(
             granted_list(eff)
         ),
     )
-    .to_string())
+    .into())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! WASI preopens receive that open handle (through `/proc/self/fd`), and host-side file calls
 //! work relative to it, so no path string is re-opened after it was checked.
 
+use crate::plugin::model::HostError;
 use super::grants::normalize;
 use super::{Denied, DirCap, Effective, GrantKey};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -145,7 +146,7 @@ pub fn locate<'a>(
     op: &str,
     path: &str,
     write: bool,
-) -> Result<Located<'a>, String> {
+) -> Result<Located<'a>, HostError> {
     let p = normalize(Path::new(path));
     let cap = eff
         .dirs
@@ -153,7 +154,7 @@ pub fn locate<'a>(
         .filter(|d| p.starts_with(&d.path) && (d.write || !write))
         .max_by_key(|d| d.path.components().count())
         .ok_or_else(|| {
-            Denied::ungranted(
+            let mut d = Denied::ungranted(
                 GrantKey::Dirs,
                 plugin,
                 format!("{op} `{path}`"),
@@ -162,20 +163,20 @@ pub fn locate<'a>(
                     if write { "read-write " } else { "" },
                     eff.dirs_list()
                 ),
-            )
-            .to_string()
-                + if write {
-                    " with access = \"read-write\""
-                } else {
-                    ""
-                }
+            );
+            if write {
+                d.fix.push_str(" with access = \"read-write\"");
+            }
+            HostError::from(d)
         })?;
-    let dir = open_granted(cap, plugin)?.ok_or_else(|| {
-        format!(
-            "{op} `{path}`: the granted directory {} does not exist",
-            cap.path.display()
-        )
-    })?;
+    let dir = open_granted(cap, plugin)
+        .map_err(HostError::Io)?
+        .ok_or_else(|| {
+            HostError::NotFound(format!(
+                "{op} `{path}`: the granted directory {} does not exist",
+                cap.path.display()
+            ))
+        })?;
     let rel = p
         .strip_prefix(&cap.path)
         .unwrap_or(Path::new(""))
@@ -184,7 +185,7 @@ pub fn locate<'a>(
 }
 
 /// A host-side message for a walk below a located path.
-pub fn walk_message(plugin: &str, op: &str, at: &Located, e: WalkError) -> String {
+pub fn walk_message(plugin: &str, op: &str, at: &Located, e: WalkError) -> HostError {
     match e {
         WalkError::Link(l) => link_denied(
             plugin,
@@ -192,9 +193,12 @@ pub fn walk_message(plugin: &str, op: &str, at: &Located, e: WalkError) -> Strin
             &at.cap.path,
             &at.cap.path.join(l),
         )
-        .to_string(),
-        WalkError::Absent(p) => format!("{op}: {} does not exist", at.cap.path.join(p).display()),
-        WalkError::Io(p, e) => format!("{op}: {}: {e}", at.cap.path.join(p).display()),
+        .into(),
+        WalkError::Absent(p) => HostError::NotFound(format!(
+            "{op}: {} does not exist",
+            at.cap.path.join(p).display()
+        )),
+        WalkError::Io(p, e) => HostError::Io(format!("{op}: {}: {e}", at.cap.path.join(p).display())),
     }
 }
 
