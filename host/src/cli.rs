@@ -448,6 +448,44 @@ pub fn history(ctx: &Ctx, json_out: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// `cutover plugin new KIND NAME`
+pub fn plugin_new(
+    kind: crate::kit::template::Kind,
+    name: &str,
+    dir: &Path,
+    sdk: Option<&Path>,
+) -> Result<i32> {
+    let root = crate::kit::template::create(kind, name, dir, sdk)?;
+    let file = name.replace('-', "_");
+    show!("created {}", root.display());
+    show!(
+        "  build: (cd {} && cargo build --release --target wasm32-wasip2)",
+        root.display()
+    );
+    let wasm = root.join(format!("target/wasm32-wasip2/release/{file}.wasm"));
+    match kind {
+        crate::kit::template::Kind::Adapter => show!(
+            "  test:  cutover plugin test {} --spec {}",
+            wasm.display(),
+            root.join("test-fleet.toml").display()
+        ),
+        crate::kit::template::Kind::Strategy => {
+            show!("  test:  cutover plugin test {}", wasm.display())
+        }
+    }
+    Ok(0)
+}
+
+/// `cutover plugin test PLUGIN [--spec SPEC]`
+pub async fn plugin_test(
+    ctx: &Ctx,
+    plugin: &Path,
+    spec: Option<&Path>,
+    ignore: &[String],
+) -> Result<i32> {
+    crate::kit::test(&ctx.cache_dir(), plugin, spec, ignore, ctx.verbose).await
+}
+
 /// `cutover plugin inspect PATH`
 pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
     let rt = Runtime::new(ctx.cache_dir())?;

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod engine;
 pub mod journal;
+pub mod kit;
 pub mod plugin;
 pub mod redact;
 pub mod spec;

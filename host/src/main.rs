@@ -54,7 +54,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Inspect plugins.
+    /// Inspect, create and test plugins.
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
@@ -84,6 +84,32 @@ enum PluginCommand {
         path: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// Write a new plugin crate (it builds with `cargo build --release --target wasm32-wasip2`).
+    New {
+        #[arg(value_enum)]
+        kind: cutover::kit::template::Kind,
+        /// Crate and plugin name: lowercase letters, digits and `-`.
+        name: String,
+        /// Folder to create it in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The cutover-sdk folder to depend on (default: this build's source tree if present,
+        /// else the published crate).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Check a plugin against the contract; with a spec, run an adapter's steps on its test
+    /// fleet with faults injected (re-runs, undos, budgets). Exit code 1 when a check fails.
+    Test {
+        plugin: PathBuf,
+        /// A spec with a test fleet (adapters) or the strategy's parameters (strategies).
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        /// Paths under the targets' writable folders that change on their own (glob; `**`
+        /// crosses folders), left out of the before/after comparisons. Repeatable.
+        #[arg(long)]
+        ignore: Vec<String>,
     },
 }
 
@@ -126,6 +152,23 @@ fn run(args: Args) -> Result<i32> {
             Command::Plugin {
                 command: PluginCommand::Inspect { path, json },
             } => cli::inspect(&ctx, &path, json).await,
+            Command::Plugin {
+                command:
+                    PluginCommand::New {
+                        kind,
+                        name,
+                        dir,
+                        sdk,
+                    },
+            } => cli::plugin_new(kind, &name, &dir, sdk.as_deref()),
+            Command::Plugin {
+                command:
+                    PluginCommand::Test {
+                        plugin,
+                        spec,
+                        ignore,
+                    },
+            } => cli::plugin_test(&ctx, &plugin, spec.as_deref(), &ignore).await,
             Command::Lease {
                 command: LeaseCommand::Break { path },
             } => cli::lease_break(&path),

@@ -16,9 +16,12 @@ pub struct Call {
 impl Call {
     /// The target; an error for fleet steps.
     pub fn target(&self) -> Result<&Target> {
-        self.target
-            .as_ref()
-            .ok_or_else(|| Error::new(format!("step `{}` runs per target, not for the fleet", self.step)))
+        self.target.as_ref().ok_or_else(|| {
+            Error::new(format!(
+                "step `{}` runs per target, not for the fleet",
+                self.step
+            ))
+        })
     }
 
     /// A label of the target, or an error naming the label to add in the spec.

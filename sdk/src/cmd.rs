@@ -1,7 +1,7 @@
 //! Running granted commands through the host.
 
-pub use crate::__private::adapter::cutover::plugin::exec::{Command, Exit};
 use crate::__private::adapter::cutover::plugin::exec;
+pub use crate::__private::adapter::cutover::plugin::exec::{Command, Exit};
 use crate::{Error, Result};
 
 /// Run `program args...` and require exit code 0; the error carries the output tail.

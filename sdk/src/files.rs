@@ -106,8 +106,11 @@ pub fn read_string(path: &Path) -> Result<String> {
 /// Replace a file's content atomically on the host (a temporary sibling, then a rename):
 /// readers never see half a file, and an existing file keeps its permissions.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    crate::__private::adapter::cutover::plugin::files::write_atomic(&path.display().to_string(), contents)
-        .map_err(Error::from)
+    crate::__private::adapter::cutover::plugin::files::write_atomic(
+        &path.display().to_string(),
+        contents,
+    )
+    .map_err(Error::from)
 }
 
 pub use crate::__private::adapter::cutover::plugin::files::CopyStats;

@@ -157,7 +157,10 @@ macro_rules! adapter_glue {
             for __CutoverAdapterExport
         {
             fn describe() -> $crate::Description {
-                $crate::__private::describe(<$t as $crate::Adapter>::about(), <$t as $crate::Adapter>::STEPS)
+                $crate::__private::describe(
+                    <$t as $crate::Adapter>::about(),
+                    <$t as $crate::Adapter>::STEPS,
+                )
             }
             fn preflight(
                 targets: Vec<$crate::Target>,
@@ -176,14 +179,20 @@ macro_rules! adapter_glue {
                 step: String,
                 target: Option<$crate::Target>,
                 ctx: $crate::StepContext,
-            ) -> ::core::result::Result<Vec<$crate::Output>, $crate::__private::adapter::exports::cutover::plugin::adapter::StepError> {
+            ) -> ::core::result::Result<
+                Vec<$crate::Output>,
+                $crate::__private::adapter::exports::cutover::plugin::adapter::StepError,
+            > {
                 $crate::__private::run(<$t as $crate::Adapter>::STEPS, step, target, ctx)
             }
             fn undo_step(
                 step: String,
                 target: Option<$crate::Target>,
                 ctx: $crate::StepContext,
-            ) -> ::core::result::Result<(), $crate::__private::adapter::exports::cutover::plugin::adapter::StepError> {
+            ) -> ::core::result::Result<
+                (),
+                $crate::__private::adapter::exports::cutover::plugin::adapter::StepError,
+            > {
                 $crate::__private::undo(<$t as $crate::Adapter>::STEPS, step, target, ctx)
             }
         }
@@ -213,4 +222,35 @@ macro_rules! strategy_glue {
             }
         }
     };
+}
+
+/// A plain output value.
+pub fn output(key: &str, value: impl Into<String>) -> Output {
+    Output {
+        key: key.to_string(),
+        value: value.into(),
+        secret: false,
+    }
+}
+
+/// An output value kept in the journal and redacted wherever it is shown.
+pub fn secret_output(key: &str, value: impl Into<String>) -> Output {
+    Output {
+        key: key.to_string(),
+        value: value.into(),
+        secret: true,
+    }
+}
+
+/// A permanent failure with a message (the same as [`Error::new`]).
+pub fn fail(message: impl Into<String>) -> Error {
+    Error::new(message)
+}
+
+/// Secrets the operator maps in the spec's `[secrets]`.
+pub mod secrets {
+    /// The secret's value; a denial names the spec key to add when it is not granted.
+    pub fn get(name: &str) -> crate::Result<String> {
+        crate::__private::adapter::cutover::plugin::secrets::get(name).map_err(Into::into)
+    }
 }

@@ -47,10 +47,13 @@ pub fn parse<T: FromStr>(key: &str, value: Option<&str>, default: T) -> Result<T
     match value {
         None => Ok(default),
         Some(v) => v.trim().parse().map_err(|_| {
-            Error::new(format!(
-                "parameter `{key}` must be a {}, got `{v}`",
-                std::any::type_name::<T>().rsplit("::").next().unwrap_or("value")
-            ))
+            let kind = match std::any::type_name::<T>() {
+                "bool" => "`true` or `false`",
+                "f32" | "f64" => "number",
+                t if t.starts_with('u') || t.starts_with('i') => "whole number",
+                _ => "value of the right form",
+            };
+            Error::new(format!("parameter `{key}` must be a {kind}, got `{v}`"))
         }),
     }
 }

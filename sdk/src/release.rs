@@ -2,8 +2,8 @@
 //! Capistrano-style deploys and of products installed one folder per version: copy a version
 //! in once, flip `current` to it, flip back on undo.
 
-use crate::Result;
 use crate::files;
+use crate::Result;
 use std::path::{Path, PathBuf};
 
 /// Marks a completely copied version folder.

@@ -2,7 +2,10 @@
 //! `run-step` and `undo-step`.
 
 use crate::__private::adapter::exports::cutover::plugin::adapter::StepError;
-use crate::{About, Access, Call, Capability, Description, DirRequest, Output, Result, Step, StepContext, StepKind, Target};
+use crate::{
+    About, Access, Call, Capability, Description, DirRequest, Output, Result, Step, StepContext,
+    StepKind, Target,
+};
 
 /// A capability request, written as a constant (`{name}` placeholders allowed).
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +72,10 @@ pub struct StepDef {
 }
 
 fn missing(c: &Call) -> Result<Vec<Output>> {
-    Err(crate::Error::new(format!("step `{}` has no run function", c.step)))
+    Err(crate::Error::new(format!(
+        "step `{}` has no run function",
+        c.step
+    )))
 }
 
 impl StepDef {

@@ -1,7 +1,7 @@
 //! HTTP through the host (only granted hosts are reachable).
 
-pub use crate::__private::adapter::cutover::plugin::http::{Request, Response};
 use crate::__private::adapter::cutover::plugin::http;
+pub use crate::__private::adapter::cutover::plugin::http::{Request, Response};
 use crate::{Error, Pair, Result};
 
 /// Send a request with optional bearer token and body.

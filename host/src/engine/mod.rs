@@ -3,7 +3,7 @@
 
 pub mod lease;
 pub mod plan;
-mod prepare;
+pub mod prepare;
 mod run;
 pub mod state;
 pub mod transport;

@@ -56,9 +56,28 @@ fn pairs(v: &[(String, String)]) -> Vec<Pair> {
         .collect()
 }
 
+/// The adapter's side of a spec: its description, parameters, targets and resolved grants.
+pub struct AdapterSetup {
+    pub adapter_label: String,
+    pub desc: Description,
+    pub targets: Vec<Target>,
+    pub adapter_params: Vec<Pair>,
+    pub secrets: BTreeMap<String, String>,
+    pub fleet_caps: Effective,
+    pub target_caps: HashMap<String, Effective>,
+    pub step_caps: HashMap<(String, String), Effective>,
+    pub lease_paths: Vec<std::path::PathBuf>,
+}
+
 /// Load the plugins of `spec`, describe the adapter, check its parameters and resolve its
 /// grants. Nothing on the targets is touched.
 pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
+    if spec.strategy.path.as_os_str().is_empty() {
+        bail!(
+            "{}: no [strategy] table: a rollout needs one (`plugin = \"grouped.wasm\"`)",
+            spec.path.display()
+        );
+    }
     let strategy = env
         .runtime
         .strategy(
@@ -67,18 +86,8 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
             spec.limits.memory,
         )
         .context("loading the strategy")?;
-    let adapter = env
-        .runtime
-        .adapter(
-            &spec.adapter.path,
-            spec.adapter.sha256.as_deref(),
-            spec.limits.memory,
-        )
-        .context("loading the adapter")?;
-    for note in [&strategy.load_note, &adapter.load_note] {
-        env.ui.log("", "load", Level::Debug, note);
-    }
-    let sink = env.sink(None);
+    let adapter = load_adapter(env, &spec)?;
+    env.ui.log("", "load", Level::Debug, &strategy.load_note);
     let crate::plugin::model::StrategyInfo {
         name: sname,
         version: sver,
@@ -87,14 +96,56 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
         .info(CallEnv::bare(
             &strategy.label,
             spec.limits.call_timeout,
-            sink.clone(),
+            env.sink(None),
         ))
         .await?;
+    let a = resolve_adapter(env, &spec, &adapter).await?;
+    Ok(Prepared {
+        setup: Arc::new(Setup {
+            lease_paths: a.lease_paths,
+            strategy_label: format!("{sname}@{sver}"),
+            strategy_params: pairs(&spec.strategy.params),
+            adapter_params: a.adapter_params,
+            spec,
+            adapter_label: a.adapter_label,
+            desc: a.desc,
+            targets: a.targets,
+            secrets: a.secrets,
+            fleet_caps: a.fleet_caps,
+            target_caps: a.target_caps,
+            step_caps: a.step_caps,
+        }),
+        strategy: Arc::new(strategy),
+        adapter: Arc::new(adapter),
+    })
+}
+
+/// Load the adapter a spec names.
+pub fn load_adapter(env: &Env, spec: &Spec) -> Result<AdapterPlugin> {
+    let adapter = env
+        .runtime
+        .adapter(
+            &spec.adapter.path,
+            spec.adapter.sha256.as_deref(),
+            spec.limits.memory,
+        )
+        .context("loading the adapter")?;
+    env.ui.log("", "load", Level::Debug, &adapter.load_note);
+    Ok(adapter)
+}
+
+/// Describe `adapter`, check the spec's parameters against it and resolve its grants for
+/// every target and step.
+pub async fn resolve_adapter(
+    env: &Env,
+    spec: &Spec,
+    adapter: &AdapterPlugin,
+) -> Result<AdapterSetup> {
     let desc = adapter
         .describe(CallEnv::bare(
             &adapter.label,
             spec.limits.call_timeout,
-            sink,
+            env.sink(None),
         ))
         .await?;
     let adapter_label = format!("{}@{}", desc.name, desc.version);
@@ -255,23 +306,16 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
         &spec.grants,
     )
     .map_err(|e| anyhow!("{}: {adapter_label}: {e}", spec.path.display()))?;
-    Ok(Prepared {
-        setup: Arc::new(Setup {
-            lease_paths,
-            strategy_label: format!("{sname}@{sver}"),
-            strategy_params: pairs(&spec.strategy.params),
-            adapter_params: pairs(&adapter_params),
-            spec,
-            adapter_label,
-            desc,
-            targets,
-            secrets,
-            fleet_caps,
-            target_caps,
-            step_caps,
-        }),
-        strategy: Arc::new(strategy),
-        adapter: Arc::new(adapter),
+    Ok(AdapterSetup {
+        adapter_label,
+        desc,
+        targets,
+        adapter_params: pairs(&adapter_params),
+        secrets,
+        fleet_caps,
+        target_caps,
+        step_caps,
+        lease_paths,
     })
 }
 

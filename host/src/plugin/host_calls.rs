@@ -195,7 +195,6 @@ impl CallState {
         .map_err(|e| HostError::Io(format!("write worker failed: {e}")))?
     }
 
-
     /// A granted secret's value.
     pub fn secret(&self, name: &str) -> Result<String, HostError> {
         match self.env.secrets.get(name) {
@@ -237,12 +236,10 @@ fn exchange(
     let request = b
         .body(body.unwrap_or_default().to_vec())
         .map_err(|e| HostError::Invalid(format!("bad request to `{url}`: {e}")))?;
-    let resp = agent
-        .run(request)
-        .map_err(|e| match e {
-            ureq::Error::Timeout(_) => HostError::TimedOut(format!("{} {url}: {e}", req.method)),
-            e => HostError::Io(format!("{} {url}: {e}", req.method)),
-        })?;
+    let resp = agent.run(request).map_err(|e| match e {
+        ureq::Error::Timeout(_) => HostError::TimedOut(format!("{} {url}: {e}", req.method)),
+        e => HostError::Io(format!("{} {url}: {e}", req.method)),
+    })?;
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
@@ -264,4 +261,3 @@ fn exchange(
         body,
     })
 }
-

@@ -72,7 +72,10 @@ pub enum Access {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostError {
     /// Not granted; `grant` is the spec key that would allow it.
-    Denied { grant: String, message: String },
+    Denied {
+        grant: String,
+        message: String,
+    },
     NotFound(String),
     TimedOut(String),
     Invalid(String),

@@ -613,7 +613,11 @@ fn contract(exports: &[String]) -> Result<(World, Version), String> {
         let mut parts = version.split(['.', '-', '+']).map(|p| p.parse::<u64>());
         let v = match (parts.next(), parts.next(), parts.next()) {
             (Some(Ok(a)), Some(Ok(b)), Some(Ok(c))) => (a, b, c),
-            _ => return Err(format!("exports {name}, whose version this host cannot read")),
+            _ => {
+                return Err(format!(
+                    "exports {name}, whose version this host cannot read"
+                ))
+            }
         };
         let built = format!("{}.{}.{}", v.0, v.1, v.2);
         return match v {

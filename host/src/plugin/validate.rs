@@ -46,19 +46,18 @@ pub fn description(d: &Description) -> Vec<String> {
     if d.steps.is_empty() {
         problems.push("the adapter declares no steps".to_string());
     }
-    let caps = d
-        .capabilities
-        .iter()
-        .map(|c| ("capability", c))
-        .chain(
-            d.steps
-                .iter()
-                .flat_map(|s| s.capabilities.iter().map(|c| ("step capability", c))),
-        );
+    let caps = d.capabilities.iter().map(|c| ("capability", c)).chain(
+        d.steps
+            .iter()
+            .flat_map(|s| s.capabilities.iter().map(|c| ("step capability", c))),
+    );
     for (what, c) in caps {
         let text = match c {
             Capability::Dir(r) => &r.path,
-            Capability::Exec(x) | Capability::Http(x) | Capability::Secret(x) | Capability::Env(x) => x,
+            Capability::Exec(x)
+            | Capability::Http(x)
+            | Capability::Secret(x)
+            | Capability::Env(x) => x,
         };
         placeholders(&mut problems, what, text, &params);
     }
@@ -89,12 +88,12 @@ fn placeholders(problems: &mut Vec<String>, what: &str, text: &str, params: &BTr
 
 fn step_name(n: &str) -> bool {
     !n.is_empty()
-        && n
-            .bytes()
+        && n.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn semver(v: &str) -> bool {
+/// `major.minor.patch`, with an optional pre-release or build suffix.
+pub fn semver(v: &str) -> bool {
     let core = v.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
     parts.len() == 3

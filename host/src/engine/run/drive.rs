@@ -106,10 +106,7 @@ impl Inner {
                             }
                         };
                         let kind = crate::plugin::model::decision_name(decision.kind);
-                        let reason = decision
-                            .reason
-                            .clone()
-                            .unwrap_or_else(|| kind.to_string());
+                        let reason = decision.reason.clone().unwrap_or_else(|| kind.to_string());
                         if !failed.is_empty() || decision.kind != DecisionKind::Proceed {
                             self.env.ui.note(&format!(
                                 "strategy {}: {kind} ({reason})",

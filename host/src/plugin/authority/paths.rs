@@ -6,9 +6,9 @@
 //! WASI preopens receive that open handle (through `/proc/self/fd`), and host-side file calls
 //! work relative to it, so no path string is re-opened after it was checked.
 
-use crate::plugin::model::HostError;
 use super::grants::normalize;
 use super::{Denied, DirCap, Effective, GrantKey};
+use crate::plugin::model::HostError;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use std::os::fd::OwnedFd;
@@ -198,7 +198,9 @@ pub fn walk_message(plugin: &str, op: &str, at: &Located, e: WalkError) -> HostE
             "{op}: {} does not exist",
             at.cap.path.join(p).display()
         )),
-        WalkError::Io(p, e) => HostError::Io(format!("{op}: {}: {e}", at.cap.path.join(p).display())),
+        WalkError::Io(p, e) => {
+            HostError::Io(format!("{op}: {}: {e}", at.cap.path.join(p).display()))
+        }
     }
 }
 
