@@ -123,6 +123,11 @@ class Node:
         problem = root_problem(self.root) or version_problem(self.version)
         if problem or self.content is None:
             raise fail(problem or "the parameter `content` is missing")
+        # Outside the preopened directories WASI sees nothing at all: say so, rather than
+        # fail later with a bare "No such file or directory" (or, in an undo, find nothing
+        # to remove and report success).
+        if not os.path.isdir(self.root):
+            raise fail(f"directory {self.root} does not exist or is not granted to step {step}")
         self.release = f"{self.root}/releases/{self.version}.conf"
         self.active = f"{self.root}/active.conf"
         # Where `activate` keeps what was active before, on disk, until undo (see activate).
@@ -165,6 +170,11 @@ def undo_stage(n: Node, context: StepContext) -> None:
         os.remove(n.release)
     except FileNotFoundError:
         pass  # already removed: an undo re-run after a crash
+    # `stage` created releases/ when it was missing: leave the node as it was.
+    try:
+        os.rmdir(os.path.dirname(n.release))
+    except OSError:
+        pass  # not empty (other releases), or already gone
 
 
 def activate(n: Node, context: StepContext) -> List[Output]:
@@ -243,10 +253,7 @@ def verify(n: Node, context: StepContext) -> List[Output]:
     if active is None:
         raise fail(f"{n.active} does not exist")
     if active != n.content:
-        raise fail(
-            f"{n.active} does not hold release {n.version}: "
-            f"{len(active)} characters differ from the {len(n.content)} expected"
-        )
+        raise fail(f"{n.active} does not hold release {n.version} (it differs from `content`)")
     return []
 
 

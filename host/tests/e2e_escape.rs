@@ -475,7 +475,7 @@ fn an_endless_soak_is_refused_without_a_panic() {
             "[strategy]\nplugin = {}\n[strategy.params]\ncanary-soak-seconds = \"18446744073709551615\"\n\
              [adapter]\nplugin = {}\n[[targets]]\nid = \"t1\"\n[[targets]]\nid = \"t2\"\n[[targets]]\nid = \"t3\"\n",
             quote(&plugins.join("canary.wasm").display().to_string()),
-            quote(&plugins.join("noop_adapter.wasm").display().to_string()),
+            quote(&fixtures().join("noop_adapter.wasm").display().to_string()),
         ),
     )
     .unwrap();

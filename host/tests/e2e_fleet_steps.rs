@@ -37,7 +37,7 @@ fail = "{fail}"
 dirs = [{{ path = "{d}", access = "read-write" }}]
 "#,
         s = plugins.join(format!("{strategy}.wasm")).display(),
-        a = plugins.join("fleet_fixture.wasm").display(),
+        a = fixtures().join("fleet_fixture.wasm").display(),
         d = dir.path().display(),
     );
     for (id, labels) in targets {

@@ -183,7 +183,7 @@ fn the_tree_is_upgraded_level_by_level_and_no_master_group_is_ever_fully_down() 
 fn a_strategy_that_takes_a_whole_master_group_at_once_is_refused_before_any_step() {
     let p = Platform::new();
     let spec = std::fs::read_to_string(p.spec()).unwrap();
-    let bad = plugins().join("bad_strategy.wasm");
+    let bad = fixtures().join("bad_strategy.wasm");
     let grouped = plugins().join("grouped.wasm");
     std::fs::write(
         p.spec(),

@@ -206,7 +206,7 @@ pub fn stages(prefix: &str, waves: Vec<Vec<String>>) -> Vec<Stage> {
 fn decision(kind: DecisionKind, reason: String) -> Decision {
     Decision {
         kind,
-        reason: Some(reason),
+        reason: Some(reason).filter(|r| !r.is_empty()),
     }
 }
 

@@ -477,8 +477,7 @@ mod tests {
         Step {
             name: name.into(),
             description: String::new(),
-            scope,
-            phase,
+            kind: crate::plugin::model::StepKind::of(scope, phase).expect("a step kind"),
             undoable: true,
             idempotent: false,
             undo_idempotent: false,

@@ -183,12 +183,12 @@ impl Hostile {
 
     /// The spec's text.
     pub fn spec_text(&self) -> String {
-        let plugins = super::plugins();
+        let (plugins, fixtures) = (super::plugins(), super::fixtures());
         let mut s = format!(
             "[strategy]\nplugin = {}\n[strategy.params]\non-failure = \"continue\"\n\
              [adapter]\nplugin = {}\n[adapter.params]\n",
             quote(&plugins.join("rolling.wasm").display().to_string()),
-            quote(&plugins.join("hostile_adapter.wasm").display().to_string()),
+            quote(&fixtures.join("hostile_adapter.wasm").display().to_string()),
         );
         for (k, v) in &self.params {
             s.push_str(&format!("{k} = {v}\n"));

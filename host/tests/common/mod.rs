@@ -23,20 +23,32 @@ fn cargo() -> String {
 /// Build the plugins (release, wasm32-wasip2) once per test binary; their folder.
 pub fn plugins() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        // From inside plugins/, so its .cargo/config.toml (link flags) applies.
-        let status = Command::new(cargo())
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .current_dir(root().join("plugins"))
-            .status()
-            .expect("cargo runs");
-        assert!(
-            status.success(),
-            "building the plugins failed (is the target installed? `rustup target add wasm32-wasip2`)"
-        );
-        root().join("plugins/target/wasm32-wasip2/release")
-    })
-    .clone()
+    DIR.get_or_init(|| build_wasm("plugins", "the plugins"))
+        .clone()
+}
+
+/// Build the test fixtures of `host/tests/fixtures` (noop-adapter, hostile-adapter,
+/// fleet-fixture, bad-strategy: release, wasm32-wasip2) once per test binary; their folder.
+pub fn fixtures() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| build_wasm("host/tests/fixtures", "the test fixtures"))
+        .clone()
+}
+
+/// Build the wasm32-wasip2 workspace at `folder` (relative to the repository root) in
+/// release; the folder of its `.wasm` files.
+fn build_wasm(folder: &str, what: &str) -> PathBuf {
+    // From inside the workspace, so its .cargo/config.toml (link flags) applies.
+    let status = Command::new(cargo())
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(root().join(folder))
+        .status()
+        .expect("cargo runs");
+    assert!(
+        status.success(),
+        "building {what} failed (is the target installed? `rustup target add wasm32-wasip2`)"
+    );
+    root().join(folder).join("target/wasm32-wasip2/release")
 }
 
 /// Build a simulator binary of `package` once; its path.

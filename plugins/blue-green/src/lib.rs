@@ -9,25 +9,28 @@
 //! window after the switch), `retire-step` (an adapter fleet step run after the window). A
 //! failure on any green target rolls the green set back before traffic moves.
 
-use cutover_sdk::strategy_types::*;
 use cutover_sdk::waves;
+use cutover_sdk::{
+    Constraint, Decision, DecisionKind, Gate, Pair, Plan, Result, Stage, StrategyInfo, Target,
+    Wave, WaveReport,
+};
 
 struct BlueGreen;
 
 impl cutover_sdk::Strategy for BlueGreen {
-    fn info() -> (String, String, String) {
-        (
-            "blue-green".into(),
-            env!("CARGO_PKG_VERSION").into(),
-            "update green, switch traffic, keep blue for a fast switch back".into(),
-        )
+    fn info() -> StrategyInfo {
+        StrategyInfo {
+            name: "blue-green".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "update green, switch traffic, keep blue for a fast switch back".into(),
+        }
     }
 
     fn plan(
         targets: Vec<Target>,
         _constraints: Vec<Constraint>,
         params: Vec<Pair>,
-    ) -> Result<Plan, PluginError> {
+    ) -> Result<Plan> {
         let label = waves::param(&params, "color-label").unwrap_or("color");
         let green = waves::param(&params, "green").unwrap_or("green");
         let color = |t: &Target| {
@@ -86,15 +89,15 @@ impl cutover_sdk::Strategy for BlueGreen {
         if report.failed.is_empty() {
             Decision {
                 kind: DecisionKind::Proceed,
-                reason: String::new(),
+                reason: None,
             }
         } else {
             Decision {
                 kind: DecisionKind::Rollback,
-                reason: format!(
+                reason: Some(format!(
                     "{} failed in the green set: rolling it back, traffic stays on blue",
                     report.failed.join(", ")
-                ),
+                )),
             }
         }
     }

@@ -7,25 +7,23 @@
 //! and the standard `on-failure` / `max-failures` for the waves after the canaries. A canary
 //! that fails rolls the canaries back and the rest of the fleet is never touched.
 
-use cutover_sdk::strategy_types::*;
 use cutover_sdk::waves;
+use cutover_sdk::{
+    Constraint, Decision, Gate, Pair, Plan, Result, Stage, StrategyInfo, Target, Wave, WaveReport,
+};
 
 struct Canary;
 
 impl cutover_sdk::Strategy for Canary {
-    fn info() -> (String, String, String) {
-        (
-            "canary".into(),
-            env!("CARGO_PKG_VERSION").into(),
-            "a few canaries, a gate, then the rest in groups".into(),
-        )
+    fn info() -> StrategyInfo {
+        StrategyInfo {
+            name: "canary".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "a few canaries, a gate, then the rest in groups".into(),
+        }
     }
 
-    fn plan(
-        targets: Vec<Target>,
-        constraints: Vec<Constraint>,
-        params: Vec<Pair>,
-    ) -> Result<Plan, PluginError> {
+    fn plan(targets: Vec<Target>, constraints: Vec<Constraint>, params: Vec<Pair>) -> Result<Plan> {
         waves::check_policy(&params)?;
         let n = targets.len();
         let canaries = waves::group_size(waves::param(&params, "canary").unwrap_or("1"), n)?;

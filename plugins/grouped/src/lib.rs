@@ -6,25 +6,21 @@
 //! the first group), `soak-seconds` (wait between groups). A failure in the first group rolls
 //! it back and stops with the old version active everywhere.
 
-use cutover_sdk::strategy_types::*;
 use cutover_sdk::waves;
+use cutover_sdk::{Constraint, Decision, Pair, Plan, Result, StrategyInfo, Target, WaveReport};
 
 struct Grouped;
 
 impl cutover_sdk::Strategy for Grouped {
-    fn info() -> (String, String, String) {
-        (
-            "grouped".into(),
-            env!("CARGO_PKG_VERSION").into(),
-            "groups of N targets; a failure in the first group rolls back".into(),
-        )
+    fn info() -> StrategyInfo {
+        StrategyInfo {
+            name: "grouped".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "groups of N targets; a failure in the first group rolls back".into(),
+        }
     }
 
-    fn plan(
-        targets: Vec<Target>,
-        constraints: Vec<Constraint>,
-        params: Vec<Pair>,
-    ) -> Result<Plan, PluginError> {
+    fn plan(targets: Vec<Target>, constraints: Vec<Constraint>, params: Vec<Pair>) -> Result<Plan> {
         let size = waves::group_size(
             waves::param(&params, "group-size").unwrap_or("25%"),
             targets.len(),

@@ -7,9 +7,8 @@
 //! change: `backends.conf` is the pool (the live set when first needed), `drained/<address>`
 //! marks a drained node, and the live set is always rebuilt as the pool minus the marks.
 
-use cutover_sdk::adapter_types::{Pair, StepError};
 use cutover_sdk::params::{get, param};
-use cutover_sdk::{cmd, files, wait};
+use cutover_sdk::{cmd, fail, files, wait, Pair, Result};
 use std::path::PathBuf;
 
 /// The load balancer of a rollout.
@@ -30,7 +29,7 @@ pub fn address(url: &str) -> String {
 }
 
 impl Lb {
-    pub fn new(params: &[Pair]) -> Result<Lb, StepError> {
+    pub fn new(params: &[Pair]) -> Result<Lb> {
         Ok(Lb {
             dir: PathBuf::from(param(params, "lb-dir")?),
             nginx: get(params, "nginx")
@@ -40,11 +39,11 @@ impl Lb {
     }
 
     /// The servers `upstream.conf` lists now.
-    pub fn servers(&self) -> Result<Vec<String>, StepError> {
+    pub fn servers(&self) -> Result<Vec<String>> {
         self.list("upstream.conf")
     }
 
-    fn list(&self, file: &str) -> Result<Vec<String>, StepError> {
+    fn list(&self, file: &str) -> Result<Vec<String>> {
         let text = files::read_string(&self.dir.join(file))?;
         Ok(text
             .lines()
@@ -58,7 +57,7 @@ impl Lb {
     }
 
     /// Take `address` out of (`drain`) or put it back into the live set.
-    pub fn drain(&self, address: &str, drain: bool, why: &str) -> Result<bool, StepError> {
+    pub fn drain(&self, address: &str, drain: bool, why: &str) -> Result<bool> {
         let pool = self.dir.join("backends.conf");
         if !pool.exists() {
             files::write_atomic(&pool, Self::conf(&self.servers()?).as_bytes())?;
@@ -84,13 +83,13 @@ impl Lb {
                 return Ok(changed);
             }
         }
-        Err(cutover_sdk::step::fail(format!(
+        Err(fail(format!(
             "the load balancer's server list keeps changing under {why}"
         )))
     }
 
     /// The pool minus the drained marks.
-    fn live(&self, marks: &std::path::Path) -> Result<Vec<String>, StepError> {
+    fn live(&self, marks: &std::path::Path) -> Result<Vec<String>> {
         let drained: Vec<String> = std::fs::read_dir(marks)
             .map_err(|e| files::io_error("listing", marks, e))?
             .filter_map(|e| e.ok())
@@ -104,7 +103,7 @@ impl Lb {
     }
 
     /// Make `servers` the whole pool and the live set (a traffic switch).
-    pub fn switch(&self, servers: &[String], why: &str) -> Result<bool, StepError> {
+    pub fn switch(&self, servers: &[String], why: &str) -> Result<bool> {
         files::write_atomic(
             &self.dir.join("backends.conf"),
             Self::conf(servers).as_bytes(),
@@ -114,12 +113,12 @@ impl Lb {
 
     /// Make `servers` the live set and reload; nothing when it already is. `why` goes to the
     /// record in `reloads/`.
-    fn set(&self, servers: &[String], why: &str) -> Result<bool, StepError> {
+    fn set(&self, servers: &[String], why: &str) -> Result<bool> {
         if self.servers()? == servers {
             return Ok(false);
         }
         if servers.is_empty() {
-            return Err(cutover_sdk::step::fail(format!(
+            return Err(fail(format!(
                 "refusing to leave the load balancer without servers ({why})"
             )));
         }

@@ -15,17 +15,22 @@
 mod lb;
 mod matrix;
 
-use cutover_sdk::adapter_types::*;
-use cutover_sdk::describe::{dir, exec, fleet_step, parameter, target_step, with_caps};
-use cutover_sdk::params::{get, int, label};
-use cutover_sdk::step::{fail, out};
-use cutover_sdk::{cmd, files, preflight, progress, wait, web};
+use cutover_sdk::params::{declare, get};
+use cutover_sdk::{cmd, fail, files, output, preflight, wait, web};
+use cutover_sdk::{
+    About, Access, Call, Cap, Capability, Finding, Output, Pair, PreflightContext, Result,
+    Severity, StepDef, Target,
+};
 use std::path::{Path, PathBuf};
 
 struct Liferay;
 
 fn mode(params: &[Pair]) -> &str {
     get(params, "mode").unwrap_or("rolling")
+}
+
+fn rolling(c: &Call) -> bool {
+    mode(c.params()) == "rolling"
 }
 
 /// An artifact parameter as a path (relative ones are under `artifacts`).
@@ -39,13 +44,13 @@ fn artifact(params: &[Pair], key: &str) -> Option<PathBuf> {
     })
 }
 
-fn read_bytes(path: &Path) -> Result<Vec<u8>, StepError> {
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| files::io_error("reading", path, e))
 }
 
 /// The `/modules` report of a node.
 fn report(url: &str) -> Result<serde_json::Value, String> {
-    match web::get(&format!("{url}/modules"), Some(5000))? {
+    match web::get(&format!("{url}/modules"), Some(5000)).map_err(|e| e.message)? {
         (200, body) => serde_json::from_str(&body).map_err(|e| format!("{url}/modules: {e}")),
         (s, body) => Err(format!("{url}/modules answered {s}: {body}")),
     }
@@ -85,12 +90,18 @@ fn classify(targets: &[Target], params: &[Pair]) -> Result<Vec<matrix::Change>, 
     Ok(changes)
 }
 
-fn url(t: &Target) -> Result<String, StepError> {
-    Ok(label(t, "url")?.trim_end_matches('/').to_string())
+/// The target of a target step and its own URL (every target step needs the `url` label).
+fn node(c: &Call) -> Result<(&Target, String)> {
+    let t = c
+        .target
+        .as_ref()
+        .ok_or_else(|| fail(format!("`{}` is a target step", c.step)))?;
+    let url = cutover_sdk::params::label(t, "url")?;
+    Ok((t, url.trim_end_matches('/').to_string()))
 }
 
-fn script(t: &Target, name: &str) -> Result<String, StepError> {
-    Ok(Path::new(label(t, "root")?)
+fn script(t: &Target, name: &str) -> Result<String> {
+    Ok(Path::new(cutover_sdk::params::label(t, "root")?)
         .join("bin")
         .join(name)
         .display()
@@ -106,18 +117,165 @@ fn colored(fleet: &[Target], color: &str) -> Vec<String> {
         .collect()
 }
 
+/// Rolling mode: take the node out of nginx and wait until its requests in flight are done.
+fn drain(c: &Call) -> Result<Vec<Output>> {
+    let (t, node) = node(c)?;
+    if !rolling(c) {
+        return Ok(vec![]);
+    }
+    let params = c.params();
+    lb::Lb::new(params)?.drain(&lb::address(&node), true, &format!("drain {}", t.id))?;
+    let timeout = cutover_sdk::params::int(params, "drain-timeout", 30)? * 1000;
+    wait::poll(timeout, 100, |_| {
+        match web::get(&format!("{node}/inflight"), Some(2000)) {
+            Ok((200, n)) if n.trim() == "0" => Ok(()),
+            Ok((_, n)) => {
+                cutover_sdk::progress(
+                    &format!("{} requests in flight on {}", n.trim(), t.id),
+                    None,
+                );
+                Err(format!("{} requests still in flight", n.trim()))
+            }
+            Err(e) => Err(e.message),
+        }
+    })
+    .map_err(|e| e.context(format!("draining {}", t.id)))?;
+    Ok(vec![])
+}
+
+/// Rolling mode: put the node back into nginx.
+fn undrain(c: &Call) -> Result<Vec<Output>> {
+    let (t, node) = node(c)?;
+    if !rolling(c) {
+        return Ok(vec![]);
+    }
+    lb::Lb::new(c.params())?.drain(&lb::address(&node), false, &format!("undrain {}", t.id))?;
+    Ok(vec![])
+}
+
+fn stop(c: &Call) -> Result<Vec<Output>> {
+    let (t, _) = node(c)?;
+    cmd::run_ok(&script(t, "stop")?, &[], None)?;
+    Ok(vec![])
+}
+
+fn start(c: &Call) -> Result<Vec<Output>> {
+    let (t, _) = node(c)?;
+    cmd::run_ok(&script(t, "start")?, &[], None)?;
+    Ok(vec![])
+}
+
+/// Put the module and the fix pack into the node's deploy folder, and the properties in place.
+fn deploy(c: &Call) -> Result<Vec<Output>> {
+    let (t, _) = node(c)?;
+    let params = c.params();
+    let root = PathBuf::from(cutover_sdk::params::label(t, "root")?);
+    let mut done = Vec::new();
+    for key in ["module", "fixpack"] {
+        if let Some(path) = artifact(params, key) {
+            let name = path.file_name().unwrap_or_default();
+            files::write_atomic(&root.join("deploy").join(name), &read_bytes(&path)?)?;
+            done.push(name.to_string_lossy().to_string());
+        }
+    }
+    if let Some(path) = artifact(params, "properties") {
+        files::write_atomic(&root.join("portal-ext.properties"), &read_bytes(&path)?)?;
+        done.push("portal-ext.properties".into());
+    }
+    Ok(vec![output("deployed", done.join(" "))])
+}
+
+/// Wait until the node answers `/health` and its `/modules` lists the new module.
+fn health(c: &Call) -> Result<Vec<Output>> {
+    let (t, node) = node(c)?;
+    let params = c.params();
+    let timeout = cutover_sdk::params::int(params, "health-timeout", 60)? * 1000;
+    let want = match artifact(params, "module") {
+        Some(path) => {
+            let m = matrix::module(&read_bytes(&path)?)?;
+            Some(format!("{}-{}.jar", m.bundle, m.version))
+        }
+        None => None,
+    };
+    let seen = wait::poll(timeout, 250, |_| {
+        match web::get(&format!("{node}/health"), Some(2000)).map_err(|e| e.message)? {
+            (200, _) => {}
+            (s, b) => return Err(format!("health answered {s}: {b}")),
+        }
+        let r = report(&node)?;
+        match &want {
+            Some(jar) if !r["modules"].to_string().contains(jar.as_str()) => {
+                Err(format!("{jar} is not active yet"))
+            }
+            _ => Ok(r["modules"].to_string()),
+        }
+    })
+    .map_err(|e| e.context(format!("{} is not healthy", t.id)))?;
+    Ok(vec![output("modules", seen)])
+}
+
+/// Blue-green mode: point nginx at the green nodes, remembering the blue ones.
+fn switch(c: &Call) -> Result<Vec<Output>> {
+    if rolling(c) {
+        return Ok(vec![]);
+    }
+    let green = colored(c.fleet(), "green");
+    let balancer = lb::Lb::new(c.params())?;
+    let before = balancer.servers()?;
+    balancer.switch(&green, "switch to green")?;
+    Ok(vec![output("blue", before.join(" "))])
+}
+
+/// Blue-green mode: point nginx back at the blue nodes in one reload.
+fn switch_back(c: &Call) -> Result<()> {
+    if rolling(c) {
+        return Ok(());
+    }
+    let blue = colored(c.fleet(), "blue");
+    lb::Lb::new(c.params())?
+        .switch(&blue, "switch back to blue")
+        .map(drop)
+}
+
+/// Undo of `drain`.
+fn undo_drain(c: &Call) -> Result<()> {
+    undrain(c).map(drop)
+}
+
+/// Undo of `undrain`.
+fn undo_undrain(c: &Call) -> Result<()> {
+    drain(c).map(drop)
+}
+
+/// Undo of `stop`.
+fn undo_stop(c: &Call) -> Result<()> {
+    start(c).map(drop)
+}
+
+/// Undo of `start`.
+fn undo_start(c: &Call) -> Result<()> {
+    stop(c).map(drop)
+}
+
+// Steps that write a node never run its programs, and the other way round.
+
+/// nginx's folder and program: the steps that change the load balancer.
+const BALANCER: &[Cap] = &[
+    Cap::Dir("{lb-dir}", Access::ReadWrite),
+    Cap::Exec("{nginx}"),
+];
+/// The node's scripts, for `stop` (and its undo).
+const SCRIPTS: &[Cap] = &[Cap::Exec("{root}/bin/stop"), Cap::Exec("{root}/bin/start")];
+/// The same for `start`, listed in its order.
+const START_SCRIPTS: &[Cap] = &[Cap::Exec("{root}/bin/start"), Cap::Exec("{root}/bin/stop")];
+
 impl cutover_sdk::Adapter for Liferay {
-    fn describe() -> Description {
-        let p = parameter;
-        let s = target_step;
-        Description {
-            leases: vec![
-                "{root}/.cutover-lease".into(),
-                "{lb-dir}/.cutover-lease".into(),
-            ],
-            name: "liferay-cluster".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Liferay DXP cluster update by rolling restart or blue-green".into(),
+    fn about() -> About {
+        let p = declare;
+        About {
+            name: "liferay-cluster",
+            version: env!("CARGO_PKG_VERSION"),
+            summary: "Liferay DXP cluster update by rolling restart or blue-green",
             parameters: vec![
                 p(
                     "mode",
@@ -206,96 +364,107 @@ impl cutover_sdk::Adapter for Liferay {
                     None,
                 ),
             ],
-            // Steps that write a node never run its programs, and the other way round.
             capabilities: vec![
-                dir("{artifacts}", Access::Read),
-                dir("{root}", Access::Read),
-                dir("{lb-dir}", Access::Read),
+                Cap::Dir("{artifacts}", Access::Read).capability(),
+                Cap::Dir("{root}", Access::Read).capability(),
+                Cap::Dir("{lb-dir}", Access::Read).capability(),
                 Capability::Http("{url}".into()),
             ],
-            steps: vec![
-                with_caps(
-                    s(
-                        "drain",
-                        "take the node out of the load balancer and let its requests finish",
-                        true,
-                        true,
-                        120,
-                    ),
-                    vec![dir("{lb-dir}", Access::ReadWrite), exec("{nginx}")],
-                ),
-                with_caps(
-                    s(
-                        "stop",
-                        "stop the node (bin/stop, graceful)",
-                        true,
-                        true,
-                        120,
-                    ),
-                    vec![exec("{root}/bin/stop"), exec("{root}/bin/start")],
-                ),
-                with_caps(
-                    s(
-                        "deploy",
-                        "put the module, fix pack and properties in place",
-                        false,
-                        true,
-                        120,
-                    ),
-                    vec![dir("{root}", Access::ReadWrite)],
-                ),
-                with_caps(
-                    s("start", "start the node (bin/start)", true, true, 300),
-                    vec![exec("{root}/bin/start"), exec("{root}/bin/stop")],
-                ),
-                s(
-                    "health",
-                    "wait until the node is healthy with the new module",
-                    false,
-                    true,
-                    300,
-                ),
-                with_caps(
-                    s(
-                        "undrain",
-                        "put the node back into the load balancer",
-                        true,
-                        true,
-                        60,
-                    ),
-                    vec![dir("{lb-dir}", Access::ReadWrite), exec("{nginx}")],
-                ),
-                with_caps(
-                    fleet_step(
-                        "switch",
-                        "blue-green: point the load balancer at the green nodes",
-                        Phase::Switch,
-                        true,
-                        true,
-                        60,
-                    ),
-                    vec![dir("{lb-dir}", Access::ReadWrite), exec("{nginx}")],
-                ),
+            leases: vec![
+                "{root}/.cutover-lease".into(),
+                "{lb-dir}/.cutover-lease".into(),
             ],
         }
     }
 
-    fn preflight(
-        targets: Vec<Target>,
-        params: Vec<Pair>,
-        strategy: String,
-    ) -> Result<Vec<Finding>, PluginError> {
+    const STEPS: &'static [StepDef] = &[
+        StepDef {
+            name: "drain",
+            about: "take the node out of the load balancer and let its requests finish",
+            run: drain,
+            undo: Some(undo_drain),
+            idempotent: true,
+            undo_idempotent: true,
+            timeout_s: 120,
+            caps: BALANCER,
+            ..StepDef::TARGET
+        },
+        StepDef {
+            name: "stop",
+            about: "stop the node (bin/stop, graceful)",
+            run: stop,
+            undo: Some(undo_stop),
+            idempotent: true,
+            undo_idempotent: true,
+            timeout_s: 120,
+            caps: SCRIPTS,
+            ..StepDef::TARGET
+        },
+        StepDef {
+            name: "deploy",
+            about: "put the module, fix pack and properties in place",
+            run: deploy,
+            idempotent: true,
+            timeout_s: 120,
+            caps: &[Cap::Dir("{root}", Access::ReadWrite)],
+            ..StepDef::TARGET
+        },
+        StepDef {
+            name: "start",
+            about: "start the node (bin/start)",
+            run: start,
+            undo: Some(undo_start),
+            idempotent: true,
+            undo_idempotent: true,
+            timeout_s: 300,
+            caps: START_SCRIPTS,
+            ..StepDef::TARGET
+        },
+        StepDef {
+            name: "health",
+            about: "wait until the node is healthy with the new module",
+            run: health,
+            idempotent: true,
+            timeout_s: 300,
+            ..StepDef::TARGET
+        },
+        StepDef {
+            name: "undrain",
+            about: "put the node back into the load balancer",
+            run: undrain,
+            undo: Some(undo_undrain),
+            idempotent: true,
+            undo_idempotent: true,
+            timeout_s: 60,
+            caps: BALANCER,
+            ..StepDef::TARGET
+        },
+        StepDef {
+            name: "switch",
+            about: "blue-green: point the load balancer at the green nodes",
+            run: switch,
+            undo: Some(switch_back),
+            idempotent: true,
+            undo_idempotent: true,
+            timeout_s: 60,
+            caps: BALANCER,
+            ..StepDef::FLEET
+        },
+    ];
+
+    fn preflight(targets: Vec<Target>, ctx: PreflightContext) -> Result<Vec<Finding>> {
+        let (params, strategy) = (&ctx.params, &ctx.strategy);
         let mut findings = Vec::new();
-        let blue_green = mode(&params) == "blue-green";
+        let blue_green = mode(params) == "blue-green";
         let mut add =
             |severity, message: String| findings.push(preflight::finding(severity, None, message));
         if blue_green != strategy.starts_with("blue-green") {
             add(
                 Severity::Blocker,
-                format!("mode = \"{}\" does not fit the strategy {strategy}: use mode = \"blue-green\" with the blue-green strategy and \"rolling\" otherwise", mode(&params)),
+                format!("mode = \"{}\" does not fit the strategy {strategy}: use mode = \"blue-green\" with the blue-green strategy and \"rolling\" otherwise", mode(params)),
             );
         }
-        match classify(&targets, &params) {
+        match classify(&targets, params) {
             Err(e) => add(
                 Severity::Blocker,
                 format!("cannot classify the change: {e}"),
@@ -321,131 +490,6 @@ impl cutover_sdk::Adapter for Liferay {
         }
         Ok(findings)
     }
-
-    fn run_step(
-        step: String,
-        target: Option<Target>,
-        ctx: StepContext,
-    ) -> Result<Vec<Output>, StepError> {
-        let params = &ctx.params;
-        let rolling = mode(params) == "rolling";
-        if step == "switch" {
-            if rolling {
-                return Ok(vec![]);
-            }
-            let green = colored(&ctx.fleet, "green");
-            let balancer = lb::Lb::new(params)?;
-            let before = balancer.servers()?;
-            balancer.switch(&green, "switch to green")?;
-            return Ok(vec![out("blue", before.join(" "))]);
-        }
-        let t = target.ok_or_else(|| fail(format!("`{step}` is a target step")))?;
-        let node = url(&t)?;
-        match step.as_str() {
-            "drain" if rolling => {
-                lb::Lb::new(params)?.drain(
-                    &lb::address(&node),
-                    true,
-                    &format!("drain {}", t.id),
-                )?;
-                let timeout = int(params, "drain-timeout", 30).map_err(fail)? * 1000;
-                wait::poll(timeout, 100, |_| {
-                    match web::get(&format!("{node}/inflight"), Some(2000)) {
-                        Ok((200, n)) if n.trim() == "0" => Ok(()),
-                        Ok((_, n)) => {
-                            progress(
-                                &format!("{} requests in flight on {}", n.trim(), t.id),
-                                None,
-                            );
-                            Err(format!("{} requests still in flight", n.trim()))
-                        }
-                        Err(e) => Err(e),
-                    }
-                })
-                .map_err(|e| fail(format!("draining {}: {e}", t.id)))?;
-                Ok(vec![])
-            }
-            "undrain" if rolling => {
-                lb::Lb::new(params)?.drain(
-                    &lb::address(&node),
-                    false,
-                    &format!("undrain {}", t.id),
-                )?;
-                Ok(vec![])
-            }
-            "drain" | "undrain" => Ok(vec![]),
-            "stop" => cmd::run_ok(&script(&t, "stop")?, &[], None).map(|_| vec![]),
-            "start" => cmd::run_ok(&script(&t, "start")?, &[], None).map(|_| vec![]),
-            "deploy" => deploy(&t, params),
-            "health" => {
-                let timeout = int(params, "health-timeout", 60).map_err(fail)? * 1000;
-                let want = match artifact(params, "module") {
-                    Some(path) => {
-                        let m = matrix::module(&read_bytes(&path)?).map_err(fail)?;
-                        Some(format!("{}-{}.jar", m.bundle, m.version))
-                    }
-                    None => None,
-                };
-                let seen = wait::poll(timeout, 250, |_| {
-                    match web::get(&format!("{node}/health"), Some(2000))? {
-                        (200, _) => {}
-                        (s, b) => return Err(format!("health answered {s}: {b}")),
-                    }
-                    let r = report(&node)?;
-                    match &want {
-                        Some(jar) if !r["modules"].to_string().contains(jar.as_str()) => {
-                            Err(format!("{jar} is not active yet"))
-                        }
-                        _ => Ok(r["modules"].to_string()),
-                    }
-                })
-                .map_err(|e| fail(format!("{} is not healthy: {e}", t.id)))?;
-                Ok(vec![out("modules", seen)])
-            }
-            other => Err(fail(format!("liferay-cluster has no step `{other}`"))),
-        }
-    }
-
-    fn undo_step(step: String, target: Option<Target>, ctx: StepContext) -> Result<(), StepError> {
-        let params = &ctx.params;
-        let rolling = mode(params) == "rolling";
-        if step == "switch" {
-            if rolling {
-                return Ok(());
-            }
-            let blue = colored(&ctx.fleet, "blue");
-            return lb::Lb::new(params)?
-                .switch(&blue, "switch back to blue")
-                .map(|_| ());
-        }
-        let t = target.ok_or_else(|| fail(format!("`{step}` is a target step")))?;
-        let undo = match step.as_str() {
-            "drain" => "undrain",
-            "undrain" => "drain",
-            "stop" => "start",
-            "start" => "stop",
-            _ => return Ok(()),
-        };
-        Self::run_step(undo.into(), Some(t), ctx).map(|_| ())
-    }
-}
-
-/// Put the module and the fix pack into the node's deploy folder, and the properties in place.
-fn deploy(t: &Target, params: &[Pair]) -> Result<Vec<Output>, StepError> {
-    let root = PathBuf::from(label(t, "root")?);
-    let mut done = Vec::new();
-    for key in ["module", "fixpack"] {
-        if let Some(path) = artifact(params, key) {
-            let name = path.file_name().unwrap_or_default();
-            files::write_atomic(&root.join("deploy").join(name), &read_bytes(&path)?)?;
-            done.push(name.to_string_lossy().to_string());
-        }
-    }
-    if let Some(path) = artifact(params, "properties") {
-        files::write_atomic(&root.join("portal-ext.properties"), &read_bytes(&path)?)?;
-        done.push("portal-ext.properties".into());
-    }
-    Ok(vec![out("deployed", done.join(" "))])
 }
 
 cutover_sdk::export_adapter!(Liferay);

@@ -1,10 +1,8 @@
 //! A node's OSGi framework, through its console command (`{home}/bin/console COMMAND...`,
 //! which answers as the framework's shell does).
 
-use cutover_sdk::adapter_types::{StepError, Target};
-use cutover_sdk::cmd;
 use cutover_sdk::params::label;
-use cutover_sdk::step::fail;
+use cutover_sdk::{cmd, fail, Result, Target};
 
 /// One installed bundle, from `lb -s`.
 pub struct Installed {
@@ -22,7 +20,7 @@ pub struct Console {
 
 impl Console {
     /// The console of target `t` (its `home` label).
-    pub fn of(t: &Target) -> Result<Console, StepError> {
+    pub fn of(t: &Target) -> Result<Console> {
         Ok(Console {
             program: format!("{}/bin/console", label(t, "home")?.trim_end_matches('/')),
             node: t.id.clone(),
@@ -30,7 +28,7 @@ impl Console {
     }
 
     /// Run one shell command; what it printed. A reported error fails with the node named.
-    pub fn run(&self, command: &str) -> Result<String, StepError> {
+    pub fn run(&self, command: &str) -> Result<String> {
         let words: Vec<&str> = command.split_whitespace().collect();
         let exit = cmd::run(&self.program, &words, Some(60_000))?;
         if exit.code != Some(0) {
@@ -44,7 +42,7 @@ impl Console {
     }
 
     /// Every installed bundle (`lb -s`: id, state, symbolic name and version).
-    pub fn bundles(&self) -> Result<Vec<Installed>, StepError> {
+    pub fn bundles(&self) -> Result<Vec<Installed>> {
         let text = self.run("lb -s")?;
         Ok(text
             .lines()
@@ -62,7 +60,7 @@ impl Console {
     }
 
     /// The bundles of `symbolic_name`.
-    pub fn find(&self, symbolic_name: &str) -> Result<Vec<Installed>, StepError> {
+    pub fn find(&self, symbolic_name: &str) -> Result<Vec<Installed>> {
         Ok(self
             .bundles()?
             .into_iter()
@@ -71,12 +69,12 @@ impl Console {
     }
 
     /// The bundle with id `id`, if installed.
-    pub fn get(&self, id: u64) -> Result<Option<Installed>, StepError> {
+    pub fn get(&self, id: u64) -> Result<Option<Installed>> {
         Ok(self.bundles()?.into_iter().find(|b| b.id == id))
     }
 
     /// `install <url>`: the bundle id the framework assigned.
-    pub fn install(&self, url: &str) -> Result<u64, StepError> {
+    pub fn install(&self, url: &str) -> Result<u64> {
         let text = self.run(&format!("install {url}"))?;
         text.lines()
             .find_map(|l| l.trim().strip_prefix("Bundle ID:"))
@@ -91,7 +89,7 @@ impl Console {
     }
 
     /// Run `<verb> <id>` and check the bundle reaches `state` (None: gone).
-    pub fn change(&self, verb: &str, id: u64, state: Option<&str>) -> Result<(), StepError> {
+    pub fn change(&self, verb: &str, id: u64, state: Option<&str>) -> Result<()> {
         self.run(&format!("{verb} {id}"))?;
         let now = self.get(id)?;
         match (state, &now) {

@@ -20,17 +20,18 @@
 
 mod bundle;
 mod console;
+mod grid;
 mod xscmd;
 
 use console::Console;
-use cutover_sdk::adapter_types::*;
-use cutover_sdk::describe::{dir, fleet_step, parameter, target_step};
 use cutover_sdk::jar::compare_versions;
-use cutover_sdk::params::{get, label, output};
-use cutover_sdk::step::{fail, out};
-use cutover_sdk::{files, log, preflight, progress};
+use cutover_sdk::params::{declare, get, label};
+use cutover_sdk::{fail, files, info, output, preflight, warn};
+use cutover_sdk::{
+    About, Access, Call, Cap, Capability, Finding, Output, Pair, PreflightContext, Result,
+    Severity, StepDef, StepKind, Target,
+};
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 struct OsgiGrid;
@@ -46,6 +47,7 @@ fn bundle_path(params: &[Pair]) -> Result<PathBuf, String> {
     })
 }
 
+/// The new bundle's path and what its jar says.
 fn read_bundle(params: &[Pair]) -> Result<(PathBuf, bundle::Bundle), String> {
     let path = bundle_path(params)?;
     let bytes = std::fs::read(&path).map_err(|e| files::io_error("reading", &path, e).message)?;
@@ -53,199 +55,154 @@ fn read_bundle(params: &[Pair]) -> Result<(PathBuf, bundle::Bundle), String> {
     Ok((path, b))
 }
 
-/// The rankings the update moves to: every grid service the bundle publishes (a service
-/// `osgiCurrent` shows for a map set), as integers. Other services of the bundle are left out,
-/// as preflight warns.
-fn wanted(params: &[Pair]) -> Result<Vec<(String, i64)>, StepError> {
-    let (path, b) = read_bundle(params).map_err(fail)?;
-    let mut grid = std::collections::BTreeSet::new();
-    for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
-        grid.extend(xscmd::current(params, &g, &ms)?.into_keys());
-    }
-    b.services
-        .iter()
-        .filter(|(svc, _, _)| grid.contains(svc))
-        .map(|(svc, r, file)| {
-            r.parse().map(|r| (svc.clone(), r)).map_err(|_| {
-                fail(format!(
-                    "bundle {}: service {svc} ({file}) has ranking `{r}`, not an integer",
-                    path.display()
-                ))
-            })
-        })
-        .collect()
-}
-
 /// Where a node keeps its copy of the bundle.
-fn copy_of(t: &Target, params: &[Pair]) -> Result<PathBuf, StepError> {
-    let file = bundle_path(params)
-        .map_err(fail)?
+fn copy_of(t: &Target, params: &[Pair]) -> Result<PathBuf> {
+    let file = bundle_path(params)?
         .file_name()
         .map(|f| f.to_os_string())
         .ok_or_else(|| fail("parameter `bundle` names no file"))?;
     Ok(PathBuf::from(label(t, "home")?).join("bundles").join(file))
 }
 
-fn id_output(ctx: &StepContext, key: &str) -> Option<u64> {
-    output(&ctx.outputs, key).and_then(|v| v.parse().ok())
+fn id_output(c: &Call, key: &str) -> Option<u64> {
+    c.output(key).and_then(|v| v.parse().ok())
 }
 
-/// `suspendBalancing` or `resumeBalancing` for every grid/map set.
-fn balancing(params: &[Pair], command: &str) -> Result<(), StepError> {
-    for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
-        xscmd::run_ok(params, &[command, "-g", &g, "-ms", &ms])?;
-        log(Level::Info, &format!("{command} -g {g} -ms {ms}: done"));
+/// The target of a per-node call and its console; without a target the error says the
+/// step `what` (e.g. "is a target step").
+fn node<'a>(c: &'a Call, what: &str) -> Result<(&'a Target, Console)> {
+    let t = c
+        .target
+        .as_ref()
+        .ok_or_else(|| fail(format!("`{}` {what}", c.step)))?;
+    Ok((t, Console::of(t)?))
+}
+
+/// `copy-bundle`: write the new bundle into the node's `bundles/`.
+fn copy_bundle(c: &Call) -> Result<Vec<Output>> {
+    let (t, _) = node(c, "is a target step")?;
+    let from = bundle_path(c.params())?;
+    let bytes = std::fs::read(&from).map_err(|e| files::io_error("reading", &from, e))?;
+    let to = copy_of(t, c.params())?;
+    files::write_atomic(&to, &bytes)?;
+    Ok(vec![output("copy", to.display().to_string())])
+}
+
+/// Undo of `copy-bundle`: remove the copy (already gone is fine).
+fn remove_copy(c: &Call) -> Result<()> {
+    let (t, _) = node(c, "has no undo for the fleet")?;
+    let copy = copy_of(t, c.params())?;
+    match std::fs::remove_file(&copy) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(files::io_error("removing", &copy, e))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-/// The active rankings of the services the update moves, as `-sr` takes them.
-fn active_of(wanted: &[(String, i64)], active: &BTreeMap<String, i64>) -> String {
-    let rankings: Vec<(String, i64)> = wanted
+/// `install`: install the copy in the node's framework (once: a re-run finds it), noting the
+/// new bundle id and the old ones.
+fn install(c: &Call) -> Result<Vec<Output>> {
+    let (t, console) = node(c, "is a target step")?;
+    let (_, b) = read_bundle(c.params())?;
+    let present = console.find(&b.symbolic_name)?;
+    let old: Vec<String> = present
         .iter()
-        .filter_map(|(svc, _)| active.get(svc).map(|r| (svc.clone(), *r)))
+        .filter(|i| i.version != b.version)
+        .map(|i| i.id.to_string())
         .collect();
-    xscmd::sr(&rankings)
-}
-
-/// `check-grid`: every server of the fleet sees the new rankings (`osgiAll`), and they are
-/// valid targets (`osgiCheck`).
-fn check_grid(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
-    let params = &ctx.params;
-    let wanted = wanted(params)?;
-    let text = xscmd::run(params, &["osgiAll"])?;
-    let tables = xscmd::tables(&text);
-    let mut missing = Vec::new();
-    for t in &ctx.fleet {
-        let Some(rows) = tables.get(&t.id) else {
-            missing.push(format!("server {} is not in osgiAll", t.id));
-            continue;
-        };
-        for (svc, r) in &wanted {
-            let has = rows
-                .iter()
-                .any(|(s, list)| s == svc && list.split(',').any(|x| x.trim() == r.to_string()));
-            if !has {
-                missing.push(format!("server {} does not offer {svc} ranking {r}", t.id));
-            }
-        }
-    }
-    if !missing.is_empty() {
-        return Err(fail(format!(
-            "osgiAll: {}; every node must have the new bundle started",
-            missing.join("; ")
-        )));
-    }
-    if !text.contains("All servers have the same service rankings") {
-        return Err(fail(format!(
-            "osgiAll: the servers do not have the same service rankings: {}",
-            text.lines().last().unwrap_or_default()
-        )));
-    }
-    let sr = xscmd::sr(&wanted);
-    xscmd::run_ok(params, &["osgiCheck", "-sr", &sr])?;
-    Ok(vec![out("rankings", sr)])
-}
-
-/// `update`: `osgiCheck` again, then `osgiUpdate` per map set, unless a map set already has
-/// the new rankings (a re-run after a crash): the update happens once. Going back is the undo
-/// of `suspend-balancing`, which recorded the rankings before.
-fn update(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
-    let params = &ctx.params;
-    let wanted = wanted(params)?;
-    let sr = xscmd::sr(&wanted);
-    for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
-        let active = xscmd::current(params, &g, &ms)?;
-        if wanted.iter().all(|(svc, r)| active.get(svc) == Some(r)) {
-            log(
-                Level::Warn,
-                &format!("{g}/{ms} already has rankings {sr} active (a re-run): not updated again"),
+    let id = match present.iter().find(|i| i.version == b.version) {
+        Some(i) => {
+            warn!(
+                "{} {} is already installed as bundle {} (a re-run)",
+                b.symbolic_name, b.version, i.id
             );
-            continue;
+            i.id
         }
-        xscmd::run_ok(params, &["osgiCheck", "-sr", &sr])?;
-        progress(
-            &format!("osgiUpdate -sr {sr} -g {g} -ms {ms}: quiescing and draining the grid"),
-            None,
-        );
-        let text = xscmd::run(params, &["osgiUpdate", "-sr", &sr, "-g", &g, "-ms", &ms])?;
-        if !text.contains("Update succeeded for the following service rankings") {
-            return Err(fail(format!("osgiUpdate -g {g} -ms {ms}: {}", text.trim())));
+        None => {
+            let url = format!("file:{}", copy_of(t, c.params())?.display());
+            console.install(&url)?
         }
-        let reported: Vec<(String, String)> =
-            xscmd::tables(&text).into_values().flatten().collect();
-        for (svc, r) in &wanted {
-            if !reported
-                .iter()
-                .any(|(s, v)| s == svc && *v == r.to_string())
-            {
-                return Err(fail(format!(
-                    "osgiUpdate -g {g} -ms {ms} did not report {svc} at ranking {r}: {}",
-                    text.trim()
-                )));
-            }
-        }
-        log(Level::Info, &format!("{g}/{ms}: rankings {sr} active"));
-    }
-    Ok(Vec::new())
+    };
+    info!("{}: bundle {id} is {} {}", t.id, b.symbolic_name, b.version);
+    Ok(vec![
+        output("bundle-id", id.to_string()),
+        output("old-ids", old.join(",")),
+    ])
 }
 
-/// `suspend-balancing`: records each map set's active rankings first, so that its undo can
-/// restore them whatever happened after.
-fn suspend(ctx: &StepContext) -> Result<Vec<Output>, StepError> {
-    let params = &ctx.params;
-    let wanted = wanted(params)?;
-    let mut outputs = Vec::new();
-    for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
-        let key = format!("before:{g}/{ms}");
-        let before = match output(&ctx.outputs, &key) {
-            Some(b) => b.to_string(),
-            None => active_of(&wanted, &xscmd::current(params, &g, &ms)?),
-        };
-        outputs.push(out(&key, before));
+/// Undo of `install`: uninstall the new bundle if it is still there.
+fn uninstall(c: &Call) -> Result<()> {
+    let (_, console) = node(c, "has no undo for the fleet")?;
+    let Some(id) = id_output(c, "bundle-id") else {
+        return Ok(());
+    };
+    match console.get(id)? {
+        Some(_) => console.change("uninstall", id, None),
+        None => Ok(()),
     }
-    balancing(params, "suspendBalancing")?;
-    Ok(outputs)
 }
 
-/// Undo of `suspend-balancing`: if an update went through (it completed, or it completed in
-/// the grid while cutover was down), the recorded rankings are restored with balancing
-/// suspended; then balancing resumes.
-fn unsuspend(ctx: &StepContext) -> Result<(), StepError> {
-    let params = &ctx.params;
-    for (g, ms) in xscmd::map_sets(params).map_err(fail)? {
-        let Some(before) = output(&ctx.outputs, &format!("before:{g}/{ms}")) else {
-            continue;
-        };
-        let active = xscmd::current(params, &g, &ms)?;
-        let changed = before
-            .split(',')
-            .filter_map(|x| x.split_once(';'))
-            .any(|(svc, r)| active.get(svc).map(|a| a.to_string()) != Some(r.to_string()));
-        if changed {
-            log(
-                Level::Warn,
-                &format!("{g}/{ms} is not on rankings {before} any more: updating back"),
-            );
-            xscmd::run_ok(params, &["suspendBalancing", "-g", &g, "-ms", &ms])?;
-            xscmd::run(params, &["osgiUpdate", "-sr", before, "-g", &g, "-ms", &ms])?;
+/// `start`: start the new bundle; the grid's service tracker sees its rankings.
+fn start(c: &Call) -> Result<Vec<Output>> {
+    let (_, console) = node(c, "is a target step")?;
+    let id = id_output(c, "bundle-id").ok_or_else(|| fail("no bundle-id from `install`"))?;
+    console.change("start", id, Some("Active"))?;
+    Ok(vec![])
+}
+
+/// Undo of `start`: stop the new bundle if it is active.
+fn stop(c: &Call) -> Result<()> {
+    let (_, console) = node(c, "has no undo for the fleet")?;
+    let Some(id) = id_output(c, "bundle-id") else {
+        return Ok(());
+    };
+    match console.get(id)? {
+        Some(b) if b.state == "Active" => console.change("stop", id, Some("Resolved")),
+        _ => Ok(()),
+    }
+}
+
+/// `remove-old`: stop and uninstall the old bundles `install` noted (those still there).
+fn remove_old(c: &Call) -> Result<Vec<Output>> {
+    let (t, console) = node(c, "is a target step")?;
+    for id in c
+        .output("old-ids")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|i| i.parse::<u64>().ok())
+    {
+        if console.get(id)?.is_some() {
+            console.change("stop", id, Some("Resolved"))?;
+            console.change("uninstall", id, None)?;
+            info!("{}: old bundle {id} stopped and uninstalled", t.id);
         }
     }
-    balancing(params, "resumeBalancing")
+    Ok(vec![])
 }
+
+/// The grid-wide steps: idempotent, 600 s.
+const GRID: StepDef = StepDef {
+    idempotent: true,
+    timeout_s: 600,
+    ..StepDef::FLEET
+};
+
+/// The per-node steps: idempotent (their undos too), 120 s.
+const NODE: StepDef = StepDef {
+    idempotent: true,
+    undo_idempotent: true,
+    timeout_s: 120,
+    ..StepDef::TARGET
+};
 
 impl cutover_sdk::Adapter for OsgiGrid {
-    fn describe() -> Description {
-        let p = parameter;
-        let s = target_step;
-        let fleet = |name: &str, description: &str, undoable: bool| {
-            fleet_step(name, description, Phase::Switch, undoable, true, 600)
-        };
-        Description {
-            leases: vec!["{home}/.cutover-lease".into()],
-            name: "osgi-grid".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "live update of an OSGi data grid's plugin bundle by service ranking".into(),
+    fn about() -> About {
+        let p = declare;
+        About {
+            name: "osgi-grid",
+            version: env!("CARGO_PKG_VERSION"),
+            summary: "live update of an OSGi data grid's plugin bundle by service ranking",
             parameters: vec![
                 p(
                     "bundles",
@@ -278,73 +235,75 @@ impl cutover_sdk::Adapter for OsgiGrid {
                 ),
             ],
             capabilities: vec![
-                dir("{bundles}", Access::Read),
-                dir("{home}/bundles", Access::ReadWrite),
+                Cap::Dir("{bundles}", Access::Read).capability(),
+                Cap::Dir("{home}/bundles", Access::ReadWrite).capability(),
                 Capability::Exec("{home}/bin/console".into()),
                 Capability::Exec("{xscmd}".into()),
             ],
-            steps: vec![
-                s(
-                    "copy-bundle",
-                    "copy the new bundle to the node",
-                    true,
-                    true,
-                    120,
-                ),
-                s(
-                    "install",
-                    "install it in the node's OSGi framework",
-                    true,
-                    true,
-                    120,
-                ),
-                s(
-                    "start",
-                    "start it: the grid's service tracker sees its rankings",
-                    true,
-                    true,
-                    120,
-                ),
-                fleet(
-                    "check-grid",
-                    "osgiAll shows the new rankings on every server; osgiCheck",
-                    false,
-                ),
-                fleet(
-                    "suspend-balancing",
-                    "suspendBalancing for every grid/map set",
-                    true,
-                ),
-                // Going back is the undo of `suspend-balancing`: it knows the rankings before.
-                fleet(
-                    "update",
-                    "osgiCheck again, osgiUpdate, check the reported rankings",
-                    false,
-                ),
-                fleet(
-                    "resume-balancing",
-                    "resumeBalancing for every grid/map set",
-                    false,
-                ),
-                Step {
-                    phase: Phase::Finalize,
-                    ..s(
-                        "remove-old",
-                        "stop and uninstall the old bundle",
-                        false,
-                        true,
-                        120,
-                    )
-                },
-            ],
+            leases: vec!["{home}/.cutover-lease".into()],
         }
     }
 
-    fn preflight(
-        targets: Vec<Target>,
-        params: Vec<Pair>,
-        _strategy: String,
-    ) -> Result<Vec<Finding>, PluginError> {
+    const STEPS: &'static [StepDef] = &[
+        StepDef {
+            name: "copy-bundle",
+            about: "copy the new bundle to the node",
+            run: copy_bundle,
+            undo: Some(remove_copy),
+            ..NODE
+        },
+        StepDef {
+            name: "install",
+            about: "install it in the node's OSGi framework",
+            run: install,
+            undo: Some(uninstall),
+            ..NODE
+        },
+        StepDef {
+            name: "start",
+            about: "start it: the grid's service tracker sees its rankings",
+            run: start,
+            undo: Some(stop),
+            ..NODE
+        },
+        StepDef {
+            name: "check-grid",
+            about: "osgiAll shows the new rankings on every server; osgiCheck",
+            run: grid::check_grid,
+            ..GRID
+        },
+        StepDef {
+            name: "suspend-balancing",
+            about: "suspendBalancing for every grid/map set",
+            run: grid::suspend,
+            undo: Some(grid::unsuspend),
+            undo_idempotent: true,
+            ..GRID
+        },
+        // Going back is the undo of `suspend-balancing`: it knows the rankings before.
+        StepDef {
+            name: "update",
+            about: "osgiCheck again, osgiUpdate, check the reported rankings",
+            run: grid::update,
+            ..GRID
+        },
+        StepDef {
+            name: "resume-balancing",
+            about: "resumeBalancing for every grid/map set",
+            run: grid::resume,
+            ..GRID
+        },
+        StepDef {
+            name: "remove-old",
+            about: "stop and uninstall the old bundle",
+            kind: StepKind::TargetFinalize,
+            run: remove_old,
+            ..NODE
+        },
+    ];
+
+    fn preflight(targets: Vec<Target>, ctx: PreflightContext) -> Result<Vec<Finding>> {
+        let params = ctx.params;
         let mut findings = Vec::new();
         let mut block =
             |target: Option<&str>, m: String| findings.push(preflight::blocker(target, m));
@@ -419,120 +378,6 @@ impl cutover_sdk::Adapter for OsgiGrid {
             }
         }
         Ok(findings)
-    }
-
-    fn run_step(
-        step: String,
-        target: Option<Target>,
-        ctx: StepContext,
-    ) -> Result<Vec<Output>, StepError> {
-        let params = &ctx.params;
-        match step.as_str() {
-            "check-grid" => return check_grid(&ctx),
-            "suspend-balancing" => return suspend(&ctx),
-            "update" => return update(&ctx),
-            "resume-balancing" => return balancing(params, "resumeBalancing").map(|_| vec![]),
-            _ => {}
-        }
-        let t = target.ok_or_else(|| fail(format!("`{step}` is a target step")))?;
-        let console = Console::of(&t)?;
-        match step.as_str() {
-            "copy-bundle" => {
-                let from = bundle_path(params).map_err(fail)?;
-                let bytes =
-                    std::fs::read(&from).map_err(|e| files::io_error("reading", &from, e))?;
-                let to = copy_of(&t, params)?;
-                files::write_atomic(&to, &bytes)?;
-                Ok(vec![out("copy", to.display().to_string())])
-            }
-            "install" => {
-                let (_, b) = read_bundle(params).map_err(fail)?;
-                let present = console.find(&b.symbolic_name)?;
-                let old: Vec<String> = present
-                    .iter()
-                    .filter(|i| i.version != b.version)
-                    .map(|i| i.id.to_string())
-                    .collect();
-                let id = match present.iter().find(|i| i.version == b.version) {
-                    Some(i) => {
-                        log(
-                            Level::Warn,
-                            &format!(
-                                "{} {} is already installed as bundle {} (a re-run)",
-                                b.symbolic_name, b.version, i.id
-                            ),
-                        );
-                        i.id
-                    }
-                    None => {
-                        let url = format!("file:{}", copy_of(&t, params)?.display());
-                        console.install(&url)?
-                    }
-                };
-                log(
-                    Level::Info,
-                    &format!("{}: bundle {id} is {} {}", t.id, b.symbolic_name, b.version),
-                );
-                Ok(vec![
-                    out("bundle-id", id.to_string()),
-                    out("old-ids", old.join(",")),
-                ])
-            }
-            "start" => {
-                let id = id_output(&ctx, "bundle-id")
-                    .ok_or_else(|| fail("no bundle-id from `install`"))?;
-                console.change("start", id, Some("Active"))?;
-                Ok(vec![])
-            }
-            "remove-old" => {
-                for id in output(&ctx.outputs, "old-ids")
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter_map(|i| i.parse::<u64>().ok())
-                {
-                    if console.get(id)?.is_some() {
-                        console.change("stop", id, Some("Resolved"))?;
-                        console.change("uninstall", id, None)?;
-                        log(
-                            Level::Info,
-                            &format!("{}: old bundle {id} stopped and uninstalled", t.id),
-                        );
-                    }
-                }
-                Ok(vec![])
-            }
-            other => Err(fail(format!("osgi-grid has no step `{other}`"))),
-        }
-    }
-
-    fn undo_step(step: String, target: Option<Target>, ctx: StepContext) -> Result<(), StepError> {
-        let params = &ctx.params;
-        if step == "suspend-balancing" {
-            return unsuspend(&ctx);
-        }
-        let t = target.ok_or_else(|| fail(format!("`{step}` has no undo for the fleet")))?;
-        let console = Console::of(&t)?;
-        let id = id_output(&ctx, "bundle-id");
-        match (step.as_str(), id) {
-            ("start", Some(id)) => match console.get(id)? {
-                Some(b) if b.state == "Active" => console.change("stop", id, Some("Resolved")),
-                _ => Ok(()),
-            },
-            ("install", Some(id)) => match console.get(id)? {
-                Some(_) => console.change("uninstall", id, None),
-                None => Ok(()),
-            },
-            ("copy-bundle", _) => {
-                let copy = copy_of(&t, params)?;
-                match std::fs::remove_file(&copy) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        Err(files::io_error("removing", &copy, e))
-                    }
-                    _ => Ok(()),
-                }
-            }
-            _ => Ok(()),
-        }
     }
 }
 

@@ -1,10 +1,8 @@
 //! eXtreme Scale's `xscmd` (parameter `xscmd`): the grid-wide commands of the procedure and
 //! the tables they print.
 
-use cutover_sdk::adapter_types::{Pair, StepError};
-use cutover_sdk::cmd;
 use cutover_sdk::params::get;
-use cutover_sdk::step::fail;
+use cutover_sdk::{cmd, fail, Pair, Result};
 use std::collections::BTreeMap;
 
 /// What every successful xscmd command prints.
@@ -39,7 +37,7 @@ pub fn map_sets(params: &[Pair]) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Run `xscmd -c <args>`; its output. A failure fails the step with xscmd's own message.
-pub fn run(params: &[Pair], args: &[&str]) -> Result<String, StepError> {
+pub fn run(params: &[Pair], args: &[&str]) -> Result<String> {
     let program = get(params, "xscmd").ok_or_else(|| fail("parameter `xscmd` is required"))?;
     let mut all = vec!["-c"];
     all.extend_from_slice(args);
@@ -55,7 +53,7 @@ pub fn run(params: &[Pair], args: &[&str]) -> Result<String, StepError> {
 }
 
 /// Run `xscmd -c <args>` and require its success message (`CWXSI0040I`); its output.
-pub fn run_ok(params: &[Pair], args: &[&str]) -> Result<String, StepError> {
+pub fn run_ok(params: &[Pair], args: &[&str]) -> Result<String> {
     let text = run(params, args)?;
     if !text.contains(SUCCESS) {
         return Err(fail(format!(
@@ -95,11 +93,7 @@ pub fn tables(text: &str) -> BTreeMap<String, Vec<(String, String)>> {
 }
 
 /// The active rankings of one map set (`osgiCurrent`), per service.
-pub fn current(
-    params: &[Pair],
-    grid: &str,
-    map_set: &str,
-) -> Result<BTreeMap<String, i64>, StepError> {
+pub fn current(params: &[Pair], grid: &str, map_set: &str) -> Result<BTreeMap<String, i64>> {
     let text = run(params, &["osgiCurrent", "-g", grid, "-ms", map_set])?;
     let mut out = BTreeMap::new();
     for rows in tables(&text).values() {

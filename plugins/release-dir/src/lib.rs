@@ -6,17 +6,19 @@
 //! per target: label `root` and optionally `health-url` (polled until it answers 200 with a
 //! body naming the version).
 
-use cutover_sdk::adapter_types::*;
-use cutover_sdk::describe::{dir, exec, parameter, target_step as step, with_caps};
-use cutover_sdk::params::{get, label, output, param};
-use cutover_sdk::step::{fail, out};
-use cutover_sdk::{cmd, files, preflight, progress, release, wait, web};
+use cutover_sdk::params::{declare, get};
+use cutover_sdk::{bail, info, output};
+use cutover_sdk::{cmd, files, preflight, release, wait, web};
+use cutover_sdk::{
+    About, Access, Call, Cap, Capability, Finding, Output, PreflightContext, Result, StepDef,
+    Target,
+};
 use std::path::{Path, PathBuf};
 
 struct ReleaseDir;
 
-fn root(t: &Target) -> Result<PathBuf, StepError> {
-    Ok(PathBuf::from(label(t, "root")?))
+fn root(c: &Call) -> Result<PathBuf> {
+    Ok(PathBuf::from(c.label("root")?))
 }
 
 fn script(root: &Path, name: &str) -> String {
@@ -27,43 +29,120 @@ fn release_dir(root: &Path, version: &str) -> PathBuf {
     root.join("releases").join(version)
 }
 
+/// Copy the artifact into `releases/<version>` (once: a marker skips a completed copy).
+fn fetch(c: &Call) -> Result<Vec<Output>> {
+    let dest = release_dir(&root(c)?, c.param("version")?);
+    let copied = release::install(Path::new(c.param("artifact")?), &dest)?;
+    info!(
+        "{} holds the release ({copied} files copied)",
+        dest.display()
+    );
+    Ok(vec![
+        output("release", dest.display().to_string()),
+        output("files", copied.to_string()),
+    ])
+}
+
+/// Stop the running release, remembering where `current` pointed.
+fn stop(c: &Call) -> Result<Vec<Output>> {
+    let root = root(c)?;
+    let previous = files::read_symlink(&root.join("current"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    cmd::run_ok(&script(&root, "stop"), &[], None)?;
+    Ok(vec![output("previous", previous)])
+}
+
+fn start_again(c: &Call) -> Result<()> {
+    cmd::run_ok(&script(&root(c)?, "start"), &[], None).map(drop)
+}
+
+fn switch(c: &Call) -> Result<Vec<Output>> {
+    release::switch(&root(c)?, &Path::new("releases").join(c.param("version")?))?;
+    Ok(vec![])
+}
+
+fn switch_back(c: &Call) -> Result<()> {
+    release::switch_back(&root(c)?, c.output("previous"))
+}
+
+fn start(c: &Call) -> Result<Vec<Output>> {
+    cmd::run_ok(&script(&root(c)?, "start"), &[], None)?;
+    Ok(vec![])
+}
+
+fn stop_again(c: &Call) -> Result<()> {
+    cmd::run_ok(&script(&root(c)?, "stop"), &[], None).map(drop)
+}
+
+/// Wait until the health URL names the new version (or, without one, check `current`).
+fn health(c: &Call) -> Result<Vec<Output>> {
+    let version = c.param("version")?;
+    let timeout_s: u64 = c.get("health-timeout", 30)?;
+    match get(&c.target()?.labels, "health-url") {
+        Some(url) => {
+            let answer = wait::poll(timeout_s * 1000, 200, |n| {
+                cutover_sdk::progress(&format!("probing {url} (try {n})"), None);
+                match web::get(url, Some(2000)) {
+                    Ok((200, body)) if body.contains(version) => Ok(body),
+                    Ok((status, body)) => Err(format!("{url} answered {status}: {}", body.trim())),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .map_err(|e| e.context("not healthy"))?;
+            Ok(vec![output("health", answer.trim().to_string())])
+        }
+        None => {
+            let current = files::read_symlink(&root(c)?.join("current")).unwrap_or_default();
+            if !current.ends_with(version) {
+                bail!("current points at {}, not {version}", current.display());
+            }
+            Ok(vec![])
+        }
+    }
+}
+
+/// Writing the root and running its programs are separate steps: no call can both rewrite
+/// `bin/` and run it.
+const WRITE_ROOT: &[Cap] = &[Cap::Dir("{root}", Access::ReadWrite)];
+const RUN_SCRIPTS: &[Cap] = &[Cap::Exec("{root}/bin/stop"), Cap::Exec("{root}/bin/start")];
+
 impl cutover_sdk::Adapter for ReleaseDir {
-    fn describe() -> Description {
-        Description {
-            leases: vec!["{root}/.cutover-lease".into()],
-            name: "release-dir".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "versioned release folders with an atomic `current` symlink flip".into(),
+    fn about() -> About {
+        About {
+            name: "release-dir",
+            version: env!("CARGO_PKG_VERSION"),
+            summary: "versioned release folders with an atomic `current` symlink flip",
             parameters: vec![
-                parameter(
+                declare(
                     "version",
                     "name of the new release (its folder under releases/)",
                     true,
                     false,
                     None,
                 ),
-                parameter(
+                declare(
                     "artifact",
                     "directory holding the new release's files",
                     true,
                     false,
                     None,
                 ),
-                parameter(
+                declare(
                     "health-timeout",
                     "seconds to wait for the health URL",
                     false,
                     false,
                     Some("30"),
                 ),
-                parameter(
+                declare(
                     "root",
                     "the node's deploy root (bin/start, bin/stop, releases/, current)",
                     true,
                     true,
                     None,
                 ),
-                parameter(
+                declare(
                     "health-url",
                     "URL answering 200 with the running version",
                     false,
@@ -71,70 +150,63 @@ impl cutover_sdk::Adapter for ReleaseDir {
                     None,
                 ),
             ],
-            // Writing the root and running its programs are separate steps: no call can
-            // both rewrite `bin/` and run it.
             capabilities: vec![
-                dir("{artifact}", Access::Read),
-                dir("{root}", Access::Read),
+                Cap::Dir("{artifact}", Access::Read).capability(),
+                Cap::Dir("{root}", Access::Read).capability(),
                 Capability::Http("{health-url?}".into()),
             ],
-            steps: vec![
-                with_caps(
-                    step(
-                        "fetch",
-                        "copy the artifact into releases/<version>",
-                        false,
-                        true,
-                        300,
-                    ),
-                    vec![dir("{root}", Access::ReadWrite)],
-                ),
-                with_caps(
-                    step(
-                        "stop",
-                        "stop the running release (bin/stop)",
-                        true,
-                        false,
-                        60,
-                    ),
-                    vec![exec("{root}/bin/stop"), exec("{root}/bin/start")],
-                ),
-                with_caps(
-                    step(
-                        "switch",
-                        "point `current` at the new release",
-                        true,
-                        true,
-                        10,
-                    ),
-                    vec![dir("{root}", Access::ReadWrite)],
-                ),
-                with_caps(
-                    step(
-                        "start",
-                        "start the new release (bin/start)",
-                        true,
-                        false,
-                        60,
-                    ),
-                    vec![exec("{root}/bin/start"), exec("{root}/bin/stop")],
-                ),
-                step(
-                    "health",
-                    "wait until the node reports the new version",
-                    false,
-                    true,
-                    60,
-                ),
-            ],
+            leases: vec!["{root}/.cutover-lease".into()],
         }
     }
 
-    fn preflight(
-        targets: Vec<Target>,
-        params: Vec<Pair>,
-        _strategy: String,
-    ) -> Result<Vec<Finding>, PluginError> {
+    const STEPS: &'static [StepDef] = &[
+        StepDef {
+            name: "fetch",
+            about: "copy the artifact into releases/<version>",
+            run: fetch,
+            idempotent: true,
+            timeout_s: 300,
+            caps: WRITE_ROOT,
+            ..StepDef::TARGET
+        },
+        StepDef {
+            name: "stop",
+            about: "stop the running release (bin/stop)",
+            run: stop,
+            undo: Some(start_again),
+            caps: RUN_SCRIPTS,
+            ..StepDef::TARGET
+        },
+        StepDef {
+            name: "switch",
+            about: "point `current` at the new release",
+            run: switch,
+            undo: Some(switch_back),
+            idempotent: true,
+            undo_idempotent: true,
+            timeout_s: 10,
+            caps: WRITE_ROOT,
+            ..StepDef::TARGET
+        },
+        StepDef {
+            name: "start",
+            about: "start the new release (bin/start)",
+            run: start,
+            undo: Some(stop_again),
+            caps: RUN_SCRIPTS,
+            ..StepDef::TARGET
+        },
+        StepDef {
+            name: "health",
+            about: "wait until the node reports the new version",
+            run: health,
+            idempotent: true,
+            ..StepDef::TARGET
+        },
+    ];
+
+    fn preflight(targets: Vec<Target>, ctx: PreflightContext) -> Result<Vec<Finding>> {
+        let params = ctx.params;
         let mut findings = Vec::new();
         let artifact = get(&params, "artifact").unwrap_or_default();
         if !Path::new(artifact).is_dir() {
@@ -158,86 +230,6 @@ impl cutover_sdk::Adapter for ReleaseDir {
             }
         }
         Ok(findings)
-    }
-
-    fn run_step(
-        step: String,
-        target: Option<Target>,
-        ctx: StepContext,
-    ) -> Result<Vec<Output>, StepError> {
-        let t = target.ok_or_else(|| fail("release-dir has no fleet steps"))?;
-        let root = root(&t)?;
-        let version = param(&ctx.params, "version")?;
-        match step.as_str() {
-            "fetch" => {
-                let dest = release_dir(&root, version);
-                let artifact = PathBuf::from(param(&ctx.params, "artifact")?);
-                let copied = release::install(&artifact, &dest)?;
-                Ok(vec![
-                    out("release", dest.display().to_string()),
-                    out("files", copied.to_string()),
-                ])
-            }
-            "stop" => {
-                let previous = files::read_symlink(&root.join("current"))
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                cmd::run_ok(&script(&root, "stop"), &[], None)?;
-                Ok(vec![out("previous", previous)])
-            }
-            "switch" => {
-                release::switch(&root, &Path::new("releases").join(version))?;
-                Ok(vec![])
-            }
-            "start" => {
-                cmd::run_ok(&script(&root, "start"), &[], None)?;
-                Ok(vec![])
-            }
-            "health" => {
-                let timeout_s =
-                    cutover_sdk::params::int(&ctx.params, "health-timeout", 30).map_err(fail)?;
-                match get(&t.labels, "health-url") {
-                    Some(url) => {
-                        let answer = wait::poll(timeout_s * 1000, 200, |n| {
-                            progress(&format!("probing {url} (try {n})"), None);
-                            match web::get(url, Some(2000)) {
-                                Ok((200, body)) if body.contains(version) => Ok(body),
-                                Ok((status, body)) => {
-                                    Err(format!("{url} answered {status}: {}", body.trim()))
-                                }
-                                Err(e) => Err(e),
-                            }
-                        })
-                        .map_err(|e| fail(format!("not healthy: {e}")))?;
-                        Ok(vec![out("health", answer.trim().to_string())])
-                    }
-                    None => {
-                        let current =
-                            files::read_symlink(&root.join("current")).unwrap_or_default();
-                        if current.ends_with(version) {
-                            Ok(vec![])
-                        } else {
-                            Err(fail(format!(
-                                "current points at {}, not {version}",
-                                current.display()
-                            )))
-                        }
-                    }
-                }
-            }
-            other => Err(fail(format!("release-dir has no step `{other}`"))),
-        }
-    }
-
-    fn undo_step(step: String, target: Option<Target>, ctx: StepContext) -> Result<(), StepError> {
-        let t = target.ok_or_else(|| fail("release-dir has no fleet steps"))?;
-        let root = root(&t)?;
-        match step.as_str() {
-            "stop" => cmd::run_ok(&script(&root, "start"), &[], None).map(|_| ()),
-            "switch" => release::switch_back(&root, output(&ctx.outputs, "previous")),
-            "start" => cmd::run_ok(&script(&root, "stop"), &[], None).map(|_| ()),
-            _ => Ok(()),
-        }
     }
 }
 

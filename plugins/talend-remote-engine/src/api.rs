@@ -1,9 +1,7 @@
 //! The Talend Management Console API calls of the procedure.
 
-use cutover_sdk::adapter_types::{Pair, StepError};
 use cutover_sdk::params::{get, param};
-use cutover_sdk::step::{fail, transient};
-use cutover_sdk::{secrets, web};
+use cutover_sdk::{fail, secrets, web, Error, Pair, Result};
 use serde_json::Value;
 
 /// The API base URL and its bearer token.
@@ -64,10 +62,10 @@ impl EngineEntry {
 
 impl Api {
     /// From the `api` parameter and the secret named by `token-secret`.
-    pub fn new(params: &[Pair]) -> Result<Api, StepError> {
+    pub fn new(params: &[Pair]) -> Result<Api> {
         let base = param(params, "api")?.trim_end_matches('/').to_string();
         let name = get(params, "token-secret").unwrap_or("tmc-token");
-        let token = secrets::get(name).map_err(fail)?;
+        let token = secrets::get(name)?;
         Ok(Api { base, token })
     }
 
@@ -75,9 +73,10 @@ impl Api {
         format!("{}/processing/runtimes/remote-engines/{id}", self.base)
     }
 
-    fn call(&self, method: &str, url: &str) -> Result<Value, StepError> {
+    /// The JSON answer; network errors and 5xx are transient, other failures permanent.
+    fn call(&self, method: &str, url: &str) -> Result<Value> {
         let r = web::send(method, url, Some(&self.token), None, Some(15_000))
-            .map_err(|e| transient(format!("{method} {url}: {e}")))?;
+            .map_err(|e| Error::transient(format!("{method} {url}: {e}")))?;
         let body = String::from_utf8_lossy(&r.body);
         let message = || {
             serde_json::from_str::<Value>(&body)
@@ -97,7 +96,7 @@ impl Api {
                 "{method} {url}: 404 {}: check the target's `engine-id`",
                 message()
             ))),
-            500..=599 => Err(transient(format!(
+            500..=599 => Err(Error::transient(format!(
                 "{method} {url}: {} {}",
                 r.status,
                 message()
@@ -107,7 +106,7 @@ impl Api {
     }
 
     /// `GET .../remote-engines/{id}`.
-    pub fn engine(&self, id: &str) -> Result<EngineEntry, StepError> {
+    pub fn engine(&self, id: &str) -> Result<EngineEntry> {
         let v = self.call("GET", &self.url(id))?;
         let s = |k: &str| v[k].as_str().map(str::to_string);
         Ok(EngineEntry {
@@ -121,7 +120,7 @@ impl Api {
 
     /// `DELETE .../pairing?keepOsgiDeployments=true&keepMicroserviceDeployments=true`: the new
     /// pre-authorized key.
-    pub fn unpair(&self, id: &str) -> Result<String, StepError> {
+    pub fn unpair(&self, id: &str) -> Result<String> {
         let url = format!(
             "{}/pairing?keepOsgiDeployments=true&keepMicroserviceDeployments=true",
             self.url(id)

@@ -2,8 +2,8 @@
 //! the masters. Validated from the targets' `type` and `parent` labels, and turned into the
 //! constraints every plan must keep.
 
-use cutover_sdk::adapter_types::{Constraint, ConstraintKind, MaxTogether, Order, Target};
 use cutover_sdk::params::get;
+use cutover_sdk::{Constraint, ConstraintKind, MaxTogether, Order, Target};
 
 pub const SERVER: &str = "cntServer";
 pub const MASTER: &str = "cntMAgent";

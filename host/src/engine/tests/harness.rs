@@ -7,9 +7,7 @@ use crate::engine::run::{Decide, Run};
 use crate::engine::transport::{BoxFuture, StepCall, StepFailure, Transport};
 use crate::engine::{Env, InFlightChoices, Outcome, Setup};
 use crate::journal::{Journal, Sync, TargetState};
-use crate::plugin::model::{
-    Decision, DecisionKind, Description, Output, Phase, Scope, Step, Target, WaveReport,
-};
+use crate::plugin::model::{Decision, DecisionKind, Description, Output, Step, Target, WaveReport};
 use crate::redact::Redactor;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -114,7 +112,7 @@ impl Decide for FakeStrategy {
             };
             Ok(Decision {
                 kind,
-                reason: format!("{} failed", r.failed.join(", ")),
+                reason: Some(format!("{} failed", r.failed.join(", "))),
             })
         })
     }
@@ -170,8 +168,7 @@ impl Harness {
                 .map(|(name, undoable, idempotent, undo_idempotent)| Step {
                     name: name.to_string(),
                     description: String::new(),
-                    scope: Scope::Target,
-                    phase: Phase::Rollout,
+                    kind: crate::plugin::model::StepKind::TargetRollout,
                     undoable: *undoable,
                     idempotent: *idempotent,
                     undo_idempotent: *undo_idempotent,

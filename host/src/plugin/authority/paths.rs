@@ -313,21 +313,26 @@ mod tests {
         assert_eq!(l.cap.path, t.path().join("root/cache"));
         assert_eq!(l.rel, PathBuf::from("x"));
         let up = format!("{}/root/cache/../y", t.path().display());
-        let e = locate(&eff, "p", "write", &up, true).err().unwrap();
+        let e = locate(&eff, "p", "write", &up, true)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.contains("[grants] dirs") && e.contains("read-write"),
             "{e}"
         );
         let e = locate(&eff, "p", "copy-tree from", "/etc", false)
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("copy-tree from `/etc` denied"), "{e}");
         // The nested grant replaced by a link: refused, though its parent is granted.
         std::fs::remove_dir(t.path().join("root/cache")).unwrap();
         std::os::unix::fs::symlink("../..", t.path().join("root/cache")).unwrap();
         let e = locate(&eff, "p", "write", f.to_str().unwrap(), true)
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("symbolic link"), "{e}");
     }
 
