@@ -152,6 +152,21 @@ impl SimFleet {
         run(&self.journal(), args)
     }
 
+    /// `cutover plugin test` of the built plugin `wasm` on this fleet's spec; asserts every
+    /// check passed and returns the report.
+    pub fn conformance(&self, wasm: &str, extra: &[&str]) -> String {
+        let plugin = plugins().join(wasm);
+        let mut args = vec!["plugin", "test", plugin.to_str().unwrap(), "--spec"];
+        let spec = self.spec();
+        args.push(&spec);
+        args.extend_from_slice(extra);
+        let o = self.run(&args);
+        let out = text(&o);
+        assert!(o.status.success(), "{wasm} failed conformance:\n{out}");
+        assert!(out.contains("PASSED"), "{out}");
+        out
+    }
+
     /// `cutover run SPEC` in the background (to kill or abort it).
     pub fn spawn_run(&self) -> std::process::Child {
         Command::new(cutover())

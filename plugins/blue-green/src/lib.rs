@@ -7,7 +7,8 @@
 //! `switch-step` (the adapter's fleet step that moves traffic, default `switch`),
 //! `approve-switch` (wait for `cutover approve` before switching), `keep-blue-seconds` (a
 //! window after the switch), `retire-step` (an adapter fleet step run after the window). A
-//! failure on any green target rolls the green set back before traffic moves.
+//! failure on any green target rolls the green set back before traffic moves. The green set
+//! is one wave unless the adapter's constraints split it.
 
 use cutover_sdk::waves;
 use cutover_sdk::{
@@ -28,7 +29,7 @@ impl cutover_sdk::Strategy for BlueGreen {
 
     fn plan(
         targets: Vec<Target>,
-        _constraints: Vec<Constraint>,
+        constraints: Vec<Constraint>,
         params: Vec<Pair>,
     ) -> Result<Plan> {
         let label = waves::param(&params, "color-label").unwrap_or("color");
@@ -58,10 +59,25 @@ impl cutover_sdk::Strategy for BlueGreen {
                 &format!("label the idle set `{label} = \"{green}\"` and the live set otherwise"),
             ));
         }
-        let mut stages = vec![Stage::Wave(Wave {
-            name: green.into(),
-            targets: updated.into_iter().map(|t| t.id).collect(),
-        })];
+        // The green set in one wave, unless the adapter's constraints (at most N down
+        // together, an order) need it split.
+        let ids: Vec<String> = updated.into_iter().map(|t| t.id).collect();
+        let sets = waves::build_waves(&ids, ids.len(), &constraints)?;
+        let n = sets.len();
+        let mut stages: Vec<Stage> = sets
+            .into_iter()
+            .enumerate()
+            .map(|(i, targets)| {
+                Stage::Wave(Wave {
+                    name: if n == 1 {
+                        green.into()
+                    } else {
+                        format!("{green} {}/{n}", i + 1)
+                    },
+                    targets,
+                })
+            })
+            .collect();
         if waves::flag(&params, "approve-switch")? {
             stages.push(Stage::Gate(Gate::Approval(format!(
                 "check the {green} set, then `cutover approve` to switch traffic to it"
