@@ -287,3 +287,11 @@ fn two_nodes_drained_at_once_lose_no_request_and_both_come_back() {
     let served: std::collections::BTreeSet<String> = c.served_by(16).into_iter().collect();
     assert_eq!(served.len(), 4, "{served:?}");
 }
+
+#[test]
+fn liferay_cluster_passes_the_conformance_run() {
+    let c = Cluster::new(18890, "rolling");
+    // Left out of the comparisons: the node's runtime folder (pid files).
+    let report = c.conformance("liferay_cluster.wasm", &["--ignore", "**/run/**"]);
+    assert!(report.contains("put the targets back"), "{report}");
+}

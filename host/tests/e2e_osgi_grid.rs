@@ -370,3 +370,10 @@ fn preflight_refuses_a_bundle_whose_version_or_ranking_was_not_raised() {
     assert!(out.contains("[grants] exec"), "{out}");
     assert!(out.contains(&xscmd), "{out}");
 }
+
+#[test]
+fn osgi_grid_passes_the_conformance_run() {
+    let g = Grid::new(18960);
+    let report = g.conformance("osgi_grid.wasm", &[]);
+    assert!(report.contains("put the targets back"), "{report}");
+}

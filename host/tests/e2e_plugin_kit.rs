@@ -11,7 +11,11 @@ use std::process::Command;
 
 /// `cutover plugin test PLUGIN [--spec SPEC]` with a journal in `dir`.
 fn plugin_test(dir: &Path, plugin: &Path, spec: Option<&Path>) -> (bool, String) {
-    let mut args = vec!["plugin".to_string(), "test".into(), plugin.display().to_string()];
+    let mut args = vec![
+        "plugin".to_string(),
+        "test".into(),
+        plugin.display().to_string(),
+    ];
     if let Some(s) = spec {
         args.extend(["--spec".into(), s.display().to_string()]);
     }
@@ -24,6 +28,7 @@ fn plugin_test(dir: &Path, plugin: &Path, spec: Option<&Path>) -> (bool, String)
 fn flawed_spec(dir: &Path, flaw: &str) -> std::path::PathBuf {
     let node = dir.join(flaw).join("n1");
     std::fs::create_dir_all(&node).unwrap();
+    std::fs::write(node.join("config"), "old\n").unwrap();
     let spec = dir.join(format!("{flaw}.toml"));
     std::fs::write(
         &spec,
@@ -45,8 +50,14 @@ fn conformance_catches_each_broken_promise() {
     let plugin = fixtures().join("flawed_adapter.wasm");
     let (ok, out) = plugin_test(d.path(), &plugin, Some(&flawed_spec(d.path(), "none")));
     assert!(ok && out.contains("PASSED"), "{out}");
-    assert!(out.contains("step `count` on target `n1`: a second run changes nothing"), "{out}");
-    assert!(out.contains("step `configure` on target `n1`: its undo puts the target back"), "{out}");
+    assert!(
+        out.contains("step `count` on target `n1`: a second run changes nothing"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rollback: 2 steps undone, newest first, put the targets back"),
+        "{out}"
+    );
     for (flaw, caught) in [
         (
             "not-idempotent",
@@ -54,7 +65,7 @@ fn conformance_catches_each_broken_promise() {
         ),
         (
             "no-restore",
-            "step `configure` on target `n1`: its undo did not put the target back: added",
+            "rollback (2 steps undone, newest first) did not put the targets back: changed",
         ),
         (
             "overrun",
@@ -107,7 +118,10 @@ fn every_builtin_strategy_passes() {
     for s in ["grouped", "atomic", "rolling", "canary", "blue_green"] {
         let (ok, out) = plugin_test(d.path(), &plugins().join(format!("{s}.wasm")), None);
         assert!(ok, "{s}:\n{out}");
-        assert!(out.contains("plans: ") && out.contains("valid over generated fleets"), "{out}");
+        assert!(
+            out.contains("plans: ") && out.contains("valid over generated fleets"),
+            "{out}"
+        );
     }
     // A strategy that ignores constraints is caught.
     let (ok, out) = plugin_test(d.path(), &fixtures().join("bad_strategy.wasm"), None);
@@ -123,7 +137,14 @@ fn a_plugin_from_plugin_new_builds_outside_the_repository_and_passes() {
     for (kind, name) in [("adapter", "hello-node"), ("strategy", "pairs")] {
         let o = run(
             &journal,
-            &["plugin", "new", kind, name, "--dir", d.path().to_str().unwrap()],
+            &[
+                "plugin",
+                "new",
+                kind,
+                name,
+                "--dir",
+                d.path().to_str().unwrap(),
+            ],
         );
         assert!(o.status.success(), "{}", text(&o));
         let crate_dir = d.path().join(name);
@@ -166,7 +187,10 @@ fn the_python_adapter_passes_and_rolls_out() {
         let node = fleet.join(format!("n{i}"));
         std::fs::create_dir_all(&node).unwrap();
         std::fs::write(node.join("active.conf"), "max-connections = 100").unwrap();
-        spec.push_str(&format!("[[targets]]\nid = \"n{i}\"\nroot = \"{}\"\n", node.display()));
+        spec.push_str(&format!(
+            "[[targets]]\nid = \"n{i}\"\nroot = \"{}\"\n",
+            node.display()
+        ));
     }
     let spec_path = d.path().join("fleet.toml");
     std::fs::write(&spec_path, spec).unwrap();
@@ -177,7 +201,10 @@ fn the_python_adapter_passes_and_rolls_out() {
         let active = std::fs::read_to_string(fleet.join(format!("n{i}/active.conf"))).unwrap();
         assert_eq!(active, "max-connections = 100");
     }
-    let o = run(&d.path().join("journal.db"), &["run", spec_path.to_str().unwrap()]);
+    let o = run(
+        &d.path().join("journal.db"),
+        &["run", spec_path.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
     for i in 1..=3 {
         let active = std::fs::read_to_string(fleet.join(format!("n{i}/active.conf"))).unwrap();

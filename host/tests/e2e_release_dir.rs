@@ -455,3 +455,22 @@ fn a_paused_canary_is_released_by_approve() {
         assert_eq!(f.current(i), "2.0.0", "node {i}");
     }
 }
+
+#[test]
+fn release_dir_passes_the_conformance_run() {
+    let f = Fleet::new(22200);
+    // The simulated server rewrites its pid file on every start.
+    let report = f.conformance("release_dir.wasm", &["--ignore", "**/pid"]);
+    assert!(
+        report.contains("rollback: 36 steps undone, newest first, put the targets back"),
+        "{report}"
+    );
+    assert!(
+        report.contains("step `fetch` on target `node-12`: a second run changes nothing"),
+        "{report}"
+    );
+    // The run leaves every node as it found it.
+    for i in [1, 12] {
+        f.assert_on(i, "1.0.0");
+    }
+}

@@ -517,3 +517,27 @@ fn kill_9_while_rewriting_paths_then_resume_leaves_every_file_right() {
         f.assert_upgraded(i, 200);
     }
 }
+
+#[test]
+fn talend_remote_engine_passes_the_conformance_run() {
+    let f = Fleet::new(18590, 10);
+    // Left out of the comparisons: the engine's runtime folder, and the key file, because
+    // the console issues a new pre-authorized key at every unpairing (the old one cannot
+    // come back; the undo writes the new one so the old engine pairs again).
+    let report = f.conformance(
+        "talend_remote_engine.wasm",
+        &[
+            "--ignore",
+            "**/run",
+            "--ignore",
+            "**/run/**",
+            "--ignore",
+            "**/preauthorized.key.cfg",
+        ],
+    );
+    assert!(
+        report.contains("step `unpair` on target `re-06`: its undo runs")
+            && report.contains("put the targets back"),
+        "{report}"
+    );
+}

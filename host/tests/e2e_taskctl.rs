@@ -247,3 +247,11 @@ fn a_fleet_that_is_not_a_taskctl_tree_is_refused_naming_the_node() {
         "{out}"
     );
 }
+
+#[test]
+fn taskctl_passes_the_conformance_run() {
+    let p = Platform::new();
+    // Left out of the comparisons: the agents' runtime folder (process table).
+    let report = p.conformance("taskctl.wasm", &["--ignore", "**/run/**"]);
+    assert!(report.contains("a second run changes nothing"), "{report}");
+}

@@ -46,7 +46,19 @@ pub fn switch_back(root: &Path, previous: Option<&str>) -> Result<()> {
         .filter(|p| !p.is_empty())
         .or(Some(kept.trim()).filter(|p| !p.is_empty()));
     match previous {
-        Some(prev) => files::flip_symlink(&link, Path::new(prev)),
-        None => std::fs::remove_file(&link).map_err(|e| files::io_error("removing", &link, e)),
+        Some(prev) => files::flip_symlink(&link, Path::new(prev))?,
+        None => match std::fs::remove_file(&link) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(files::io_error("removing", &link, e))
+            }
+            _ => {}
+        },
+    }
+    // The node as it was before the switch: no record of it left behind.
+    match std::fs::remove_file(root.join(PREVIOUS)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(files::io_error("removing", &root.join(PREVIOUS), e))
+        }
+        _ => Ok(()),
     }
 }

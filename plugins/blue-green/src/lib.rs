@@ -27,11 +27,7 @@ impl cutover_sdk::Strategy for BlueGreen {
         }
     }
 
-    fn plan(
-        targets: Vec<Target>,
-        constraints: Vec<Constraint>,
-        params: Vec<Pair>,
-    ) -> Result<Plan> {
+    fn plan(targets: Vec<Target>, constraints: Vec<Constraint>, params: Vec<Pair>) -> Result<Plan> {
         let label = waves::param(&params, "color-label").unwrap_or("color");
         let green = waves::param(&params, "green").unwrap_or("green");
         let color = |t: &Target| {

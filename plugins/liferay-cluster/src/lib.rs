@@ -165,11 +165,21 @@ fn start(c: &Call) -> Result<Vec<Output>> {
     Ok(vec![])
 }
 
-/// Put the module and the fix pack into the node's deploy folder, and the properties in place.
+/// Where `deploy` keeps what it replaces, for its undo.
+const KEPT: &str = ".cutover-undo/deploy";
+
+/// Put the module and the fix pack into the node's deploy folder, and the properties in
+/// place. First keeps what they replace (the installed jars of the module's bundle and
+/// `portal-ext.properties`) under `.cutover-undo/deploy`, once, so a re-run keeps the
+/// originals.
 fn deploy(c: &Call) -> Result<Vec<Output>> {
     let (t, _) = node(c)?;
     let params = c.params();
     let root = PathBuf::from(cutover_sdk::params::label(t, "root")?);
+    let kept = root.join(KEPT);
+    if !kept.join(".complete").exists() {
+        keep_replaced(&root, &kept, params)?;
+    }
     let mut done = Vec::new();
     for key in ["module", "fixpack"] {
         if let Some(path) = artifact(params, key) {
@@ -183,6 +193,86 @@ fn deploy(c: &Call) -> Result<Vec<Output>> {
         done.push("portal-ext.properties".into());
     }
     Ok(vec![output("deployed", done.join(" "))])
+}
+
+/// The name prefix of the installed jars of the module in the `module` parameter.
+fn bundle_prefix(params: &[Pair]) -> Result<Option<(String, String)>> {
+    match artifact(params, "module") {
+        Some(path) => {
+            let m = matrix::module(&read_bytes(&path)?)?;
+            Ok(Some((
+                format!("{}-", m.bundle),
+                format!("{}-{}.jar", m.bundle, m.version),
+            )))
+        }
+        None => Ok(None),
+    }
+}
+
+fn keep_replaced(root: &Path, kept: &Path, params: &[Pair]) -> Result<()> {
+    let modules = kept.join("modules");
+    std::fs::create_dir_all(&modules).map_err(|e| files::io_error("creating", &modules, e))?;
+    let props = root.join("portal-ext.properties");
+    if props.exists() {
+        files::write_atomic(&kept.join("portal-ext.properties"), &read_bytes(&props)?)?;
+    }
+    if let Some((prefix, _)) = bundle_prefix(params)? {
+        let installed = root.join("osgi/modules");
+        for jar in files::find(&installed, &|n| {
+            n.starts_with(&prefix) && n.ends_with(".jar")
+        })? {
+            let name = jar.file_name().unwrap_or_default();
+            files::write_atomic(&modules.join(name), &read_bytes(&jar)?)?;
+        }
+    }
+    files::write_atomic(&kept.join(".complete"), b"")
+}
+
+/// Undo `deploy` on the stopped node: the new module out of `deploy/` and `osgi/modules`,
+/// the kept jars and properties back. A fix pack cannot be taken out this way: its undo
+/// fails, naming it (Liferay's patching tool reverts fix packs).
+fn undeploy(c: &Call) -> Result<()> {
+    let (t, _) = node(c)?;
+    let params = c.params();
+    let root = PathBuf::from(cutover_sdk::params::label(t, "root")?);
+    let kept = root.join(KEPT);
+    if let Some(path) = artifact(params, "fixpack") {
+        return Err(fail(format!(
+            "fix pack {} cannot be undone by Cutover: revert it with Liferay's patching tool",
+            path.display()
+        )));
+    }
+    if !kept.join(".complete").exists() {
+        return Ok(()); // nothing was replaced (or the undo already ran)
+    }
+    let remove = |p: &Path| match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(files::io_error("removing", p, e))
+        }
+        _ => Ok(()),
+    };
+    if let Some((_, new_jar)) = bundle_prefix(params)? {
+        if let Some(path) = artifact(params, "module") {
+            remove(
+                &root
+                    .join("deploy")
+                    .join(path.file_name().unwrap_or_default()),
+            )?;
+        }
+        remove(&root.join("osgi/modules").join(new_jar))?;
+    }
+    for jar in files::find(&kept.join("modules"), &|n| n.ends_with(".jar"))? {
+        let name = jar.file_name().unwrap_or_default();
+        files::write_atomic(&root.join("osgi/modules").join(name), &read_bytes(&jar)?)?;
+    }
+    let props = kept.join("portal-ext.properties");
+    if props.exists() {
+        files::write_atomic(&root.join("portal-ext.properties"), &read_bytes(&props)?)?;
+    } else if artifact(params, "properties").is_some() {
+        remove(&root.join("portal-ext.properties"))?;
+    }
+    std::fs::remove_dir_all(root.join(".cutover-undo"))
+        .map_err(|e| files::io_error("removing", &root.join(".cutover-undo"), e))
 }
 
 /// Wait until the node answers `/health` and its `/modules` lists the new module.
@@ -404,7 +494,9 @@ impl cutover_sdk::Adapter for Liferay {
             name: "deploy",
             about: "put the module, fix pack and properties in place",
             run: deploy,
+            undo: Some(undeploy),
             idempotent: true,
+            undo_idempotent: true,
             timeout_s: 120,
             caps: &[Cap::Dir("{root}", Access::ReadWrite)],
             ..StepDef::TARGET

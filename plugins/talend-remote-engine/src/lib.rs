@@ -358,6 +358,8 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
             name: "configure-pairing",
             about: "set the pairing URL and the journaled key in the new etc/",
             run: pairing::configure_pairing,
+            undo: Some(pairing::unconfigure_pairing),
+            undo_idempotent: true,
             idempotent: true,
             timeout_s: 30,
             caps: WRITE_NEW,

@@ -156,7 +156,14 @@ pub fn configure_pairing(c: &Call) -> Result<Vec<Output>> {
     let e = Engine::called(c)?;
     let pairing = e.new.join(PAIRING_FILE);
     match c.param_opt("pairing-url") {
-        Some(url) => set_property(&pairing, PAIRING_URL, url)?,
+        Some(url) => {
+            // The file as the new installation shipped it, kept once for the undo.
+            let kept = kept_pairing(&e);
+            if !kept.exists() {
+                files::write_atomic(&kept, files::read_string(&pairing)?.as_bytes())?;
+            }
+            set_property(&pairing, PAIRING_URL, url)?
+        }
         None => {
             let current =
                 config::get(&files::read_string(&pairing)?, PAIRING_URL).unwrap_or_default();
@@ -167,6 +174,26 @@ pub fn configure_pairing(c: &Call) -> Result<Vec<Output>> {
     }
     set_property(&e.new.join(KEY_FILE), KEY, journaled_key(c)?)?;
     Ok(vec![])
+}
+
+/// Where `configure-pairing` keeps the new installation's pairing file as shipped.
+fn kept_pairing(e: &Engine) -> std::path::PathBuf {
+    e.new.join("etc/.cutover-pairing.cfg.orig")
+}
+
+/// Undo of `configure-pairing`: the new installation's pairing file as it shipped (its key
+/// file is left: the key is the console's current one, the old key cannot come back).
+pub fn unconfigure_pairing(c: &Call) -> Result<()> {
+    let e = Engine::called(c)?;
+    let kept = kept_pairing(&e);
+    if kept.exists() {
+        files::write_atomic(
+            &e.new.join(PAIRING_FILE),
+            files::read_string(&kept)?.as_bytes(),
+        )?;
+        std::fs::remove_file(&kept).map_err(|err| files::io_error("removing", &kept, err))?;
+    }
+    Ok(())
 }
 
 /// Undo of step 1: re-pair the old engine. When the new engine had paired the entry, the

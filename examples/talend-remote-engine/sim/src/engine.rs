@@ -251,11 +251,8 @@ pub fn run(root: &Path) -> Result<()> {
                                 "{UNPAIRED}: engine {id}; deployments kept until the engine stops"
                             ),
                         )?;
-                        tried_key = cfg(
-                            &root,
-                            "preauthorized.key.cfg",
-                            "remote.engine.pre.authorized.key",
-                        );
+                        // `tried_key` stays the key it paired with: a key written since
+                        // (even before this poll noticed the unpairing) is tried next.
                         engine = None;
                     }
                 }

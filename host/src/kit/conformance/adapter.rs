@@ -1,7 +1,8 @@
 //! The adapter checks: its description, then, given a spec with a test fleet, every step on
 //! every target with faults injected: each idempotent step run a second time as after a
-//! crash before its record (nothing may change), each undo run right after its step (the
-//! target must be as before), each step within its budget; finally every target rolled back.
+//! crash before its record (nothing may change), each undo run right after its step (twice
+//! when declared idempotent) and the step run again, each step within its budget; finally
+//! every target rolled back, newest step first, and what was there before must be back.
 
 use super::snapshot::{Filter, Snapshot};
 use super::Report;
@@ -79,21 +80,70 @@ pub async fn adapter(
     if report.failures() > 0 {
         return Ok(());
     }
-    let fleet = Subject::Fleet;
-    run.subject(&fleet, StepKind::FleetPrepare, report).await;
-    for t in &run.setup.targets {
-        run.subject(&Subject::Target(t.clone()), StepKind::TargetRollout, report)
-            .await;
+    // Every directory any step may write, as it is before the first step.
+    let all = run.observed_all();
+    let start = Snapshot::take(&all, &run.filter);
+    report.note(format!(
+        "comparing {} files and folders under {}",
+        start.len(),
+        if all.is_empty() {
+            "no writable directory (only the steps' results are checked)".to_string()
+        } else {
+            all.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    ));
+    // In the order of a rollout; then everything undone in the reverse order, as a
+    // rollback after a failure at the very end does.
+    let mut order = vec![(Subject::Fleet, StepKind::FleetPrepare)];
+    order.extend(
+        run.setup
+            .targets
+            .iter()
+            .map(|t| (Subject::Target(t.clone()), StepKind::TargetRollout)),
+    );
+    order.push((Subject::Fleet, StepKind::FleetSwitch));
+    order.push((Subject::Fleet, StepKind::FleetFinalize));
+    order.extend(
+        run.setup
+            .targets
+            .iter()
+            .map(|t| (Subject::Target(t.clone()), StepKind::TargetFinalize)),
+    );
+    let mut done = Vec::new();
+    for (who, kind) in &order {
+        let d = run.subject(who, *kind, report).await;
+        let complete = d.complete;
+        done.push(d);
+        if !complete {
+            break;
+        }
     }
-    run.subject(&fleet, StepKind::FleetSwitch, report).await;
-    run.subject(&fleet, StepKind::FleetFinalize, report).await;
-    for t in &run.setup.targets {
-        run.subject(
-            &Subject::Target(t.clone()),
-            StepKind::TargetFinalize,
-            report,
-        )
-        .await;
+    let mut undone = 0;
+    for d in done.iter().rev() {
+        undone += run.roll_back(d, report).await;
+    }
+    if undone == 0 {
+        return Ok(());
+    }
+    let diff = Snapshot::take(&all, &run.filter).diff(&start);
+    if diff.alters() {
+        report.fail(format!(
+            "rollback ({undone} steps undone, newest first) did not put the targets back: {}",
+            diff.describe()
+        ));
+    } else {
+        report.pass(format!(
+            "rollback: {undone} steps undone, newest first, put the targets back"
+        ));
+        if !diff.added.is_empty() {
+            report.note(format!(
+                "the rollback left new entries (fine for staged files, not for anything that changes behaviour): {}",
+                diff.describe_added()
+            ));
+        }
     }
     Ok(())
 }
@@ -193,18 +243,14 @@ impl Runner {
 
     /// The read-write directories any of `steps` may change for `who`.
     fn observed(&self, who: &Subject, steps: &[&Step]) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = steps
+        let dirs: Vec<PathBuf> = steps
             .iter()
             .flat_map(|s| self.caps(who, &s.name).dirs)
             .filter(|d| d.write)
             .map(|d| d.path)
             .collect();
-        dirs.sort();
-        dirs.dedup();
         // A directory inside another is read once, with it.
-        let all = dirs.clone();
-        dirs.retain(|d| !all.iter().any(|o| o != d && d.starts_with(o)));
-        dirs
+        outermost(dirs)
     }
 
     fn call(&self, who: &Subject, step: &Step, outputs: &[Output], attempt: u32) -> StepCall {
@@ -235,8 +281,19 @@ impl Runner {
         }
     }
 
-    /// Run the steps of `kind` for `who`, checking each, then undo them newest first.
-    async fn subject(&self, who: &Subject, kind: StepKind, report: &mut Report) {
+    /// Every read-write directory of any step for any subject, outermost ones only.
+    fn observed_all(&self) -> Vec<PathBuf> {
+        let steps: Vec<&Step> = self.setup.desc.steps.iter().collect();
+        let mut dirs = self.observed(&Subject::Fleet, &steps);
+        for t in &self.setup.targets {
+            dirs.extend(self.observed(&Subject::Target(t.clone()), &steps));
+        }
+        outermost(dirs)
+    }
+
+    /// Run the steps of `kind` for `who`, checking each; what was done, to roll back later
+    /// (not `complete` when a step failed: the run stops there).
+    async fn subject<'a>(&'a self, who: &Subject, kind: StepKind, report: &mut Report) -> Done<'a> {
         let steps: Vec<&Step> = self
             .setup
             .desc
@@ -244,35 +301,24 @@ impl Runner {
             .iter()
             .filter(|s| s.kind == kind)
             .collect();
+        let mut done = Done {
+            who: match who {
+                Subject::Fleet => Subject::Fleet,
+                Subject::Target(t) => Subject::Target(t.clone()),
+            },
+            steps: Vec::new(),
+            outputs: Vec::new(),
+            complete: true,
+        };
         if steps.is_empty() || (kind.scope() == Scope::Target) != matches!(who, Subject::Target(_))
         {
-            return;
+            return done;
         }
         let dirs = self.observed(who, &steps);
         let snap = || Snapshot::take(&dirs, &self.filter);
-        if dirs.is_empty() {
-            report.note(format!(
-                "{} ({}): the steps may write no directory, so only their results are checked",
-                who.name(),
-                kind.name()
-            ));
-        } else {
-            report.note(format!(
-                "{} ({}): comparing {} files and folders under {}",
-                who.name(),
-                kind.name(),
-                snap().len(),
-                dirs.iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
         let mut outputs: Vec<Output> = Vec::new();
-        let mut done: Vec<(&Step, Vec<Output>)> = Vec::new();
         for step in steps {
             let what = format!("step `{}` on {}", step.name, who.name());
-            let before = snap();
             let first = self.call(who, step, &outputs, 1);
             let started = Instant::now();
             let produced = match self.transport.run(&first).await {
@@ -282,7 +328,9 @@ impl Runner {
                         "{what} failed: {}",
                         overran(&e.message, first.budget)
                     ));
-                    break;
+                    done.outputs = outputs;
+                    done.complete = false;
+                    return done;
                 }
             };
             let took = started.elapsed();
@@ -304,70 +352,98 @@ impl Runner {
                         "{what}: declared idempotent, but running it again (as after a crash) failed: {}",
                         overran(&e.message, again.budget)
                     )),
-                    Ok(_) => match snap().diff(&after) {
-                        Some(d) => report.fail(format!(
-                            "{what}: declared idempotent, but running it again (as after a crash) changed the target: {d}"
-                        )),
-                        None => report.pass(format!("{what}: a second run changes nothing")),
-                    },
+                    Ok(_) => {
+                        let d = snap().diff(&after);
+                        if d.is_empty() {
+                            report.pass(format!("{what}: a second run changes nothing"));
+                        } else {
+                            report.fail(format!(
+                                "{what}: declared idempotent, but running it again (as after a crash) changed the target: {}",
+                                d.describe()
+                            ));
+                        }
+                    }
                 }
             }
             let mut with_own = outputs.clone();
             with_own.extend(produced.iter().cloned());
             if step.undoable {
-                // The next step failing: this one is undone at once.
+                // The next step failing: this one is undone at once (and, when its undo is
+                // declared idempotent, undone again as after a crash during the undo); then
+                // run again, as a retry would.
                 let undo = self.call(who, step, &with_own, 1);
-                match self.transport.undo(&undo).await {
+                let mut undone = self.transport.undo(&undo).await;
+                if undone.is_ok() && step.undo_idempotent {
+                    undone = self.transport.undo(&undo).await;
+                }
+                match undone {
                     Err(e) => report.fail(format!(
                         "{what}: its undo failed: {}",
                         overran(&e.message, undo.budget)
                     )),
-                    Ok(()) => match snap().diff(&before) {
-                        Some(d) => report
-                            .fail(format!("{what}: its undo did not put the target back: {d}")),
-                        None => report.pass(format!("{what}: its undo puts the target back")),
-                    },
+                    Ok(()) => report.pass(format!(
+                        "{what}: its undo runs{}",
+                        if step.undo_idempotent { ", twice" } else { "" }
+                    )),
                 }
-                // On with the procedure: the step again, as after a retry.
-                let redo = self.call(who, step, &outputs, 3);
-                match self.transport.run(&redo).await {
+                match self.transport.run(&self.call(who, step, &outputs, 3)).await {
                     Ok(o) => {
                         with_own = outputs.clone();
-                        with_own.extend(o.iter().cloned());
-                        done.push((step, o));
+                        with_own.extend(o);
+                        done.steps.push(step);
                     }
                     Err(e) => {
                         report.fail(format!(
                             "{what}: running it again after its undo failed: {}",
                             e.message
                         ));
-                        break;
+                        done.outputs = outputs;
+                        done.complete = false;
+                        return done;
                     }
                 }
             }
             outputs = with_own;
         }
-        // Leave the target as it was: every undoable step undone, newest first.
+        done.outputs = outputs;
+        done
+    }
+
+    /// Undo what `d` did, newest first; the number of steps undone.
+    async fn roll_back(&self, d: &Done<'_>, report: &mut Report) -> usize {
         let mut undone = 0;
-        for (step, _) in done.iter().rev() {
-            let call = self.call(who, step, &outputs, 1);
+        for step in d.steps.iter().rev() {
+            let call = self.call(&d.who, step, &d.outputs, 1);
             match self.transport.undo(&call).await {
                 Ok(()) => undone += 1,
                 Err(e) => report.fail(format!(
                     "rollback of {}: the undo of step `{}` failed: {}",
-                    who.name(),
+                    d.who.name(),
                     step.name,
                     e.message
                 )),
             }
         }
-        if undone > 0 {
-            report.pass(format!(
-                "rollback of {}: {undone} steps undone, newest first",
-                who.name()
-            ));
-        }
+        undone
     }
+}
+
+/// The steps run for one subject, with the outputs they left.
+struct Done<'a> {
+    who: Subject,
+    steps: Vec<&'a Step>,
+    outputs: Vec<Output>,
+    /// Every step ran.
+    complete: bool,
+}
+
+/// `dirs` without those inside another.
+fn outermost(mut dirs: Vec<PathBuf>) -> Vec<PathBuf> {
+    dirs.sort();
+    dirs.dedup();
+    let all = dirs.clone();
+    dirs.retain(|d| !all.iter().any(|o| o != d && d.starts_with(o)));
+    dirs
 }
 
 /// A fault message, saying "overran its budget" when the sandbox stopped it for time.

@@ -107,34 +107,74 @@ impl Snapshot {
         self.entries.len()
     }
 
-    /// What differs from `before`, as "changed X, added Y, removed Z" (at most five paths);
-    /// none when the two are the same.
-    pub fn diff(&self, before: &Snapshot) -> Option<String> {
-        let mut changes = Vec::new();
+    /// What differs from `before`.
+    pub fn diff(&self, before: &Snapshot) -> Diff {
+        let mut d = Diff::default();
         for (p, e) in &self.entries {
             match before.entries.get(p) {
-                None => changes.push(format!("added {}", p.display())),
-                Some(old) if old != e => changes.push(format!("changed {}", p.display())),
+                None => d.added.push(p.clone()),
+                Some(old) if old != e => d.changed.push(p.clone()),
                 _ => {}
             }
         }
-        for p in before.entries.keys() {
-            if !self.entries.contains_key(p) {
-                changes.push(format!("removed {}", p.display()));
-            }
-        }
-        if changes.is_empty() {
-            return None;
-        }
-        let n = changes.len();
-        changes.truncate(5);
-        let more = if n > 5 {
-            format!(" and {} more", n - 5)
-        } else {
-            String::new()
-        };
-        Some(format!("{}{more}", changes.join(", ")))
+        d.removed = before
+            .entries
+            .keys()
+            .filter(|p| !self.entries.contains_key(*p))
+            .cloned()
+            .collect();
+        d
     }
+}
+
+/// Entries added, changed and removed between two snapshots.
+#[derive(Debug, Default)]
+pub struct Diff {
+    pub added: Vec<PathBuf>,
+    pub changed: Vec<PathBuf>,
+    pub removed: Vec<PathBuf>,
+}
+
+impl Diff {
+    /// Nothing differs.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+
+    /// Something that was there is different or gone.
+    pub fn alters(&self) -> bool {
+        !self.changed.is_empty() || !self.removed.is_empty()
+    }
+
+    /// "changed X, removed Y, added Z", at most five paths.
+    pub fn describe(&self) -> String {
+        list(
+            self.changed
+                .iter()
+                .map(|p| format!("changed {}", p.display()))
+                .chain(
+                    self.removed
+                        .iter()
+                        .map(|p| format!("removed {}", p.display())),
+                )
+                .chain(self.added.iter().map(|p| format!("added {}", p.display()))),
+        )
+    }
+
+    /// The added entries, at most five.
+    pub fn describe_added(&self) -> String {
+        list(self.added.iter().map(|p| p.display().to_string()))
+    }
+}
+
+fn list(items: impl Iterator<Item = String>) -> String {
+    let all: Vec<String> = items.collect();
+    let more = all.len().saturating_sub(5);
+    let mut shown = all.into_iter().take(5).collect::<Vec<_>>().join(", ");
+    if more > 0 {
+        shown.push_str(&format!(" and {more} more"));
+    }
+    shown
 }
 
 #[cfg(test)]
