@@ -16,12 +16,14 @@ fn ms(d: Duration) -> String {
 }
 
 /// Run the benchmarks with the plugins in `plugins` and print the figures.
-pub async fn run(plugins: &Path, targets: usize, concurrency: usize) -> Result<i32> {
+pub async fn run(
+    plugins: &Path,
+    adapter: &Path,
+    targets: usize,
+    concurrency: usize,
+) -> Result<i32> {
     let plugins = std::path::absolute(plugins)?;
-    // The no-op adapter is a test fixture, built in host/tests/fixtures (found from the working
-    // directory, like the default of `--plugins`).
-    let adapter =
-        std::path::absolute("host/tests/fixtures/target/wasm32-wasip2/release/noop_adapter.wasm")?;
+    let adapter = std::path::absolute(adapter)?;
     let strategy = plugins.join("grouped.wasm");
     for p in [&adapter, &strategy] {
         if !p.exists() {

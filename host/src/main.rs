@@ -66,9 +66,15 @@ enum Command {
     },
     /// Measure plugin load time and engine throughput.
     Bench {
-        /// Folder with the built plugins (noop-adapter.wasm, grouped.wasm).
+        /// Folder with the built strategy plugins (grouped.wasm).
         #[arg(long, default_value = "plugins/target/wasm32-wasip2/release")]
         plugins: PathBuf,
+        /// The no-op adapter measured (a test fixture).
+        #[arg(
+            long,
+            default_value = "host/tests/fixtures/target/wasm32-wasip2/release/noop_adapter.wasm"
+        )]
+        adapter: PathBuf,
         #[arg(long, default_value_t = 10_000)]
         targets: usize,
         /// Targets in flight at once.
@@ -174,9 +180,10 @@ fn run(args: Args) -> Result<i32> {
             } => cli::lease_break(&path),
             Command::Bench {
                 plugins,
+                adapter,
                 targets,
                 concurrency,
-            } => cutover::bench::run(&plugins, targets, concurrency).await,
+            } => cutover::bench::run(&plugins, &adapter, targets, concurrency).await,
         }
     });
     // The journal is closed by now. A worker stuck in a plugin's blocking file read (a FIFO,
