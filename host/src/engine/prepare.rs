@@ -362,16 +362,13 @@ impl Prepared {
     }
 
     fn fleet_env(&self, env: &Env, rollout: Option<i64>) -> Arc<CallEnv> {
-        Arc::new(CallEnv {
-            plugin: self.adapter_label.clone(),
-            step: None,
-            target: None,
-            caps: self.fleet_caps.clone(),
-            secrets: self.fleet_caps.secret_values(&self.secrets),
-            sink: env.sink(rollout),
-            budget: self.spec.limits.call_timeout,
-            limits: self.spec.limits,
-        })
+        fleet_call(
+            &self.adapter_label,
+            &self.fleet_caps,
+            &self.secrets,
+            env.sink(rollout),
+            self.spec.limits,
+        )
     }
 
     /// The adapter's constraints for this fleet.
@@ -443,4 +440,24 @@ fn plugin_error(e: &crate::plugin::model::PluginError) -> String {
         Some(h) => format!("{} ({h})", e.message),
         None => e.message.clone(),
     }
+}
+
+/// A fleet-wide adapter call (preflight, constraints) with the fleet's grants.
+pub fn fleet_call(
+    label: &str,
+    caps: &Effective,
+    secrets: &BTreeMap<String, String>,
+    sink: Arc<dyn crate::plugin::Sink>,
+    limits: crate::spec::Limits,
+) -> Arc<CallEnv> {
+    Arc::new(CallEnv {
+        plugin: label.to_string(),
+        step: None,
+        target: None,
+        caps: caps.clone(),
+        secrets: caps.secret_values(secrets),
+        sink,
+        budget: limits.call_timeout,
+        limits,
+    })
 }

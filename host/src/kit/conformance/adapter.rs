@@ -179,16 +179,13 @@ struct Runner {
 
 impl Runner {
     async fn preflight(&self, env: &Env, report: &mut Report) {
-        let call = Arc::new(CallEnv {
-            plugin: self.setup.adapter_label.clone(),
-            step: None,
-            target: None,
-            caps: self.setup.fleet_caps.clone(),
-            secrets: self.setup.fleet_caps.secret_values(&self.setup.secrets),
-            sink: env.sink(None),
-            budget: self.spec.limits.call_timeout,
-            limits: self.spec.limits,
-        });
+        let call = crate::engine::prepare::fleet_call(
+            &self.setup.adapter_label,
+            &self.setup.fleet_caps,
+            &self.setup.secrets,
+            env.sink(None),
+            self.spec.limits,
+        );
         let ctx = crate::plugin::model::PreflightContext {
             rollout_id: "plugin-test".into(),
             params: self.setup.adapter_params.clone(),
