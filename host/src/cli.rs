@@ -557,11 +557,12 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                         })).collect::<Vec<_>>(),
                         "steps": d.steps.iter().map(|s| json!({
                             "name": s.name, "description": s.description,
-                            "scope": scope_name(s.scope()),
-                            "phase": phase_name(s.phase()),
+                            "kind": s.kind.name(),
                             "undoable": s.undoable, "idempotent": s.idempotent,
+                            "undo_idempotent": s.undo_idempotent,
                             "default_timeout_s": s.default_timeout_s,
                         })).collect::<Vec<_>>(),
+                        "leases": d.leases,
                     }))?
                 );
             } else {
@@ -570,16 +571,23 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                 show!("  sha256 {digest}");
                 show!("  steps:");
                 for s in &d.steps {
+                    let undo = match (s.undoable, s.undo_idempotent) {
+                        (true, true) => "undo (idempotent)",
+                        (true, false) => "undo",
+                        _ => "",
+                    };
                     show!(
-                        "    {:<12} {:<6} {:<8} {}{} {:>4}s  {}",
+                        "    {:<18} {:<15} {:<10} {:<17} {:>5}s  {}",
                         s.name,
-                        scope_name(s.scope()),
-                        phase_name(s.phase()),
-                        if s.undoable { "undoable " } else { "" },
+                        s.kind.name(),
                         if s.idempotent { "idempotent" } else { "" },
+                        undo,
                         s.default_timeout_s,
                         s.description
                     );
+                }
+                if !d.leases.is_empty() {
+                    show!("  leases: {}", d.leases.join(", "));
                 }
                 show!("  parameters:");
                 for p in &d.parameters {
@@ -601,18 +609,4 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn scope_name(s: Scope) -> &'static str {
-    match s {
-        Scope::Target => "target",
-        Scope::Fleet => "fleet",
-    }
-}
 
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Prepare => "prepare",
-        Phase::Rollout => "rollout",
-        Phase::Switch => "switch",
-        Phase::Finalize => "finalize",
-    }
-}

@@ -182,7 +182,10 @@ fn plugin_inspect_shows_world_steps_and_capabilities() {
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["world"], "adapter");
-    assert_eq!(v["api"], "0.1.0");
+    assert_eq!(v["api"], "1.0.0");
+    assert_eq!(v["steps"][2]["kind"], "target-rollout");
+    assert_eq!(v["steps"][2]["undo_idempotent"], true);
+    assert_eq!(v["leases"][0], "{root}/.cutover-lease");
     let steps: Vec<&str> = v["steps"]
         .as_array()
         .unwrap()
@@ -206,7 +209,7 @@ fn plugin_inspect_shows_world_steps_and_capabilities() {
         ],
     );
     assert!(
-        text(&o).contains("grouped 0.1.0: strategy (cutover:plugin@0.1.0)"),
+        text(&o).contains("grouped 0.1.0: strategy (cutover:plugin@1.0.0)"),
         "{}",
         text(&o)
     );
