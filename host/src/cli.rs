@@ -608,5 +608,3 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
     }
     Ok(0)
 }
-
-

@@ -10,5 +10,6 @@ pub mod journal;
 pub mod kit;
 pub mod plugin;
 pub mod redact;
+pub mod remote;
 pub mod spec;
 pub mod ui;

@@ -64,6 +64,13 @@ enum Command {
         #[command(subcommand)]
         command: LeaseCommand,
     },
+    /// Serve a controller on standard input and output (what `ssh HOST cutover agent --stdio`
+    /// runs on a remote target's host).
+    Agent {
+        /// Speak the agent protocol on stdin/stdout (the only mode).
+        #[arg(long)]
+        stdio: bool,
+    },
     /// Measure plugin load time and engine throughput.
     Bench {
         /// Folder with the built strategy plugins (grouped.wasm).
@@ -178,6 +185,12 @@ fn run(args: Args) -> Result<i32> {
             Command::Lease {
                 command: LeaseCommand::Break { path },
             } => cli::lease_break(&path),
+            Command::Agent { stdio } => {
+                if !stdio {
+                    anyhow::bail!("`cutover agent` serves only over --stdio");
+                }
+                cutover::remote::agent::serve_stdio().await.map(|()| 0)
+            }
             Command::Bench {
                 plugins,
                 adapter,

@@ -1,8 +1,10 @@
 //! The rollout spec: one TOML file naming the strategy, the adapter, the targets and the
 //! grants. Every error names the file, the line and the key to fix.
 
+mod ssh;
 use serde::Deserialize;
 use serde_spanned::Spanned;
+pub use ssh::Ssh;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +28,8 @@ pub struct Spec {
     /// Secret name → where its value comes from.
     pub secrets: BTreeMap<String, SecretSource>,
     pub targets: Vec<TargetSpec>,
+    /// How remote targets (`host` other than `local`) are reached.
+    pub ssh: Ssh,
 }
 
 /// A plugin named by the spec.
@@ -37,7 +41,7 @@ pub struct PluginRef {
 }
 
 /// Resource limits for plugin calls.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Linear memory cap per plugin instance, in bytes.
     pub memory: usize,
@@ -113,6 +117,7 @@ struct Raw {
     adapter: Spanned<RawAdapter>,
     limits: Option<RawLimits>,
     grants: Option<RawGrants>,
+    ssh: Option<Spanned<ssh::RawSsh>>,
     #[serde(default)]
     secrets: BTreeMap<String, Spanned<RawSecret>>,
     #[serde(default)]
@@ -459,14 +464,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
             },
             None => "local".to_string(),
         };
-        if host != "local" {
-            return Err(cx.err(
-                span,
-                format!(
-                    "key `targets[{i}].host`: only \"local\" targets are supported by this version"
-                ),
-            ));
-        }
         if !seen.insert(id.clone()) {
             return Err(cx.err(
                 span,
@@ -483,7 +480,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
         return Err(cx.err(0..0, "no [[targets]]: add at least one target"));
     }
 
+    let ssh = match raw.ssh {
+        Some(t) => {
+            let span = t.span();
+            t.into_inner().parse().map_err(|e| cx.err(span, e))?
+        }
+        None => Ssh::default(),
+    };
     Ok(Spec {
+        ssh,
         path: path.to_path_buf(),
         text: text.to_string(),
         name: rollout.name.unwrap_or_else(|| {

@@ -87,18 +87,19 @@ impl Holder {
 }
 
 /// The lease files of a fleet: every template expanded for every target (a fleet-wide one
-/// once), each checked to lie in a read-write `[grants] dirs` entry.
+/// once), each checked to lie in a read-write `[grants] dirs` entry, with the host it is on
+/// (`local` for fleet-wide ones).
 pub fn paths(
     templates: &[String],
     targets: &[Target],
     params: &[Pair],
     grants: &Grants,
-) -> Result<Vec<PathBuf>> {
+) -> Result<Vec<(String, PathBuf)>> {
     let params: Vec<(String, String)> = params
         .iter()
         .map(|p| (p.key.clone(), p.value.clone()))
         .collect();
-    let mut out: Vec<PathBuf> = Vec::new();
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
     for tpl in templates {
         let per_target = targets.iter().map(Some).collect::<Vec<_>>();
         let scopes = if per_target.is_empty() {
@@ -122,8 +123,9 @@ pub fn paths(
                     p.display()
                 );
             }
-            if !out.contains(&p) {
-                out.push(p);
+            let host = t.map(|t| t.host.clone()).unwrap_or_else(|| "local".into());
+            if !out.iter().any(|(h, q)| *h == host && *q == p) {
+                out.push((host, p));
             }
         }
     }

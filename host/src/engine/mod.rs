@@ -95,7 +95,7 @@ pub fn show_findings(ui: &dyn Ui, findings: &[Finding]) -> bool {
 
 /// Start a rollout of `spec`: lease, preflight, plan, run.
 pub async fn start(env: &Env, spec: Spec) -> Result<Outcome> {
-    let prepared = prepare(env, spec).await?;
+    let mut prepared = prepare(env, spec).await?;
     let spec = &prepared.spec;
     let id = env.journal.create_rollout(
         &spec.name,
@@ -115,7 +115,16 @@ pub async fn start(env: &Env, spec: Spec) -> Result<Outcome> {
             .set_status(id, Status::Failed, &format!("refused: {e}"))?;
         return Err(e);
     }
-    if let Err(e) = take_leases(env, &prepared, id) {
+    match crate::remote::route::connect(env, &prepared, id).await {
+        Ok(r) => prepared.remote = r,
+        Err(e) => {
+            env.journal
+                .set_status(id, Status::Failed, &format!("refused: {e:#}"))?;
+            env.journal.release(id)?;
+            return Err(e);
+        }
+    }
+    if let Err(e) = take_leases(env, &prepared, id).await {
         env.journal
             .set_status(id, Status::Failed, &format!("refused: {e:#}"))?;
         env.journal.release(id)?;
@@ -175,14 +184,22 @@ pub fn rollback_pending(row: &crate::journal::RolloutRow) -> bool {
 
 /// Take the node leases of rollout `id`, before anything is touched (again on resume: a
 /// rollout retakes its own).
-fn take_leases(env: &Env, setup: &Setup, id: i64) -> Result<()> {
+async fn take_leases(env: &Env, prepared: &Prepared, id: i64) -> Result<()> {
     let me = lease::Holder::me(
         id,
         env.journal.path(),
-        &setup.spec.path.display().to_string(),
+        &prepared.spec.path.display().to_string(),
     );
-    lease::take(&setup.lease_paths, &me)?;
-    env.journal.record_leases(id, &setup.lease_paths)
+    lease::take(&prepared.lease_paths, &me)?;
+    if let Some(remote) = &prepared.remote {
+        if let Err(e) =
+            crate::remote::route::take_leases(remote, &prepared.remote_leases, &me).await
+        {
+            lease::release(&prepared.lease_paths, &me);
+            return Err(e);
+        }
+    }
+    env.journal.record_leases(id, &prepared.lease_paths)
 }
 
 /// End rollout `id`'s hold on its targets: the journal's lease and the leases on the nodes.
@@ -195,8 +212,9 @@ pub(crate) fn release(journal: &Journal, id: i64) -> Result<()> {
 /// Load a journaled rollout's spec and plugins again and retake its leases.
 async fn reprepare(env: &Env, row: &crate::journal::RolloutRow) -> Result<Prepared> {
     let spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
-    let prepared = prepare(env, spec).await?;
-    take_leases(env, &prepared, row.id)?;
+    let mut prepared = prepare(env, spec).await?;
+    prepared.remote = crate::remote::route::connect(env, &prepared, row.id).await?;
+    take_leases(env, &prepared, row.id).await?;
     Ok(prepared)
 }
 

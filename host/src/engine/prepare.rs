@@ -31,6 +31,8 @@ pub struct Setup {
     pub step_caps: HashMap<(String, String), Effective>,
     /// The lease files on the nodes (and fleet-wide resources) the adapter declares.
     pub lease_paths: Vec<std::path::PathBuf>,
+    /// Lease files on remote hosts, by host.
+    pub remote_leases: BTreeMap<String, Vec<std::path::PathBuf>>,
 }
 
 /// A spec with its plugins loaded and its grants resolved.
@@ -38,6 +40,8 @@ pub struct Prepared {
     pub setup: Arc<Setup>,
     pub strategy: Arc<StrategyPlugin>,
     pub adapter: Arc<AdapterPlugin>,
+    /// Sessions with the remote targets' hosts, once connected.
+    pub remote: Option<Arc<crate::remote::client::Remote>>,
 }
 
 impl std::ops::Deref for Prepared {
@@ -67,6 +71,7 @@ pub struct AdapterSetup {
     pub target_caps: HashMap<String, Effective>,
     pub step_caps: HashMap<(String, String), Effective>,
     pub lease_paths: Vec<std::path::PathBuf>,
+    pub remote_leases: BTreeMap<String, Vec<std::path::PathBuf>>,
 }
 
 /// Load the plugins of `spec`, describe the adapter, check its parameters and resolve its
@@ -103,6 +108,7 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
     Ok(Prepared {
         setup: Arc::new(Setup {
             lease_paths: a.lease_paths,
+            remote_leases: a.remote_leases,
             strategy_label: format!("{sname}@{sver}"),
             strategy_params: pairs(&spec.strategy.params),
             adapter_params: a.adapter_params,
@@ -117,6 +123,7 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
         }),
         strategy: Arc::new(strategy),
         adapter: Arc::new(adapter),
+        remote: None,
     })
 }
 
@@ -299,13 +306,22 @@ pub async fn resolve_adapter(
         secrets.insert(name.clone(), value);
     }
 
-    let lease_paths = super::lease::paths(
+    let all_leases = super::lease::paths(
         &desc.leases,
         &targets,
         &pairs(&adapter_params),
         &spec.grants,
     )
     .map_err(|e| anyhow!("{}: {adapter_label}: {e}", spec.path.display()))?;
+    let mut lease_paths = Vec::new();
+    let mut remote_leases: BTreeMap<String, Vec<std::path::PathBuf>> = BTreeMap::new();
+    for (host, p) in all_leases {
+        if host == "local" {
+            lease_paths.push(p);
+        } else {
+            remote_leases.entry(host).or_default().push(p);
+        }
+    }
     Ok(AdapterSetup {
         adapter_label,
         desc,
@@ -316,6 +332,7 @@ pub async fn resolve_adapter(
         target_caps,
         step_caps,
         lease_paths,
+        remote_leases,
     })
 }
 
@@ -344,13 +361,20 @@ impl Prepared {
 
     /// Where the steps run and who decides after each wave, for rollout `id`.
     fn runner(&self, env: &Env, id: i64) -> (Arc<dyn Transport>, Arc<dyn Decide>) {
-        let transport = Arc::new(Local {
+        let local = Local {
             adapter: self.adapter.clone(),
             label: self.adapter_label.clone(),
             sink: env.sink(Some(id)),
             secrets: self.secrets.clone(),
             limits: self.spec.limits,
-        });
+        };
+        let transport: Arc<dyn Transport> = match &self.remote {
+            Some(remote) => Arc::new(crate::remote::route::Routed {
+                local,
+                remote: remote.clone(),
+            }),
+            None => Arc::new(local),
+        };
         let decider = Arc::new(run::PluginDecider {
             plugin: self.strategy.clone(),
             label: self.strategy_label.clone(),

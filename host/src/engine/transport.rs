@@ -28,7 +28,7 @@ pub struct StepCall {
 pub const MAX_OUTPUTS: usize = 1 << 20;
 
 /// Why a step did not complete: the adapter's own error or a fault of its sandbox.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StepFailure {
     pub message: String,
     pub transient: bool,

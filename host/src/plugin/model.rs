@@ -3,14 +3,14 @@
 //! from them, so a new contract version never touches the engine.
 
 /// A key/value pair: parameters, labels and step outputs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pair {
     pub key: String,
     pub value: String,
 }
 
 /// One node of the fleet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     pub id: String,
     pub host: String,
@@ -53,7 +53,7 @@ pub struct PluginError {
 }
 
 /// Severity of a log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Level {
     Debug,
     Info,
@@ -62,7 +62,7 @@ pub enum Level {
 }
 
 /// Access to a directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Access {
     Read,
     ReadWrite,
@@ -317,7 +317,7 @@ pub struct Finding {
 }
 
 /// A value a step produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Output {
     pub key: String,
     pub value: String,
@@ -325,7 +325,7 @@ pub struct Output {
 }
 
 /// A directory granted to a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirGrant {
     pub path: String,
     pub access: Access,
@@ -341,7 +341,7 @@ pub struct PreflightContext {
 }
 
 /// What a step call is told.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StepContext {
     pub rollout_id: String,
     pub params: Vec<Pair>,

@@ -232,6 +232,7 @@ impl Harness {
             target_caps: HashMap::new(),
             step_caps: HashMap::new(),
             lease_paths: vec![],
+            remote_leases: Default::default(),
         });
         Harness {
             _dir: dir,

@@ -78,7 +78,7 @@ impl Denied {
 }
 
 /// One granted directory of a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirCap {
     /// The directory, preopened at the same path inside the sandbox.
     pub path: PathBuf,
@@ -90,7 +90,7 @@ pub struct DirCap {
 }
 
 /// The capabilities one plugin call gets.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Effective {
     pub dirs: Vec<DirCap>,
     /// Programs `exec.run` may start (absolute, normalised paths).

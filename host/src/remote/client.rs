@@ -1,0 +1,378 @@
+//! The controller's side: one `ssh` session per host carrying the agent protocol, through the
+//! system OpenSSH client (so `~/.ssh/config`, known_hosts, agents, jump hosts and certificates
+//! apply, and host key checking stays on). Calls run concurrently over the session.
+
+use super::proto::{self, LeaseOp, Reply, Request, WireCall};
+use crate::engine::transport::{BoxFuture, StepCall, StepFailure, Transport};
+use crate::plugin::model::Output;
+use crate::plugin::{CallEnv, Sink};
+use crate::spec::{Limits, Ssh};
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::{BTreeMap, HashMap};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+/// Replies waiting for their call, by id; log lines go to the call's sink.
+type Pending = Arc<
+    Mutex<
+        HashMap<
+            u64,
+            (
+                oneshot::Sender<Reply>,
+                Option<(Arc<CallEnv>, Arc<dyn Sink>)>,
+            ),
+        >,
+    >,
+>;
+
+/// One live session with a host's agent.
+pub struct Session {
+    pub host: String,
+    tx: mpsc::UnboundedSender<Request>,
+    pending: Pending,
+    next: AtomicU64,
+    /// What the agent said of itself.
+    pub agent: String,
+    _child: tokio::process::Child,
+}
+
+impl Session {
+    /// Open `ssh HOST AGENT agent --stdio`, handshake and make sure the agent holds the
+    /// plugin. Errors name the host and say what failed (unreachable, host key, version).
+    pub async fn open(host: &str, ssh: &Ssh, plugin: &[u8], digest: &str) -> Result<Session> {
+        let mut cmd = tokio::process::Command::new(&ssh.program);
+        cmd.args(&ssh.options)
+            .arg("-o")
+            .arg(format!(
+                "ConnectTimeout={}",
+                ssh.connect_timeout.as_secs().max(1)
+            ))
+            .arg("-o")
+            .arg("BatchMode=yes")
+            .arg("--")
+            .arg(host)
+            .arg(&ssh.agent)
+            .arg("agent")
+            .arg("--stdio")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("host `{host}`: cannot start {}", ssh.program))?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
+        tokio::spawn(async move {
+            let mut out = FramedWrite::new(stdin, proto::codec());
+            while let Some(r) = rx.recv().await {
+                let Ok(frame) = proto::encode(&r) else {
+                    continue;
+                };
+                if out.send(frame).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let pending: Pending = Arc::default();
+        let (first_tx, first_rx) = oneshot::channel::<Reply>();
+        let mut first = Some(first_tx);
+        let waiting = pending.clone();
+        let name = host.to_string();
+        tokio::spawn(async move {
+            let mut input = FramedRead::new(stdout, proto::codec());
+            while let Some(Ok(frame)) = input.next().await {
+                let Ok(reply) = proto::decode::<Reply>(&frame) else {
+                    break;
+                };
+                route(&name, reply, &waiting, &mut first);
+            }
+            // The session is gone: every call still waiting learns it.
+            waiting.lock().unwrap().clear();
+        });
+        tx.send(Request::Hello {
+            protocol: proto::PROTOCOL,
+            cutover: env!("CARGO_PKG_VERSION").to_string(),
+        })
+        .ok();
+        let hello = tokio::time::timeout(
+            ssh.connect_timeout + std::time::Duration::from_secs(5),
+            first_rx,
+        )
+        .await;
+        let why = |stderr: &mut tokio::process::ChildStderr| {
+            let mut text = String::new();
+            let _ = futures_util::FutureExt::now_or_never(tokio::io::AsyncReadExt::read_to_string(
+                stderr, &mut text,
+            ));
+            text.trim().to_string()
+        };
+        let agent = match hello {
+            Ok(Ok(Reply::Hello {
+                protocol,
+                cutover,
+                host: remote,
+            })) if protocol == proto::PROTOCOL => format!("cutover {cutover} on {remote}"),
+            Ok(Ok(Reply::Hello { protocol, cutover, .. })) => bail!(
+                "host `{host}`: its agent (cutover {cutover}) speaks protocol {protocol}, this controller {}",
+                proto::PROTOCOL
+            ),
+            Ok(Ok(Reply::Refused { message, .. })) => bail!("host `{host}`: {message}"),
+            _ => {
+                let _ = child.wait().await;
+                bail!("host `{host}`: no agent answered: {}", explain(&why(&mut stderr)))
+            }
+        };
+        let session = Session {
+            host: host.to_string(),
+            tx,
+            pending,
+            next: AtomicU64::new(1),
+            agent,
+            _child: child,
+        };
+        session.ensure_plugin(plugin, digest).await?;
+        Ok(session)
+    }
+
+    async fn ask(
+        &self,
+        make: impl FnOnce(u64) -> Request,
+        sink: Option<(Arc<CallEnv>, Arc<dyn Sink>)>,
+    ) -> Result<Reply> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(id, (tx, sink));
+        self.tx
+            .send(make(id))
+            .map_err(|_| anyhow!("host `{}`: the session is closed", self.host))?;
+        rx.await
+            .map_err(|_| anyhow!("host `{}`: the connection was lost", self.host))
+    }
+
+    async fn ensure_plugin(&self, bytes: &[u8], digest: &str) -> Result<()> {
+        let d = digest.to_string();
+        match self.ask(|id| Request::Have { id, digest: d }, None).await? {
+            Reply::Have { present: true, .. } => return Ok(()),
+            Reply::Have { .. } => {}
+            other => bail!("host `{}`: unexpected answer {other:?}", self.host),
+        }
+        let d = digest.to_string();
+        let bytes = bytes.to_vec();
+        match self
+            .ask(
+                |id| Request::Plugin {
+                    id,
+                    digest: d,
+                    bytes,
+                },
+                None,
+            )
+            .await?
+        {
+            Reply::Stored { .. } => Ok(()),
+            Reply::Refused { message, .. } => bail!("host `{}`: {message}", self.host),
+            other => bail!("host `{}`: unexpected answer {other:?}", self.host),
+        }
+    }
+
+    /// Take, renew or release lease records on the host.
+    pub async fn lease(
+        &self,
+        op: LeaseOp,
+        paths: &[std::path::PathBuf],
+        holder: &crate::engine::lease::Holder,
+    ) -> Result<()> {
+        let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        let holder = serde_json::to_string(holder)?;
+        match self
+            .ask(
+                |id| Request::Lease {
+                    id,
+                    op,
+                    paths,
+                    holder,
+                },
+                None,
+            )
+            .await?
+        {
+            Reply::Leased { result: Ok(()), .. } => Ok(()),
+            Reply::Leased { result: Err(e), .. } => bail!("host `{}`: {e}", self.host),
+            other => bail!("host `{}`: unexpected answer {other:?}", self.host),
+        }
+    }
+}
+
+/// Hand a reply to whoever waits for it.
+fn route(host: &str, reply: Reply, pending: &Pending, first: &mut Option<oneshot::Sender<Reply>>) {
+    let id = match &reply {
+        Reply::Hello { .. } | Reply::Refused { .. } if first.is_some() => {
+            let _ = first.take().unwrap().send(reply);
+            return;
+        }
+        Reply::Log { id, level, message } => {
+            if let Some((_, Some((env, sink)))) = pending.lock().unwrap().get(id) {
+                sink.log(env, *level, message);
+            }
+            return;
+        }
+        Reply::Progress {
+            id,
+            message,
+            fraction,
+        } => {
+            if let Some((_, Some((env, sink)))) = pending.lock().unwrap().get(id) {
+                sink.progress(env, message, *fraction);
+            }
+            return;
+        }
+        Reply::Ran { id, .. }
+        | Reply::Undone { id, .. }
+        | Reply::Leased { id, .. }
+        | Reply::Have { id, .. }
+        | Reply::Stored { id, .. }
+        | Reply::Refused { id: Some(id), .. } => *id,
+        Reply::Refused { id: None, message } => {
+            // The agent gave up on the session: every waiting call fails with its reason.
+            for (_, (tx, _)) in pending.lock().unwrap().drain() {
+                let _ = tx.send(Reply::Refused {
+                    id: None,
+                    message: format!("host `{host}`: {message}"),
+                });
+            }
+            return;
+        }
+        Reply::Hello { .. } => return,
+    };
+    if let Some((tx, _)) = pending.lock().unwrap().remove(&id) {
+        let _ = tx.send(reply);
+    }
+}
+
+/// A sentence for what `ssh` printed when it could not connect.
+fn explain(stderr: &str) -> String {
+    if stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || stderr.contains("Host key verification failed")
+    {
+        format!(
+            "its host key is unknown or changed; ssh refused it ({})",
+            last_line(stderr)
+        )
+    } else if stderr.is_empty() {
+        "the session closed without a word".into()
+    } else {
+        last_line(stderr)
+    }
+}
+
+fn last_line(s: &str) -> String {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// Steps of remote targets, over one session per host.
+pub struct Remote {
+    pub sessions: BTreeMap<String, Arc<Session>>,
+    pub digest: String,
+    pub label: String,
+    pub sink: Arc<dyn Sink>,
+    pub secrets: BTreeMap<String, String>,
+    pub limits: Limits,
+}
+
+impl Remote {
+    fn wire(&self, call: &StepCall) -> Box<WireCall> {
+        Box::new(WireCall {
+            digest: self.digest.clone(),
+            label: self.label.clone(),
+            step: call.step.clone(),
+            target: call.target.clone(),
+            ctx: call.ctx.clone(),
+            caps: call.caps.clone(),
+            budget_ms: call.budget.as_millis() as u64,
+            secrets: call.caps.secret_values(&self.secrets),
+            limits: self.limits,
+        })
+    }
+
+    fn session(&self, call: &StepCall) -> Result<&Arc<Session>, StepFailure> {
+        let host = call
+            .target
+            .as_ref()
+            .map(|t| t.host.as_str())
+            .unwrap_or("local");
+        self.sessions
+            .get(host)
+            .ok_or_else(|| lost(host, "no session"))
+    }
+
+    fn env(&self, call: &StepCall) -> Arc<CallEnv> {
+        Arc::new(CallEnv {
+            plugin: self.label.clone(),
+            step: Some(call.step.clone()),
+            target: call.target.as_ref().map(|t| t.id.clone()),
+            caps: call.caps.clone(),
+            secrets: BTreeMap::new(),
+            sink: self.sink.clone(),
+            budget: call.budget,
+            limits: self.limits,
+        })
+    }
+}
+
+fn lost(host: &str, why: &str) -> StepFailure {
+    StepFailure {
+        message: format!("host `{host}`: {why}"),
+        transient: false,
+        outputs: Vec::new(),
+    }
+}
+
+impl Transport for Remote {
+    fn run<'a>(&'a self, call: &'a StepCall) -> BoxFuture<'a, Result<Vec<Output>, StepFailure>> {
+        Box::pin(async move {
+            let s = self.session(call)?;
+            let w = self.wire(call);
+            match s
+                .ask(
+                    |id| Request::Run { id, call: w },
+                    Some((self.env(call), self.sink.clone())),
+                )
+                .await
+            {
+                Ok(Reply::Ran { result, .. }) => result,
+                Ok(other) => Err(lost(&s.host, &format!("unexpected answer {other:?}"))),
+                Err(e) => Err(lost(&s.host, &format!("{e:#}"))),
+            }
+        })
+    }
+
+    fn undo<'a>(&'a self, call: &'a StepCall) -> BoxFuture<'a, Result<(), StepFailure>> {
+        Box::pin(async move {
+            let s = self.session(call)?;
+            let w = self.wire(call);
+            match s
+                .ask(
+                    |id| Request::Undo { id, call: w },
+                    Some((self.env(call), self.sink.clone())),
+                )
+                .await
+            {
+                Ok(Reply::Undone { result, .. }) => result,
+                Ok(other) => Err(lost(&s.host, &format!("unexpected answer {other:?}"))),
+                Err(e) => Err(lost(&s.host, &format!("{e:#}"))),
+            }
+        })
+    }
+}

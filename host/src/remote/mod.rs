@@ -1,0 +1,9 @@
+//! Remote targets: the same sandbox on every node, reached over OpenSSH. The controller keeps
+//! the journal and resolves grants; `cutover agent --stdio` on the target's host runs the
+//! steps with the same capability code as a local run ([`agent`]), over one SSH session per
+//! host carrying the [`proto`] messages ([`client`]).
+
+pub mod agent;
+pub mod client;
+pub mod proto;
+pub mod route;

@@ -1,0 +1,60 @@
+//! The spec's `[ssh]` table: how the controller reaches remote targets.
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How remote hosts are reached: the system OpenSSH client, so `~/.ssh/config`, known_hosts,
+/// agents, jump hosts and certificates apply as they do for the operator.
+#[derive(Debug, Clone)]
+pub struct Ssh {
+    /// The client program (default `ssh`).
+    pub program: String,
+    /// Extra arguments before the host, e.g. `["-F", "ssh_config", "-J", "bastion"]`.
+    pub options: Vec<String>,
+    /// How long connecting and the agent's handshake may take (default 10 s).
+    pub connect_timeout: Duration,
+    /// The `cutover` binary on the remote hosts (default `cutover`, found on their PATH).
+    pub agent: String,
+}
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Ssh {
+            program: "ssh".into(),
+            options: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            agent: "cutover".into(),
+        }
+    }
+}
+
+/// `[ssh]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawSsh {
+    program: Option<String>,
+    #[serde(default)]
+    options: Vec<String>,
+    connect_timeout: Option<String>,
+    agent: Option<String>,
+}
+
+impl RawSsh {
+    /// The table, checked; an error names the key.
+    pub(super) fn parse(self) -> Result<Ssh, String> {
+        let mut s = Ssh::default();
+        if let Some(p) = self.program {
+            s.program = p;
+        }
+        s.options = self.options;
+        if let Some(t) = self.connect_timeout {
+            s.connect_timeout = humantime::parse_duration(&t).map_err(|_| {
+                format!("key `ssh.connect-timeout`: `{t}` is not a duration (write e.g. \"10s\")")
+            })?;
+        }
+        if let Some(a) = self.agent {
+            s.agent = a;
+        }
+        Ok(s)
+    }
+}
