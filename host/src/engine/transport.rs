@@ -33,6 +33,10 @@ pub struct StepFailure {
     pub message: String,
     pub transient: bool,
     pub outputs: Vec<Output>,
+    /// The outcome is unknown (the connection to the step's host was lost while it ran):
+    /// handled like a crash, never as a failure.
+    #[serde(default)]
+    pub lost: bool,
 }
 
 /// Runs adapter steps somewhere.
@@ -84,6 +88,7 @@ impl Local {
             message,
             transient,
             outputs: bounded(outputs).unwrap_or_default(),
+            lost: false,
         }
     }
 }
@@ -113,6 +118,7 @@ fn fault(e: crate::plugin::PluginFault) -> StepFailure {
         message: e.to_string(),
         transient: false,
         outputs: Vec::new(),
+        lost: false,
     }
 }
 

@@ -90,6 +90,7 @@ impl Agent {
             message,
             transient: false,
             outputs: Vec::new(),
+            lost: false,
         };
         let plugin = match self.plugin(&call.digest, call.limits.memory) {
             Ok(p) => p,

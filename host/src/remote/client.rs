@@ -331,11 +331,13 @@ impl Remote {
     }
 }
 
+/// A step whose host was lost (or never reached): its outcome is unknown.
 fn lost(host: &str, why: &str) -> StepFailure {
     StepFailure {
         message: format!("host `{host}`: {why}"),
         transient: false,
         outputs: Vec::new(),
+        lost: true,
     }
 }
 

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// What `run_step` answers when the step's outcome is unknown (its host was lost).
+pub(super) const LOST: &str = "\u{0}outcome unknown";
+
 impl Inner {
     pub(super) fn target_steps(&self, finalize: bool) -> Vec<&Step> {
         let phase = if finalize {
@@ -128,11 +131,22 @@ impl Inner {
                 _ = aborted.wait_for(|a| *a) => Err(crate::engine::transport::StepFailure {
                     message: "interrupted: the operator aborted the rollout".into(),
                     transient: false,
-                    outputs: Vec::new(),
-                }),
+                    outputs: Vec::new(), lost: false }),
             };
             let (outputs, failure) = match ran {
                 Ok(outs) => (outs, None),
+                Err(f) if f.lost => {
+                    // The host went away with the step running: its outcome is unknown, as
+                    // after a crash. The step stays in flight in the journal; the run stops
+                    // starting steps and `resume` settles it (an idempotent step re-runs, a
+                    // non-idempotent one asks `--in-flight`).
+                    let why = self.env.redact.redact(&f.message);
+                    self.stop(Halt::Signal(format!(
+                        "the connection was lost during step `{step}` of {} ({why})",
+                        who.label()
+                    )));
+                    return Ok(Some(LOST.to_string()));
+                }
                 Err(f) => (f.outputs, Some((f.message, f.transient))),
             };
             let recs: Vec<OutputRec> = outputs.iter().map(to_rec).collect();
@@ -205,6 +219,9 @@ impl Inner {
                     self.run_step(stage, &who, &step.name, &mut prog, &mut pending)
                         .await,
                 )?;
+                if failure.as_deref() == Some(LOST) {
+                    return Ok(self.leave(pending).await);
+                }
                 if failure.is_some() {
                     break;
                 }

@@ -71,6 +71,7 @@ impl FakeTransport {
                 message: format!("{key} failed on purpose"),
                 transient: false,
                 outputs: Vec::new(),
+                lost: false,
             }),
             Some(Act::Crash) => {
                 self.crashed.notify_one();
