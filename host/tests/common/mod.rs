@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod hostile;
+pub mod sshd;
 
 /// The repository root.
 pub fn root() -> PathBuf {
