@@ -20,7 +20,12 @@ impl RemoteFleet {
         let hosts = SshHosts::start(hosts);
         let fleet = SimFleet::build(
             "node-sim",
-            &["--nodes", &n.to_string(), "--base-port", &base_port.to_string()],
+            &[
+                "--nodes",
+                &n.to_string(),
+                "--base-port",
+                &base_port.to_string(),
+            ],
         );
         let names = hosts.names();
         let spec = fleet.path().join("rollout.toml");
@@ -66,10 +71,15 @@ fn twelve_nodes_on_three_hosts_are_updated_through_their_agents() {
     for h in f.hosts.names() {
         assert!(out.contains(&format!("{h}: cutover ")), "{out}");
     }
-    let cached: Vec<_> = std::fs::read_dir(f.fleet.path().join("agent-cache/cutover-agent/plugins"))
-        .unwrap()
-        .collect();
-    assert_eq!(cached.len(), 1, "one plugin, sent once per host and stored by digest");
+    let cached: Vec<_> =
+        std::fs::read_dir(f.fleet.path().join("agent-cache/cutover-agent/plugins"))
+            .unwrap()
+            .collect();
+    assert_eq!(
+        cached.len(),
+        1,
+        "one plugin, sent once per host and stored by digest"
+    );
 }
 
 #[test]
@@ -80,11 +90,104 @@ fn unreachable_hosts_and_changed_host_keys_are_refused_before_anything_runs() {
     let o = f.fleet.run(&["run", &f.fleet.spec()]);
     let out = text(&o);
     assert!(!o.status.success(), "{out}");
-    assert!(out.contains("2 of 3 hosts cannot be used; nothing was touched"), "{out}");
+    assert!(
+        out.contains("2 of 3 hosts cannot be used; nothing was touched"),
+        "{out}"
+    );
     assert!(out.contains("host `host-2`"), "{out}");
-    assert!(out.contains("host `host-3`: no agent answered: its host key is unknown or changed"), "{out}");
+    assert!(
+        out.contains("host `host-3`: no agent answered: its host key is unknown or changed"),
+        "{out}"
+    );
     for i in 1..=6 {
         assert_eq!(f.current(i), "1.0.0", "node {i} was touched");
-        assert!(!f.node(i).join(".cutover-lease").exists(), "node {i} was leased");
+        assert!(
+            !f.node(i).join(".cutover-lease").exists(),
+            "node {i} was leased"
+        );
+    }
+}
+
+/// The pids of this fleet's agents (their cache is in the fleet's folder).
+fn agents_of(f: &RemoteFleet) -> Vec<u32> {
+    let cache = format!(
+        "XDG_CACHE_HOME={}",
+        f.fleet.path().join("agent-cache").display()
+    );
+    processes_with("--stdio")
+        .into_iter()
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            String::from_utf8_lossy(&cmd).contains("agent")
+                && String::from_utf8_lossy(&env).contains(&cache)
+        })
+        .collect()
+}
+
+#[test]
+fn an_agent_lost_mid_step_is_a_crash_and_resume_finishes_every_node_once() {
+    let f = RemoteFleet::new(4, 2, 23400);
+    f.fleet
+        .set_spec("health-timeout = 5", "health-timeout = 120");
+    // node-01 reports unhealthy: its `health` step keeps polling while the agents die.
+    std::fs::write(f.node(1).join("fail-health"), "2.0.0").unwrap();
+    let mut child = f.fleet.spawn_run();
+    let journal = f.fleet.journal();
+    wait_for(
+        "node-01's health step in flight",
+        std::time::Duration::from_secs(60),
+        || in_flight(&journal).contains(&("node-01".to_string(), "health".to_string())),
+    );
+    let agents = agents_of(&f);
+    assert!(!agents.is_empty(), "no agent of this fleet runs");
+    for pid in agents {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(60)).expect("the run ends");
+    assert_eq!(status.code(), Some(3), "interrupted");
+    let s = status_json(&journal, 1);
+    assert_eq!(s["status"], "interrupted", "{s}");
+    let reason = s["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the connection was lost during step `health` of node-01"),
+        "{reason}"
+    );
+    // The hosts are back (new sessions). Idempotent steps in flight run again; for a
+    // non-idempotent one (stop, start) resume pauses and asks, and the answer comes from the
+    // node itself, as an operator would check it.
+    std::fs::remove_file(f.node(1).join("fail-health")).unwrap();
+    let mut o = f.fleet.run(&["resume", "1"]);
+    if o.status.code() == Some(3) {
+        let mut answers = Vec::new();
+        for (target, step) in in_flight(&journal) {
+            let i: usize = target.trim_start_matches("node-").parse().unwrap();
+            let log = lines(&f.node(i).join("sim.log"));
+            let done = match step.as_str() {
+                "stop" => log.iter().any(|l| l == "stop 1.0.0"),
+                "start" => log.iter().any(|l| l == "start 2.0.0"),
+                _ => continue,
+            };
+            answers.push("--in-flight".to_string());
+            answers.push(format!("{target}={}", if done { "done" } else { "retry" }));
+        }
+        assert!(
+            !answers.is_empty(),
+            "paused without a question: {}",
+            text(&o)
+        );
+        let mut args = vec!["resume", "1"];
+        args.extend(answers.iter().map(String::as_str));
+        o = f.fleet.run(&args);
+    }
+    assert!(o.status.success(), "{}", text(&o));
+    for i in 1..=4 {
+        assert_eq!(f.current(i), "2.0.0", "node {i}");
+        let log = lines(&f.node(i).join("sim.log"));
+        let count = |l: &str| log.iter().filter(|x| *x == l).count();
+        assert_eq!(count("stop 1.0.0"), 1, "node {i}: {log:?}");
+        assert_eq!(count("start 2.0.0"), 1, "node {i}: {log:?}");
     }
 }
