@@ -35,9 +35,17 @@ impl RemoteFleet {
             let host = &names[(i - 1) % names.len()];
             text = text.replacen(&id, &format!("{id}\nhost = \"{host}\""), 1);
         }
+        // The spec names the nodes' files under `remote-view/`, which is empty here: only
+        // the agents see the fleet there (a bind mount in their own mount namespace), so a
+        // controller that read or wrote a target's files itself would fail.
+        let root = fleet.path().display().to_string();
+        let view = fleet.path().join("remote-view");
+        std::fs::create_dir(&view).unwrap();
+        text = text.replace(&format!("\"{root}/"), &format!("\"{}/", view.display()));
         text.push_str(&format!(
-            "\n[ssh]\noptions = [\"-F\", \"{}\"]\nagent = \"env XDG_CACHE_HOME={} {}\"\n",
+            "\n[ssh]\noptions = [\"-F\", \"{}\"]\nagent = \"unshare -m sh -c 'mount --bind {root} {} && exec \\\"$@\\\"' sh env XDG_CACHE_HOME={} {}\"\n",
             hosts.config().display(),
+            view.display(),
             fleet.path().join("agent-cache").display(),
             cutover().display()
         ));

@@ -446,8 +446,36 @@ impl Prepared {
             strategy: self.strategy_label.clone(),
             dirs: call.dir_grants(),
         };
-        self.adapter
-            .preflight(call, &self.targets, &ctx)
+        // Remote targets are checked by their hosts' agents, where their files are; the
+        // controller checks only local ones (or the fleet, when every target is local).
+        let mut findings = Vec::new();
+        let local: Vec<Target> = self
+            .targets
+            .iter()
+            .filter(|t| t.host == "local")
+            .cloned()
+            .collect();
+        if let Some(remote) = &self.remote {
+            for host in remote.sessions.keys() {
+                let on: Vec<Target> = self
+                    .targets
+                    .iter()
+                    .filter(|t| &t.host == host)
+                    .cloned()
+                    .collect();
+                let f = remote
+                    .preflight(host, on, ctx.clone(), &self.fleet_caps)
+                    .await
+                    .map_err(|e| anyhow!("{} preflight failed: {e:#}", self.adapter_label))?;
+                findings.extend(f);
+            }
+            if local.is_empty() {
+                return Ok(findings);
+            }
+        }
+        let mine = self
+            .adapter
+            .preflight(call, &local, &ctx)
             .await?
             .map_err(|e| {
                 anyhow!(
@@ -455,7 +483,9 @@ impl Prepared {
                     self.adapter_label,
                     plugin_error(&e)
                 )
-            })
+            })?;
+        findings.extend(mine);
+        Ok(findings)
     }
 }
 

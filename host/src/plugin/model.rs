@@ -301,7 +301,7 @@ pub struct Description {
 }
 
 /// Severity of a preflight finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Severity {
     Info,
     Warning,
@@ -309,7 +309,7 @@ pub enum Severity {
 }
 
 /// A preflight finding.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     pub severity: Severity,
     pub target: Option<String>,
@@ -332,7 +332,7 @@ pub struct DirGrant {
 }
 
 /// What `preflight` is told.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PreflightContext {
     pub rollout_id: String,
     pub params: Vec<Pair>,

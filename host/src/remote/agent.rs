@@ -85,6 +85,42 @@ impl Agent {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
+    async fn preflight(
+        &self,
+        id: u64,
+        digest: &str,
+        label: String,
+        targets: Vec<crate::plugin::model::Target>,
+        mut ctx: crate::plugin::model::PreflightContext,
+        caps: crate::plugin::authority::Effective,
+        secrets: std::collections::BTreeMap<String, String>,
+        limits: crate::spec::Limits,
+    ) -> Result<Vec<crate::plugin::model::Finding>, String> {
+        let plugin = self
+            .plugin(digest, limits.memory)
+            .map_err(|e| format!("{e:#}"))?;
+        let env = crate::engine::prepare::fleet_call(
+            &label,
+            &caps,
+            &secrets,
+            Arc::new(Forward {
+                id,
+                tx: self.tx.clone(),
+            }),
+            limits,
+        );
+        ctx.dirs = env.dir_grants();
+        match plugin.preflight(env, &targets, &ctx).await {
+            Ok(Ok(f)) => Ok(f),
+            Ok(Err(e)) => Err(match e.hint {
+                Some(h) => format!("{} ({h})", e.message),
+                None => e.message,
+            }),
+            Err(fault) => Err(fault.to_string()),
+        }
+    }
+
     async fn step(self: Arc<Self>, id: u64, call: WireCall, undo: bool) {
         let fail = |message: String| crate::engine::transport::StepFailure {
             message,
@@ -220,6 +256,24 @@ pub async fn serve_stdio() -> Result<()> {
             }
             Request::Undo { id, call } => {
                 tokio::spawn(agent.clone().step(id, *call, true));
+            }
+            Request::Preflight {
+                id,
+                digest,
+                label,
+                targets,
+                ctx,
+                caps,
+                secrets,
+                limits,
+            } => {
+                let agent = agent.clone();
+                tokio::spawn(async move {
+                    let result = agent
+                        .preflight(id, &digest, label, targets, ctx, caps, secrets, limits)
+                        .await;
+                    let _ = agent.tx.send(Reply::Preflighted { id, result });
+                });
             }
             Request::Lease {
                 id,

@@ -210,6 +210,54 @@ impl Session {
     }
 }
 
+impl Remote {
+    /// Preflight of `targets` (all on `host`) by that host's agent.
+    pub async fn preflight(
+        &self,
+        host: &str,
+        targets: Vec<crate::plugin::model::Target>,
+        ctx: crate::plugin::model::PreflightContext,
+        caps: &crate::plugin::authority::Effective,
+    ) -> Result<Vec<crate::plugin::model::Finding>> {
+        let s = self
+            .sessions
+            .get(host)
+            .ok_or_else(|| anyhow!("host `{host}`: no session"))?;
+        let (digest, label, limits) = (self.digest.clone(), self.label.clone(), self.limits);
+        let secrets = caps.secret_values(&self.secrets);
+        let caps = caps.clone();
+        let env = Arc::new(CallEnv {
+            plugin: self.label.clone(),
+            step: None,
+            target: None,
+            caps: caps.clone(),
+            secrets: BTreeMap::new(),
+            sink: self.sink.clone(),
+            budget: limits.call_timeout,
+            limits,
+        });
+        match s
+            .ask(
+                |id| Request::Preflight {
+                    id,
+                    digest,
+                    label,
+                    targets,
+                    ctx,
+                    caps,
+                    secrets,
+                    limits,
+                },
+                Some((env, self.sink.clone())),
+            )
+            .await?
+        {
+            Reply::Preflighted { result, .. } => result.map_err(|e| anyhow!("host `{host}`: {e}")),
+            other => bail!("host `{host}`: unexpected answer {other:?}"),
+        }
+    }
+}
+
 /// Hand a reply to whoever waits for it.
 fn route(host: &str, reply: Reply, pending: &Pending, first: &mut Option<oneshot::Sender<Reply>>) {
     let id = match &reply {
@@ -236,6 +284,7 @@ fn route(host: &str, reply: Reply, pending: &Pending, first: &mut Option<oneshot
         Reply::Ran { id, .. }
         | Reply::Undone { id, .. }
         | Reply::Leased { id, .. }
+        | Reply::Preflighted { id, .. }
         | Reply::Have { id, .. }
         | Reply::Stored { id, .. }
         | Reply::Refused { id: Some(id), .. } => *id,

@@ -4,7 +4,7 @@
 
 use crate::engine::transport::StepFailure;
 use crate::plugin::authority::Effective;
-use crate::plugin::model::{Level, Output, StepContext, Target};
+use crate::plugin::model::{Finding, Level, Output, PreflightContext, StepContext, Target};
 use crate::spec::Limits;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -32,6 +32,17 @@ pub enum Request {
     Run { id: u64, call: Box<WireCall> },
     /// Undo a step.
     Undo { id: u64, call: Box<WireCall> },
+    /// Check the change on this host's targets before anything runs.
+    Preflight {
+        id: u64,
+        digest: String,
+        label: String,
+        targets: Vec<Target>,
+        ctx: PreflightContext,
+        caps: Effective,
+        secrets: BTreeMap<String, String>,
+        limits: Limits,
+    },
     /// Lease records on this host (see `engine::lease`).
     Lease {
         id: u64,
@@ -102,6 +113,10 @@ pub enum Reply {
     Leased {
         id: u64,
         result: Result<(), String>,
+    },
+    Preflighted {
+        id: u64,
+        result: Result<Vec<Finding>, String>,
     },
     /// The request could not be served at all (no id: the session as a whole).
     Refused {
