@@ -85,18 +85,21 @@ impl Agent {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn preflight(
         &self,
         id: u64,
-        digest: &str,
-        label: String,
-        targets: Vec<crate::plugin::model::Target>,
-        mut ctx: crate::plugin::model::PreflightContext,
-        caps: crate::plugin::authority::Effective,
-        secrets: std::collections::BTreeMap<String, String>,
-        limits: crate::spec::Limits,
+        call: super::proto::PreflightCall,
     ) -> Result<Vec<crate::plugin::model::Finding>, String> {
+        let super::proto::PreflightCall {
+            digest,
+            label,
+            targets,
+            mut ctx,
+            caps,
+            secrets,
+            limits,
+        } = call;
+        let digest = digest.as_str();
         let plugin = self
             .plugin(digest, limits.memory)
             .map_err(|e| format!("{e:#}"))?;
@@ -257,21 +260,10 @@ pub async fn serve_stdio() -> Result<()> {
             Request::Undo { id, call } => {
                 tokio::spawn(agent.clone().step(id, *call, true));
             }
-            Request::Preflight {
-                id,
-                digest,
-                label,
-                targets,
-                ctx,
-                caps,
-                secrets,
-                limits,
-            } => {
+            Request::Preflight { id, call } => {
                 let agent = agent.clone();
                 tokio::spawn(async move {
-                    let result = agent
-                        .preflight(id, &digest, label, targets, ctx, caps, secrets, limits)
-                        .await;
+                    let result = agent.preflight(id, *call).await;
                     let _ = agent.tx.send(Reply::Preflighted { id, result });
                 });
             }

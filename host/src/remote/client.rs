@@ -240,13 +240,15 @@ impl Remote {
             .ask(
                 |id| Request::Preflight {
                     id,
-                    digest,
-                    label,
-                    targets,
-                    ctx,
-                    caps,
-                    secrets,
-                    limits,
+                    call: Box::new(super::proto::PreflightCall {
+                        digest,
+                        label,
+                        targets,
+                        ctx,
+                        caps,
+                        secrets,
+                        limits,
+                    }),
                 },
                 Some((env, self.sink.clone())),
             )

@@ -33,16 +33,7 @@ pub enum Request {
     /// Undo a step.
     Undo { id: u64, call: Box<WireCall> },
     /// Check the change on this host's targets before anything runs.
-    Preflight {
-        id: u64,
-        digest: String,
-        label: String,
-        targets: Vec<Target>,
-        ctx: PreflightContext,
-        caps: Effective,
-        secrets: BTreeMap<String, String>,
-        limits: Limits,
-    },
+    Preflight { id: u64, call: Box<PreflightCall> },
     /// Lease records on this host (see `engine::lease`).
     Lease {
         id: u64,
@@ -50,6 +41,18 @@ pub enum Request {
         paths: Vec<String>,
         holder: String,
     },
+}
+
+/// A preflight as the agent needs it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PreflightCall {
+    pub digest: String,
+    pub label: String,
+    pub targets: Vec<Target>,
+    pub ctx: PreflightContext,
+    pub caps: Effective,
+    pub secrets: BTreeMap<String, String>,
+    pub limits: Limits,
 }
 
 /// What to do with leases.
