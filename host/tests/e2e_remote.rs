@@ -159,8 +159,9 @@ fn an_agent_lost_mid_step_is_a_crash_and_resume_finishes_every_node_once() {
     let s = status_json(&journal, 1);
     assert_eq!(s["status"], "interrupted", "{s}");
     let reason = s["reason"].as_str().unwrap_or_default();
+    // Every agent died at once: the first step that noticed is named.
     assert!(
-        reason.contains("the connection was lost during step `health` of node-01"),
+        reason.contains("the connection was lost during step `") && reason.contains("host `host-"),
         "{reason}"
     );
     // The hosts are back (new sessions). Idempotent steps in flight run again; for a
