@@ -200,3 +200,32 @@ fn an_agent_lost_mid_step_is_a_crash_and_resume_finishes_every_node_once() {
         assert_eq!(count("start 2.0.0"), 1, "node {i}: {log:?}");
     }
 }
+
+/// The hostile adapter's fleet with its three targets on two sshd hosts.
+fn hostile_remote(attack: &str, hosts: &SshHosts) -> common::hostile::Hostile {
+    let h = common::hostile::Hostile::new(attack);
+    let cache = h.tmp.join("agent-cache");
+    h.label("t1", "host", "host-1")
+        .label("t2", "host", "host-2")
+        .label("t3", "host", "host-1")
+        .table(&format!(
+            "[ssh]\noptions = [\"-F\", \"{}\"]\nagent = \"env XDG_CACHE_HOME={} {}\"\n",
+            hosts.config().display(),
+            cache.display(),
+            cutover().display()
+        ))
+}
+
+#[test]
+fn the_sandbox_holds_on_the_remote_host_and_denials_name_the_grant() {
+    let hosts = SshHosts::start(2);
+    let h = hostile_remote("read-outside", &hosts);
+    let r = h.attack();
+    r.assert_detail(&["/etc/passwd", "[grants] dirs"]);
+    assert!(!r.all().contains("root:x:0:0"), "{}", r.all());
+    let h = hostile_remote("climb", &hosts);
+    std::fs::write(h.tmp.join("granted/secret.txt"), "hidden").unwrap();
+    let r = h.attack();
+    r.assert_detail(&["secret.txt", "[grants] dirs"]);
+    h.assert_nowhere(&r, "hidden");
+}
