@@ -89,9 +89,18 @@ fn code(status: Status) -> i32 {
 pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
     let env = ctx.env()?;
     let spec = crate::spec::load(spec)?;
-    let prepared = engine::prepare(&env, spec).await?;
+    let mut prepared = engine::prepare(&env, spec).await?;
+    // Remote targets are checked by their hosts' agents: every host is reached first.
+    prepared.remote = crate::remote::route::connect(&env, &prepared, 0).await?;
     let findings = prepared.preflight(&env, None).await?;
     let (plan, _) = prepared.plan(&env).await?;
+    let mut by_host: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for t in &prepared.targets {
+        by_host
+            .entry(t.host.as_str())
+            .or_default()
+            .push(t.id.as_str());
+    }
     let worst = engine::plan::worst_case(
         &plan,
         &prepared.desc,
@@ -108,6 +117,7 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
             "waves": plan.waves,
             "stages": plan.stages,
             "worst_case_seconds": worst.as_secs(),
+            "hosts": by_host,
             "findings": findings.iter().map(|f| json!({
                 "severity": crate::plugin::model::severity_name(f.severity),
                 "target": f.target,
@@ -131,6 +141,11 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
             .map(|s| s.name.clone())
             .collect();
         show!("per target: {}", steps.join(" → "));
+        if by_host.keys().any(|h| *h != "local") {
+            for (host, ids) in &by_host {
+                show!("on {host}: {}", ids.join(", "));
+            }
+        }
         for (i, s) in plan.stages.iter().enumerate() {
             show!("  {:>3}. {}", i + 1, s.describe());
         }

@@ -68,6 +68,13 @@ impl RemoteFleet {
 #[test]
 fn twelve_nodes_on_three_hosts_are_updated_through_their_agents() {
     let f = RemoteFleet::new(12, 3, 23200);
+    let o = f.fleet.run(&["plan", &f.fleet.spec()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("on host-1: node-01, node-04, node-07, node-10"),
+        "{}",
+        text(&o)
+    );
     let o = f.fleet.run(&["-v", "run", &f.fleet.spec()]);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
