@@ -70,6 +70,9 @@ enum Command {
         /// Speak the agent protocol on stdin/stdout (the only mode).
         #[arg(long)]
         stdio: bool,
+        /// Where to keep plugins (default: $XDG_CACHE_HOME/cutover-agent).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// Measure plugin load time and engine throughput.
     Bench {
@@ -185,11 +188,11 @@ fn run(args: Args) -> Result<i32> {
             Command::Lease {
                 command: LeaseCommand::Break { path },
             } => cli::lease_break(&path),
-            Command::Agent { stdio } => {
+            Command::Agent { stdio, cache } => {
                 if !stdio {
                     anyhow::bail!("`cutover agent` serves only over --stdio");
                 }
-                cutover::remote::agent::serve_stdio().await.map(|()| 0)
+                cutover::remote::agent::serve_stdio(cache).await.map(|()| 0)
             }
             Command::Bench {
                 plugins,

@@ -43,11 +43,11 @@ impl RemoteFleet {
         std::fs::create_dir(&view).unwrap();
         text = text.replace(&format!("\"{root}/"), &format!("\"{}/", view.display()));
         text.push_str(&format!(
-            "\n[ssh]\noptions = [\"-F\", \"{}\"]\nagent = \"unshare -m sh -c 'mount --bind {root} {} && exec \\\"$@\\\"' sh env XDG_CACHE_HOME={} {}\"\n",
+            "\n[ssh]\noptions = [\"-F\", \"{}\"]\nagent = \"unshare -m sh -c 'mount --bind {root} {} && exec \\\"$@\\\"' sh {}\"\ncache = \"{}\"\n",
             hosts.config().display(),
             view.display(),
-            fleet.path().join("agent-cache").display(),
-            cutover().display()
+            cutover().display(),
+            fleet.path().join("agent-cache/cutover-agent").display(),
         ));
         std::fs::write(&spec, text).unwrap();
         RemoteFleet { fleet, hosts }
@@ -125,17 +125,14 @@ fn unreachable_hosts_and_changed_host_keys_are_refused_before_anything_runs() {
 
 /// The pids of this fleet's agents (their cache is in the fleet's folder).
 fn agents_of(f: &RemoteFleet) -> Vec<u32> {
-    let cache = format!(
-        "XDG_CACHE_HOME={}",
-        f.fleet.path().join("agent-cache").display()
-    );
+    let cache = f.fleet.path().join("agent-cache").display().to_string();
     processes_with("--stdio")
         .into_iter()
         .filter(|pid| {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            String::from_utf8_lossy(&cmd).contains("agent")
-                && String::from_utf8_lossy(&env).contains(&cache)
+            let cmd = String::from_utf8_lossy(&cmd);
+            // The agent itself, not the ssh client that started it.
+            cmd.contains("agent") && cmd.contains(&cache) && !cmd.starts_with("ssh")
         })
         .collect()
 }
@@ -211,15 +208,15 @@ fn an_agent_lost_mid_step_is_a_crash_and_resume_finishes_every_node_once() {
 /// The hostile adapter's fleet with its three targets on two sshd hosts.
 fn hostile_remote(attack: &str, hosts: &SshHosts) -> common::hostile::Hostile {
     let h = common::hostile::Hostile::new(attack);
+    // The agent is uploaded: the hosts lack it.
     let cache = h.tmp.join("agent-cache");
     h.label("t1", "host", "host-1")
         .label("t2", "host", "host-2")
         .label("t3", "host", "host-1")
         .table(&format!(
-            "[ssh]\noptions = [\"-F\", \"{}\"]\nagent = \"env XDG_CACHE_HOME={} {}\"\n",
+            "[ssh]\noptions = [\"-F\", \"{}\"]\ncache = \"{}\"\n",
             hosts.config().display(),
             cache.display(),
-            cutover().display()
         ))
 }
 
@@ -230,6 +227,13 @@ fn the_sandbox_holds_on_the_remote_host_and_denials_name_the_grant() {
     let r = h.attack();
     r.assert_detail(&["/etc/passwd", "[grants] dirs"]);
     assert!(!r.all().contains("root:x:0:0"), "{}", r.all());
+    // The hosts lacked the agent: this very binary was uploaded into their cache, once.
+    let bin: Vec<String> = std::fs::read_dir(h.tmp.join("agent-cache/bin"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(bin.len(), 1, "{bin:?}");
+    assert!(bin[0].starts_with("cutover-"), "{bin:?}");
     let h = hostile_remote("climb", &hosts);
     std::fs::write(h.tmp.join("granted/secret.txt"), "hidden").unwrap();
     let r = h.attack();

@@ -179,8 +179,8 @@ impl Agent {
 }
 
 /// Serve requests from standard input until it closes.
-pub async fn serve_stdio() -> Result<()> {
-    let dir = cache_dir();
+pub async fn serve_stdio(cache: Option<PathBuf>) -> Result<()> {
+    let dir = cache.unwrap_or_else(cache_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let runtime = Runtime::new(dir.join("compiled"))?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();

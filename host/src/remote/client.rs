@@ -44,6 +44,7 @@ impl Session {
     /// Open `ssh HOST AGENT agent --stdio`, handshake and make sure the agent holds the
     /// plugin. Errors name the host and say what failed (unreachable, host key, version).
     pub async fn open(host: &str, ssh: &Ssh, plugin: &[u8], digest: &str) -> Result<Session> {
+        let agent = super::install::agent_command(host, ssh).await?;
         let mut cmd = tokio::process::Command::new(&ssh.program);
         cmd.args(&ssh.options)
             .arg("-o")
@@ -55,9 +56,7 @@ impl Session {
             .arg("BatchMode=yes")
             .arg("--")
             .arg(host)
-            .arg(&ssh.agent)
-            .arg("agent")
-            .arg("--stdio")
+            .arg(&agent)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -308,7 +307,7 @@ fn route(host: &str, reply: Reply, pending: &Pending, first: &mut Option<oneshot
 }
 
 /// A sentence for what `ssh` printed when it could not connect.
-fn explain(stderr: &str) -> String {
+pub(crate) fn explain(stderr: &str) -> String {
     if stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
         || stderr.contains("Host key verification failed")
     {

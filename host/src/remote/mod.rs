@@ -5,5 +5,6 @@
 
 pub mod agent;
 pub mod client;
+pub mod install;
 pub mod proto;
 pub mod route;

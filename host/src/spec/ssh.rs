@@ -13,8 +13,13 @@ pub struct Ssh {
     pub options: Vec<String>,
     /// How long connecting and the agent's handshake may take (default 10 s).
     pub connect_timeout: Duration,
-    /// The `cutover` binary on the remote hosts (default `cutover`, found on their PATH).
+    /// The command that starts `cutover` on the remote hosts, or `upload` (the default): the
+    /// controller installs its own binary into the remote cache when the host lacks it
+    /// (checked by sha256).
     pub agent: String,
+    /// The agent's folder on the remote hosts: the uploaded binary and the plugins (default
+    /// `${XDG_CACHE_HOME:-$HOME/.cache}/cutover-agent`, per user).
+    pub cache: String,
 }
 
 impl Default for Ssh {
@@ -23,7 +28,8 @@ impl Default for Ssh {
             program: "ssh".into(),
             options: Vec::new(),
             connect_timeout: Duration::from_secs(10),
-            agent: "cutover".into(),
+            agent: "upload".into(),
+            cache: "${XDG_CACHE_HOME:-$HOME/.cache}/cutover-agent".into(),
         }
     }
 }
@@ -37,6 +43,7 @@ pub(super) struct RawSsh {
     options: Vec<String>,
     connect_timeout: Option<String>,
     agent: Option<String>,
+    cache: Option<String>,
 }
 
 impl RawSsh {
@@ -54,6 +61,14 @@ impl RawSsh {
         }
         if let Some(a) = self.agent {
             s.agent = a;
+        }
+        if let Some(c) = self.cache {
+            if c.contains(['\'', '"', '`', '\\']) {
+                return Err(format!(
+                    "key `ssh.cache`: `{c}` must not hold quotes or backslashes"
+                ));
+            }
+            s.cache = c;
         }
         Ok(s)
     }
