@@ -45,22 +45,8 @@ impl Session {
     /// plugin. Errors name the host and say what failed (unreachable, host key, version).
     pub async fn open(host: &str, ssh: &Ssh, plugin: &[u8], digest: &str) -> Result<Session> {
         let agent = super::install::agent_command(host, ssh).await?;
-        let mut cmd = tokio::process::Command::new(&ssh.program);
-        cmd.args(&ssh.options)
-            .arg("-o")
-            .arg(format!(
-                "ConnectTimeout={}",
-                ssh.connect_timeout.as_secs().max(1)
-            ))
-            .arg("-o")
-            .arg("BatchMode=yes")
-            .arg("--")
-            .arg(host)
-            .arg(&agent)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = super::install::command(host, ssh, &agent);
+        cmd.stdin(Stdio::piped()).kill_on_drop(true);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("host `{host}`: cannot start {}", ssh.program))?;

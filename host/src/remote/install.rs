@@ -22,8 +22,8 @@ fn me() -> Result<&'static (std::path::PathBuf, String)> {
     Ok(ME.get_or_init(|| (path, hex::encode(h.finalize()))))
 }
 
-/// `ssh [options] HOST sh -c 'SCRIPT'`.
-fn ssh(host: &str, ssh: &Ssh, script: &str) -> tokio::process::Command {
+/// `ssh [options] HOST COMMAND`, never asking anything (`BatchMode`), output captured.
+pub(crate) fn command(host: &str, ssh: &Ssh, remote: &str) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(&ssh.program);
     c.args(&ssh.options)
         .arg("-o")
@@ -35,7 +35,7 @@ fn ssh(host: &str, ssh: &Ssh, script: &str) -> tokio::process::Command {
         .arg("BatchMode=yes")
         .arg("--")
         .arg(host)
-        .arg(format!("sh -c '{script}'"))
+        .arg(remote)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -54,7 +54,10 @@ pub async fn agent_command(host: &str, s: &Ssh) -> Result<String> {
     let check = format!(
         "f={file}; if [ -x \"$f\" ] && [ \"$(sha256sum \"$f\" | cut -d\" \" -f1)\" = {sha} ]; then echo have; else echo need; fi"
     );
-    let out = ssh(host, s, &check).stdin(Stdio::null()).output().await?;
+    let out = command(host, s, &format!("sh -c '{check}'"))
+        .stdin(Stdio::null())
+        .output()
+        .await?;
     let said = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         bail!(
@@ -68,7 +71,9 @@ pub async fn agent_command(host: &str, s: &Ssh) -> Result<String> {
              if [ \"$(sha256sum \"$t\" | cut -d\" \" -f1)\" != {sha} ]; then rm -f \"$t\"; echo \"the upload arrived damaged\" >&2; exit 3; fi; \
              chmod 755 \"$t\"; mv \"$t\" \"$f\"; echo stored"
         );
-        let mut child = ssh(host, s, &store).stdin(Stdio::piped()).spawn()?;
+        let mut child = command(host, s, &format!("sh -c '{store}'"))
+            .stdin(Stdio::piped())
+            .spawn()?;
         let mut stdin = child.stdin.take().expect("piped");
         let bytes = tokio::fs::read(path).await?;
         stdin.write_all(&bytes).await?;
