@@ -137,72 +137,99 @@ fn agents_of(f: &RemoteFleet) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn an_agent_lost_mid_step_is_a_crash_and_resume_finishes_every_node_once() {
-    let f = RemoteFleet::new(4, 2, 23400);
+/// Kill this fleet's agents once node-01's `health` step is in flight (it polls while
+/// node-01 reports unhealthy), then let node-01 become healthy.
+fn kill_agents_during_health(f: &RemoteFleet) -> std::process::Child {
     f.fleet
         .set_spec("health-timeout = 5", "health-timeout = 120");
-    // node-01 reports unhealthy: its `health` step keeps polling while the agents die.
     std::fs::write(f.node(1).join("fail-health"), "2.0.0").unwrap();
-    let mut child = f.fleet.spawn_run();
+    let child = f.fleet.spawn_run();
     let journal = f.fleet.journal();
     wait_for(
         "node-01's health step in flight",
         std::time::Duration::from_secs(60),
         || in_flight(&journal).contains(&("node-01".to_string(), "health".to_string())),
     );
-    let agents = agents_of(&f);
+    let agents = agents_of(f);
     assert!(!agents.is_empty(), "no agent of this fleet runs");
     for pid in agents {
         let _ = std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status();
     }
-    let status = wait_exit(&mut child, std::time::Duration::from_secs(60)).expect("the run ends");
-    assert_eq!(status.code(), Some(3), "interrupted");
-    let s = status_json(&journal, 1);
-    assert_eq!(s["status"], "interrupted", "{s}");
-    let reason = s["reason"].as_str().unwrap_or_default();
-    // Every agent died at once: the first step that noticed is named.
-    assert!(
-        reason.contains("the connection was lost during step `") && reason.contains("host `host-"),
-        "{reason}"
-    );
-    // The hosts are back (new sessions). Idempotent steps in flight run again; for a
-    // non-idempotent one (stop, start) resume pauses and asks, and the answer comes from the
-    // node itself, as an operator would check it.
     std::fs::remove_file(f.node(1).join("fail-health")).unwrap();
-    let mut o = f.fleet.run(&["resume", "1"]);
-    if o.status.code() == Some(3) {
-        let mut answers = Vec::new();
-        for (target, step) in in_flight(&journal) {
-            let i: usize = target.trim_start_matches("node-").parse().unwrap();
-            let log = lines(&f.node(i).join("sim.log"));
-            let done = match step.as_str() {
-                "stop" => log.iter().any(|l| l == "stop 1.0.0"),
-                "start" => log.iter().any(|l| l == "start 2.0.0"),
-                _ => continue,
-            };
-            answers.push("--in-flight".to_string());
-            answers.push(format!("{target}={}", if done { "done" } else { "retry" }));
-        }
-        assert!(
-            !answers.is_empty(),
-            "paused without a question: {}",
-            text(&o)
-        );
-        let mut args = vec!["resume", "1"];
-        args.extend(answers.iter().map(String::as_str));
-        o = f.fleet.run(&args);
-    }
-    assert!(o.status.success(), "{}", text(&o));
-    for i in 1..=4 {
+    child
+}
+
+/// Every node ends on 2.0.0, each stopped and started exactly once.
+fn assert_each_once(f: &RemoteFleet, n: usize) {
+    for i in 1..=n {
         assert_eq!(f.current(i), "2.0.0", "node {i}");
         let log = lines(&f.node(i).join("sim.log"));
         let count = |l: &str| log.iter().filter(|x| *x == l).count();
         assert_eq!(count("stop 1.0.0"), 1, "node {i}: {log:?}");
         assert_eq!(count("start 2.0.0"), 1, "node {i}: {log:?}");
     }
+}
+
+#[test]
+fn an_idempotent_step_whose_agent_dies_runs_again_after_a_reconnect() {
+    let f = RemoteFleet::new(1, 1, 23450);
+    let mut child = kill_agents_during_health(&f);
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(90)).expect("the run ends");
+    assert_eq!(status.code(), Some(0), "the run goes on after reconnecting");
+    let s = status_json(&f.fleet.journal(), 1);
+    assert_eq!(s["status"], "completed", "{s}");
+    assert_each_once(&f, 1);
+}
+
+#[test]
+fn an_agent_lost_mid_step_is_a_crash_and_resume_finishes_every_node_once() {
+    let f = RemoteFleet::new(4, 2, 23400);
+    let mut child = kill_agents_during_health(&f);
+    let journal = f.fleet.journal();
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(90)).expect("the run ends");
+    // Steps that may run again did so on a new session; a non-idempotent one in flight
+    // (stop, start) has an unknown outcome: the run ends interrupted, like after a crash.
+    if status.code() == Some(3) {
+        let s = status_json(&journal, 1);
+        assert_eq!(s["status"], "interrupted", "{s}");
+        let reason = s["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("the connection was lost during step `")
+                && reason.contains("is not idempotent: its outcome is unknown"),
+            "{reason}"
+        );
+        // resume asks about each non-idempotent step in flight; the answer comes from the
+        // node itself, as an operator would check it.
+        let mut o = f.fleet.run(&["resume", "1"]);
+        if o.status.code() == Some(3) {
+            let mut answers = Vec::new();
+            for (target, step) in in_flight(&journal) {
+                let i: usize = target.trim_start_matches("node-").parse().unwrap();
+                let log = lines(&f.node(i).join("sim.log"));
+                let done = match step.as_str() {
+                    "stop" => log.iter().any(|l| l == "stop 1.0.0"),
+                    "start" => log.iter().any(|l| l == "start 2.0.0"),
+                    _ => continue,
+                };
+                answers.push("--in-flight".to_string());
+                answers.push(format!("{target}={}", if done { "done" } else { "retry" }));
+            }
+            assert!(
+                !answers.is_empty(),
+                "paused without a question: {}",
+                text(&o)
+            );
+            let mut args = vec!["resume", "1"];
+            args.extend(answers.iter().map(String::as_str));
+            o = f.fleet.run(&args);
+        }
+        assert!(o.status.success(), "{}", text(&o));
+    } else {
+        assert_eq!(status.code(), Some(0), "{status:?}");
+    }
+    assert_each_once(&f, 4);
 }
 
 /// The hostile adapter's fleet with its three targets on two sshd hosts.

@@ -22,6 +22,9 @@ pub struct StepCall {
     pub ctx: StepContext,
     pub caps: Effective,
     pub budget: Duration,
+    /// The call may run again when its outcome is unknown (the step, or its undo, is
+    /// declared idempotent).
+    pub rerun: bool,
 }
 
 /// Most bytes of outputs one step may return (they are journaled).

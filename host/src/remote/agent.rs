@@ -162,6 +162,7 @@ impl Agent {
             ctx: call.ctx,
             caps: call.caps,
             budget: Duration::from_millis(call.budget_ms),
+            rerun: false,
         };
         let reply = if undo {
             Reply::Undone {

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -205,8 +206,7 @@ impl Remote {
         caps: &crate::plugin::authority::Effective,
     ) -> Result<Vec<crate::plugin::model::Finding>> {
         let s = self
-            .sessions
-            .get(host)
+            .session_of(host)
             .ok_or_else(|| anyhow!("host `{host}`: no session"))?;
         let (digest, label, limits) = (self.digest.clone(), self.label.clone(), self.limits);
         let secrets = caps.secret_values(&self.secrets);
@@ -319,7 +319,11 @@ fn last_line(s: &str) -> String {
 
 /// Steps of remote targets, over one session per host.
 pub struct Remote {
-    pub sessions: BTreeMap<String, Arc<Session>>,
+    /// The live session of each host (replaced when a lost one is reopened).
+    pub sessions: BTreeMap<String, Mutex<Arc<Session>>>,
+    /// How hosts are reached, and the adapter they run, for reopening a lost session.
+    pub ssh: crate::spec::Ssh,
+    pub plugin: Arc<Vec<u8>>,
     pub digest: String,
     pub label: String,
     pub sink: Arc<dyn Sink>,
@@ -342,15 +346,78 @@ impl Remote {
         })
     }
 
-    fn session(&self, call: &StepCall) -> Result<&Arc<Session>, StepFailure> {
-        let host = call
-            .target
+    /// The live session of `host`.
+    pub fn session_of(&self, host: &str) -> Option<Arc<Session>> {
+        self.sessions.get(host).map(|s| s.lock().unwrap().clone())
+    }
+
+    fn host(call: &StepCall) -> &str {
+        call.target
             .as_ref()
             .map(|t| t.host.as_str())
-            .unwrap_or("local");
-        self.sessions
-            .get(host)
-            .ok_or_else(|| lost(host, "no session"))
+            .unwrap_or("local")
+    }
+
+    /// The session of `host` open again, tried with backoff until `deadline`.
+    async fn reopen(&self, host: &str, deadline: Instant) -> Option<Arc<Session>> {
+        let mut wait = Duration::from_millis(250);
+        while Instant::now() + wait < deadline {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+            if let Ok(s) = Session::open(host, &self.ssh, &self.plugin, &self.digest).await {
+                let s = Arc::new(s);
+                *self.sessions.get(host)?.lock().unwrap() = s.clone();
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Send a call, and when the session is lost while it runs: reconnect within the call's
+    /// budget and send it again when it may run again; otherwise its outcome is unknown
+    /// (`lost`), or the host did not come back (a failure naming it).
+    async fn call(
+        &self,
+        call: &StepCall,
+        make: impl Fn(u64) -> Request,
+    ) -> Result<Reply, StepFailure> {
+        let host = Self::host(call);
+        let deadline = Instant::now() + call.budget;
+        let mut s = self
+            .session_of(host)
+            .ok_or_else(|| lost(host, "no session"))?;
+        loop {
+            let err = match s
+                .ask(&make, Some((self.env(call), self.sink.clone())))
+                .await
+            {
+                Ok(Reply::Refused { id: None, message }) => format!("the agent gave up: {message}"),
+                Ok(reply) => return Ok(reply),
+                Err(e) => format!("{e:#}"),
+            };
+            let Some(again) = self.reopen(host, deadline).await else {
+                return Err(StepFailure {
+                    message: format!(
+                        "host `{host}` did not come back within the step's budget of {} s ({err}); the outcome of `{}` is unknown",
+                        call.budget.as_secs(),
+                        call.step
+                    ),
+                    transient: false,
+                    outputs: Vec::new(),
+                    lost: true,
+                });
+            };
+            if !call.rerun {
+                return Err(lost(
+                    host,
+                    &format!(
+                        "{err}; reconnected, but `{}` is not idempotent: its outcome is unknown",
+                        call.step
+                    ),
+                ));
+            }
+            s = again;
+        }
     }
 
     fn env(&self, call: &StepCall) -> Arc<CallEnv> {
@@ -380,36 +447,36 @@ fn lost(host: &str, why: &str) -> StepFailure {
 impl Transport for Remote {
     fn run<'a>(&'a self, call: &'a StepCall) -> BoxFuture<'a, Result<Vec<Output>, StepFailure>> {
         Box::pin(async move {
-            let s = self.session(call)?;
-            let w = self.wire(call);
-            match s
-                .ask(
-                    |id| Request::Run { id, call: w },
-                    Some((self.env(call), self.sink.clone())),
-                )
-                .await
+            match self
+                .call(call, |id| Request::Run {
+                    id,
+                    call: self.wire(call),
+                })
+                .await?
             {
-                Ok(Reply::Ran { result, .. }) => result,
-                Ok(other) => Err(lost(&s.host, &format!("unexpected answer {other:?}"))),
-                Err(e) => Err(lost(&s.host, &format!("{e:#}"))),
+                Reply::Ran { result, .. } => result,
+                other => Err(lost(
+                    Self::host(call),
+                    &format!("unexpected answer {other:?}"),
+                )),
             }
         })
     }
 
     fn undo<'a>(&'a self, call: &'a StepCall) -> BoxFuture<'a, Result<(), StepFailure>> {
         Box::pin(async move {
-            let s = self.session(call)?;
-            let w = self.wire(call);
-            match s
-                .ask(
-                    |id| Request::Undo { id, call: w },
-                    Some((self.env(call), self.sink.clone())),
-                )
-                .await
+            match self
+                .call(call, |id| Request::Undo {
+                    id,
+                    call: self.wire(call),
+                })
+                .await?
             {
-                Ok(Reply::Undone { result, .. }) => result,
-                Ok(other) => Err(lost(&s.host, &format!("unexpected answer {other:?}"))),
-                Err(e) => Err(lost(&s.host, &format!("{e:#}"))),
+                Reply::Undone { result, .. } => result,
+                other => Err(lost(
+                    Self::host(call),
+                    &format!("unexpected answer {other:?}"),
+                )),
             }
         })
     }

@@ -74,7 +74,7 @@ pub async fn connect(env: &Env, p: &Prepared, rollout: i64) -> Result<Option<Arc
                     crate::plugin::model::Level::Debug,
                     &format!("{h}: {}", s.agent),
                 );
-                sessions.insert(h.clone(), Arc::new(s));
+                sessions.insert(h.clone(), std::sync::Mutex::new(Arc::new(s)));
             }
             Err(e) => refused.push(format!("{e:#}")),
         }
@@ -89,6 +89,8 @@ pub async fn connect(env: &Env, p: &Prepared, rollout: i64) -> Result<Option<Arc
     }
     Ok(Some(Arc::new(Remote {
         sessions,
+        ssh: p.spec.ssh.clone(),
+        plugin: bytes,
         digest,
         label: p.adapter_label.clone(),
         sink: env.sink(Some(rollout)),
@@ -105,7 +107,9 @@ pub async fn take_leases(
     me: &Holder,
 ) -> Result<()> {
     for (host, paths) in leases {
-        let s = &remote.sessions[host];
+        let s = remote
+            .session_of(host)
+            .ok_or_else(|| anyhow::anyhow!("host `{host}`: no session"))?;
         s.lease(LeaseOp::Take, paths, me).await?;
     }
     let weak = Arc::downgrade(remote);
@@ -115,9 +119,10 @@ pub async fn take_leases(
             tokio::time::sleep(RENEW_EVERY).await;
             let Some(remote) = weak.upgrade() else { return };
             for (host, paths) in &leases {
-                let _ = remote.sessions[host]
-                    .lease(LeaseOp::Renew, paths, &me)
-                    .await;
+                let Some(s) = remote.session_of(host) else {
+                    continue;
+                };
+                let _ = s.lease(LeaseOp::Renew, paths, &me).await;
             }
         }
     });
@@ -131,8 +136,9 @@ pub async fn release_leases(
     me: &Holder,
 ) {
     for (host, paths) in leases {
-        let _ = remote.sessions[host]
-            .lease(LeaseOp::Release, paths, me)
-            .await;
+        let Some(s) = remote.session_of(host) else {
+            continue;
+        };
+        let _ = s.lease(LeaseOp::Release, paths, me).await;
     }
 }

@@ -69,6 +69,12 @@ impl Inner {
             ctx: self.context(outputs, attempt, who.is_fleet()),
             caps,
             budget: self.budget(step),
+            rerun: self
+                .p
+                .desc
+                .steps
+                .iter()
+                .any(|s| s.name == step && s.idempotent),
         }
     }
 

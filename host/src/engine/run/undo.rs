@@ -31,7 +31,13 @@ impl Inner {
             let seq = start.seq;
             self.recorded(self.env.journal.begin_step(Vec::new(), start).await)
                 .map_err(|e| e.to_string())?;
-            let call = self.call(step, who, &outputs, 1);
+            let mut call = self.call(step, who, &outputs, 1);
+            call.rerun = self
+                .p
+                .desc
+                .steps
+                .iter()
+                .any(|s| &s.name == step && s.undo_idempotent);
             let result = self.transport.undo(&call).await;
             let error = result
                 .as_ref()

@@ -275,6 +275,7 @@ impl Runner {
                 self.spec.limits.max_step_timeout,
                 &step.name,
             ),
+            rerun: step.idempotent,
         }
     }
 
