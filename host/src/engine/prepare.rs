@@ -19,20 +19,16 @@ pub struct Setup {
     pub spec: Spec,
     /// `name@version` of the strategy.
     pub strategy_label: String,
-    pub adapter_label: String,
-    pub desc: Description,
-    pub targets: Vec<Target>,
-    pub adapter_params: Vec<Pair>,
     pub strategy_params: Vec<Pair>,
-    pub secrets: BTreeMap<String, String>,
-    pub fleet_caps: Effective,
-    pub target_caps: HashMap<String, Effective>,
-    /// Capabilities of steps that request their own, by (target, step); the fleet is "".
-    pub step_caps: HashMap<(String, String), Effective>,
-    /// The lease files on the nodes (and fleet-wide resources) the adapter declares.
-    pub lease_paths: Vec<std::path::PathBuf>,
-    /// Lease files on remote hosts, by host.
-    pub remote_leases: BTreeMap<String, Vec<std::path::PathBuf>>,
+    /// The adapter's side (its fields read through `Deref`).
+    pub resolved: AdapterSetup,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = AdapterSetup;
+    fn deref(&self) -> &AdapterSetup {
+        &self.resolved
+    }
 }
 
 /// A spec with its plugins loaded and its grants resolved.
@@ -62,6 +58,7 @@ fn pairs(v: &[(String, String)]) -> Vec<Pair> {
 
 /// The adapter's side of a spec: its description, parameters, targets and resolved grants.
 pub struct AdapterSetup {
+    /// `name@version` of the adapter.
     pub adapter_label: String,
     pub desc: Description,
     pub targets: Vec<Target>,
@@ -69,8 +66,11 @@ pub struct AdapterSetup {
     pub secrets: BTreeMap<String, String>,
     pub fleet_caps: Effective,
     pub target_caps: HashMap<String, Effective>,
+    /// Capabilities of steps that request their own, by (target, step); the fleet is "".
     pub step_caps: HashMap<(String, String), Effective>,
+    /// The lease files on the controller's nodes (and fleet-wide resources).
     pub lease_paths: Vec<std::path::PathBuf>,
+    /// Lease files on remote hosts, by host.
     pub remote_leases: BTreeMap<String, Vec<std::path::PathBuf>>,
 }
 
@@ -107,19 +107,10 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
     let a = resolve_adapter(env, &spec, &adapter).await?;
     Ok(Prepared {
         setup: Arc::new(Setup {
-            lease_paths: a.lease_paths,
-            remote_leases: a.remote_leases,
             strategy_label: format!("{sname}@{sver}"),
             strategy_params: pairs(&spec.strategy.params),
-            adapter_params: a.adapter_params,
             spec,
-            adapter_label: a.adapter_label,
-            desc: a.desc,
-            targets: a.targets,
-            secrets: a.secrets,
-            fleet_caps: a.fleet_caps,
-            target_caps: a.target_caps,
-            step_caps: a.step_caps,
+            resolved: a,
         }),
         strategy: Arc::new(strategy),
         adapter: Arc::new(adapter),
