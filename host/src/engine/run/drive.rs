@@ -284,9 +284,17 @@ impl Inner {
             return Ok(None);
         }
         let mut pending = Vec::new();
-        let failure = self
+        // Fleet steps run on the controller: their outcome is always known.
+        let failure = match self
             .run_step(stage, &Subject::Fleet, step, &mut prog, &mut pending)
-            .await?;
+            .await?
+        {
+            super::step::Ended::Done => None,
+            super::step::Ended::Failed(why) => Some(why),
+            super::step::Ended::Unknown => {
+                Some(format!("fleet step `{step}`: its outcome is unknown"))
+            }
+        };
         self.env.journal.write(pending).await?;
         Ok(failure)
     }

@@ -3,8 +3,14 @@
 
 use super::*;
 
-/// What `run_step` answers when the step's outcome is unknown (its host was lost).
-pub(super) const LOST: &str = "\u{0}outcome unknown";
+/// How a step ended.
+pub(super) enum Ended {
+    Done,
+    /// Failed, with the message saying how.
+    Failed(String),
+    /// Its outcome is unknown (its host was lost while it ran): it stays in flight.
+    Unknown,
+}
 
 impl Inner {
     pub(super) fn target_steps(&self, finalize: bool) -> Vec<&Step> {
@@ -118,7 +124,7 @@ impl Inner {
         step: &str,
         prog: &mut Progress,
         pending: &mut Vec<Op>,
-    ) -> Result<Option<String>> {
+    ) -> Result<Ended> {
         let mut attempt = prog.attempts.get(step).copied().unwrap_or(0) + 1;
         loop {
             let start = self.begin(stage, who, step, Action::Run, attempt);
@@ -151,7 +157,7 @@ impl Inner {
                         "the connection was lost during step `{step}` of {} ({why})",
                         who.label()
                     )));
-                    return Ok(Some(LOST.to_string()));
+                    return Ok(Ended::Unknown);
                 }
                 Err(f) => (f.outputs, Some((f.message, f.transient))),
             };
@@ -163,7 +169,7 @@ impl Inner {
                 pending.push(Op::Finish(self.end(seq, recs.clone(), None)));
                 prog.done.push((step.to_string(), recs));
                 prog.failed = None;
-                return Ok(None);
+                return Ok(Ended::Done);
             };
             let message = self.env.redact.redact(&message);
             self.env
@@ -172,7 +178,7 @@ impl Inner {
                 .await?;
             prog.failed = Some((step.to_string(), recs, message.clone()));
             if !(transient && attempt < MAX_ATTEMPTS) || self.abort.load(Ordering::SeqCst) {
-                return Ok(Some(format!("step `{step}` failed: {message}")));
+                return Ok(Ended::Failed(format!("step `{step}` failed: {message}")));
             }
             self.env.ui.log(
                 who.label(),
@@ -221,13 +227,14 @@ impl Inner {
                     return Ok(self.leave(pending).await);
                 }
                 self.env.ui.step(target, &step.name, n + 1, steps.len());
-                failure = self.recorded(
+                failure = match self.recorded(
                     self.run_step(stage, &who, &step.name, &mut prog, &mut pending)
                         .await,
-                )?;
-                if failure.as_deref() == Some(LOST) {
-                    return Ok(self.leave(pending).await);
-                }
+                )? {
+                    Ended::Done => None,
+                    Ended::Failed(why) => Some(why),
+                    Ended::Unknown => return Ok(self.leave(pending).await),
+                };
                 if failure.is_some() {
                     break;
                 }
