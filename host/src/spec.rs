@@ -30,6 +30,9 @@ pub struct Spec {
     pub targets: Vec<TargetSpec>,
     /// How remote targets (`host` other than `local`) are reached.
     pub ssh: Ssh,
+    /// Where the adapter's fleet steps run: `local` (the controller, the default) or a host
+    /// reached over SSH, such as a load balancer node.
+    pub fleet_host: String,
 }
 
 /// A plugin named by the spec.
@@ -149,6 +152,8 @@ struct RawAdapter {
     params: BTreeMap<String, toml::Value>,
     #[serde(default)]
     timeouts: BTreeMap<String, Spanned<String>>,
+    #[serde(rename = "fleet-host")]
+    fleet_host: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -311,7 +316,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
     let aspan = raw.adapter.span();
     let a = raw.adapter.into_inner();
     if a.plugin.trim().is_empty() {
-        return Err(cx.err(aspan, "key `adapter.plugin` is empty"));
+        return Err(cx.err(aspan.clone(), "key `adapter.plugin` is empty"));
     }
     let mut timeouts = BTreeMap::new();
     for (step, v) in &a.timeouts {
@@ -326,6 +331,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
         })?;
         timeouts.insert(step.clone(), d);
     }
+    let fleet_host = match a.fleet_host {
+        Some(h) if h.trim().is_empty() => {
+            return Err(cx.err(
+                aspan,
+                "key `adapter.fleet-host` is empty (write \"local\" or a host)",
+            ))
+        }
+        Some(h) => h,
+        None => "local".to_string(),
+    };
     let adapter = PluginRef {
         path: resolve(&a.plugin),
         sha256: pin(&a.sha256, "adapter")?,
@@ -489,6 +504,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
     };
     Ok(Spec {
         ssh,
+        fleet_host,
         path: path.to_path_buf(),
         text: text.to_string(),
         name: rollout.name.unwrap_or_else(|| {

@@ -214,6 +214,8 @@ async fn reprepare(env: &Env, row: &crate::journal::RolloutRow) -> Result<Prepar
     let spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
     let mut prepared = prepare(env, spec).await?;
     prepared.remote = crate::remote::route::connect(env, &prepared, row.id).await?;
+    // Every host answered: none is lost any more.
+    env.journal.hosts_back(row.id)?;
     take_leases(env, &prepared, row.id).await?;
     Ok(prepared)
 }

@@ -64,6 +64,8 @@ pub struct Progress {
     pub undone: Vec<String>,
     /// An undo that failed and has not succeeded since: the step and the error.
     pub undo_failed: Option<(String, String)>,
+    /// An undo whose host could not be reached (step, why): the next rollback tries again.
+    pub undo_unreached: Option<(String, String)>,
     /// Highest attempt per step.
     pub attempts: HashMap<String, u32>,
     /// Records started and never ended (a crash).
@@ -96,7 +98,7 @@ impl Progress {
         if !self.in_flight.is_empty() {
             return TargetState::Running;
         }
-        if self.undo_failed.is_some() {
+        if self.undo_failed.is_some() || self.undo_unreached.is_some() {
             return TargetState::NeedsAttention;
         }
         if self.failed.is_some() || !self.undone.is_empty() {
@@ -145,9 +147,15 @@ pub fn derive(rows: &[StepRow]) -> HashMap<String, Progress> {
                 if p.undo_failed.as_ref().is_some_and(|(s, _)| s == &r.step) {
                     p.undo_failed = None;
                 }
+                if p.undo_unreached.as_ref().is_some_and(|(s, _)| s == &r.step) {
+                    p.undo_unreached = None;
+                }
             }
             (Action::Undo, StepState::Failed) => {
                 p.undo_failed = Some((r.step.clone(), r.error.clone().unwrap_or_default()));
+            }
+            (Action::Undo, StepState::Unreached) => {
+                p.undo_unreached = Some((r.step.clone(), r.error.clone().unwrap_or_default()));
             }
             (_, StepState::Started) => p.in_flight.push(r.clone()),
             _ => {}

@@ -19,6 +19,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct StepCall {
     pub step: String,
     pub target: Option<Target>,
+    /// Where it runs: `local`, or the host whose agent runs it (the target's host, or the
+    /// spec's `fleet-host` for a fleet step).
+    pub host: String,
     pub ctx: StepContext,
     pub caps: Effective,
     pub budget: Duration,
@@ -36,10 +39,23 @@ pub struct StepFailure {
     pub message: String,
     pub transient: bool,
     pub outputs: Vec<Output>,
-    /// The outcome is unknown (the connection to the step's host was lost while it ran):
-    /// handled like a crash, never as a failure.
+    /// Whether the step's host was lost while it ran.
     #[serde(default)]
-    pub lost: bool,
+    pub lost: Lost,
+}
+
+/// What became of a step whose host's connection was lost while it ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Lost {
+    /// The host was not lost: the failure is the step's own.
+    #[default]
+    No,
+    /// The host came back, but the step may not run again: its outcome is unknown, and it
+    /// is handled like a crash (it stays in flight; `resume` settles it).
+    Unknown,
+    /// The host did not come back within the step's budget (or was lost earlier in the
+    /// run): the step failed, and so does every later call to that host in this run.
+    HostDown(String),
 }
 
 /// Runs adapter steps somewhere.
@@ -91,7 +107,7 @@ impl Local {
             message,
             transient,
             outputs: bounded(outputs).unwrap_or_default(),
-            lost: false,
+            lost: Lost::No,
         }
     }
 }
@@ -121,7 +137,7 @@ fn fault(e: crate::plugin::PluginFault) -> StepFailure {
         message: e.to_string(),
         transient: false,
         outputs: Vec::new(),
-        lost: false,
+        lost: Lost::No,
     }
 }
 

@@ -113,6 +113,7 @@ impl Journal {
                 }
                 Op::Detail { detail, .. } => *detail = self.scrub(detail),
                 Op::Event { message, .. } => *message = self.scrub(message),
+                Op::HostDown { reason, .. } => *reason = self.scrub(reason),
             }
         }
         ops
@@ -253,6 +254,31 @@ impl Journal {
             .into_iter()
             .map(PathBuf::from)
             .collect())
+    }
+
+    /// The hosts `rollout` lost and has not reached again since.
+    pub fn lost_hosts(&self, rollout: i64) -> Result<Vec<LostHost>> {
+        let c = self.conn.lock().unwrap();
+        let mut st = c.prepare(
+            "SELECT host, reason, ts FROM lost_hosts WHERE rollout = ?1 ORDER BY ts, host",
+        )?;
+        let rows = st.query_map(params![rollout], |r| {
+            Ok(LostHost {
+                host: r.get(0)?,
+                reason: r.get(1)?,
+                at_ms: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Every host of `rollout` was reached again: forget that any was lost.
+    pub fn hosts_back(&self, rollout: i64) -> Result<()> {
+        self.writing()?.execute(
+            "DELETE FROM lost_hosts WHERE rollout = ?1",
+            params![rollout],
+        )?;
+        Ok(())
     }
 
     /// Record which way the rollout goes, with why (durable on return).

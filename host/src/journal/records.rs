@@ -24,6 +24,12 @@ pub enum Op {
         target: String,
         detail: String,
     },
+    /// A remote host did not come back within a step's budget: its targets failed.
+    HostDown {
+        rollout: i64,
+        host: String,
+        reason: String,
+    },
     /// A log line of a plugin or the engine.
     Event {
         rollout: i64,
@@ -237,6 +243,9 @@ pub enum StepState {
     Failed,
     /// Left in flight by a crash and to be run again.
     Abandoned,
+    /// An undo that could not reach its host (it did not come back): the next rollback
+    /// tries it again.
+    Unreached,
 }
 
 impl StepState {
@@ -246,6 +255,7 @@ impl StepState {
             StepState::Ok => "ok",
             StepState::Failed => "failed",
             StepState::Abandoned => "abandoned",
+            StepState::Unreached => "unreached",
         }
     }
 
@@ -254,6 +264,7 @@ impl StepState {
             "ok" => StepState::Ok,
             "failed" => StepState::Failed,
             "abandoned" => StepState::Abandoned,
+            "unreached" => StepState::Unreached,
             _ => StepState::Started,
         }
     }
@@ -279,4 +290,15 @@ pub struct StepEnd {
     pub outputs: Vec<OutputRec>,
     /// None when it succeeded.
     pub error: Option<String>,
+    /// It failed because its host could not be reached (recorded as `unreached`).
+    pub unreached: bool,
+}
+
+/// A host a rollout lost (see [`Op::HostDown`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LostHost {
+    pub host: String,
+    pub reason: String,
+    /// When it was found down (ms since the epoch).
+    pub at_ms: i64,
 }

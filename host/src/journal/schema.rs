@@ -4,7 +4,7 @@ use super::*;
 
 /// The schema version this build writes. A journal outlives the binary that wrote it: an
 /// older journal is migrated forward on open; a newer one is refused.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// Version 1: the tables as first released.
 const V1: &str = r#"
@@ -42,6 +42,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // The lease files a rollout took on its nodes, removed when it ends, even by a
         // command that loads no plugin (`abort`).
         "CREATE TABLE IF NOT EXISTS node_leases(rollout INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY(rollout, path));",
+    ),
+    (
+        4,
+        // Remote hosts a rollout lost (they did not come back within a step's budget),
+        // shown by `status` until every host is reached again.
+        "CREATE TABLE IF NOT EXISTS lost_hosts(rollout INTEGER NOT NULL, host TEXT NOT NULL, reason TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(rollout, host));",
     ),
 ];
 

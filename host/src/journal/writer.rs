@@ -49,12 +49,13 @@ fn apply(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
                 seq,
                 outputs,
                 error,
+                unreached,
             }) => {
                 let out = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".into());
-                let state = if error.is_none() {
-                    StepState::Ok
-                } else {
-                    StepState::Failed
+                let state = match (error, unreached) {
+                    (None, _) => StepState::Ok,
+                    (Some(_), true) => StepState::Unreached,
+                    (Some(_), false) => StepState::Failed,
                 };
                 tx.prepare_cached(
                     "UPDATE steps SET state = ?3, outputs = ?4, error = ?5, ended = ?6 WHERE rollout = ?1 AND seq = ?2",
@@ -84,6 +85,16 @@ fn apply(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
                     "INSERT INTO events(rollout, ts, level, target, step, message) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
                 .execute(params![rollout, now, level, target, step, message])?;
+            }
+            Op::HostDown {
+                rollout,
+                host,
+                reason,
+            } => {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO lost_hosts(rollout, host, reason, ts) VALUES(?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![rollout, host, reason, now])?;
             }
         }
     }

@@ -129,7 +129,7 @@ impl Agent {
             message,
             transient: false,
             outputs: Vec::new(),
-            lost: false,
+            lost: crate::engine::transport::Lost::No,
         };
         let plugin = match self.plugin(&call.digest, call.limits.memory) {
             Ok(p) => p,
@@ -158,6 +158,7 @@ impl Agent {
         };
         let step = StepCall {
             step: call.step,
+            host: "local".into(),
             target: call.target,
             ctx: call.ctx,
             caps: call.caps,

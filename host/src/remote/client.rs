@@ -3,7 +3,7 @@
 //! apply, and host key checking stays on). Calls run concurrently over the session.
 
 use super::proto::{self, LeaseOp, Reply, Request, WireCall};
-use crate::engine::transport::{BoxFuture, StepCall, StepFailure, Transport};
+use crate::engine::transport::{BoxFuture, Lost, StepCall, StepFailure, Transport};
 use crate::plugin::model::Output;
 use crate::plugin::{CallEnv, Sink};
 use crate::spec::{Limits, Ssh};
@@ -329,6 +329,9 @@ pub struct Remote {
     pub sink: Arc<dyn Sink>,
     pub secrets: BTreeMap<String, String>,
     pub limits: Limits,
+    /// Hosts that did not come back within a step's budget, with why: every later call to
+    /// them in this run fails at once.
+    pub down: Mutex<BTreeMap<String, String>>,
 }
 
 impl Remote {
@@ -352,10 +355,7 @@ impl Remote {
     }
 
     fn host(call: &StepCall) -> &str {
-        call.target
-            .as_ref()
-            .map(|t| t.host.as_str())
-            .unwrap_or("local")
+        &call.host
     }
 
     /// The session of `host` open again, tried with backoff until `deadline`.
@@ -375,17 +375,24 @@ impl Remote {
 
     /// Send a call, and when the session is lost while it runs: reconnect within the call's
     /// budget and send it again when it may run again; otherwise its outcome is unknown
-    /// (`lost`), or the host did not come back (a failure naming it).
+    /// (`Lost::Unknown`). A host that does not come back within the budget is down for the
+    /// rest of the run (`Lost::HostDown`): this call and every later one to it fail.
     async fn call(
         &self,
         call: &StepCall,
         make: impl Fn(u64) -> Request,
     ) -> Result<Reply, StepFailure> {
         let host = Self::host(call);
+        if let Some(why) = self.down.lock().unwrap().get(host) {
+            return Err(down(
+                host,
+                format!("host `{host}` is down ({why}); not tried again in this run"),
+            ));
+        }
         let deadline = Instant::now() + call.budget;
         let mut s = self
             .session_of(host)
-            .ok_or_else(|| lost(host, "no session"))?;
+            .ok_or_else(|| down(host, format!("host `{host}`: no session")))?;
         loop {
             let err = match s
                 .ask(&make, Some((self.env(call), self.sink.clone())))
@@ -396,16 +403,27 @@ impl Remote {
                 Err(e) => format!("{e:#}"),
             };
             let Some(again) = self.reopen(host, deadline).await else {
-                return Err(StepFailure {
-                    message: format!(
-                        "host `{host}` did not come back within the step's budget of {} s ({err}); the outcome of `{}` is unknown",
-                        call.budget.as_secs(),
+                let why = format!(
+                    "lost during `{}`{} and not back within its budget of {} s: {err}",
+                    call.step,
+                    call.target
+                        .as_ref()
+                        .map(|t| format!(" of {}", t.id))
+                        .unwrap_or_default(),
+                    call.budget.as_secs(),
+                );
+                self.down
+                    .lock()
+                    .unwrap()
+                    .entry(host.to_string())
+                    .or_insert_with(|| why.clone());
+                return Err(down(
+                    host,
+                    format!(
+                        "host `{host}` {why}; the outcome of `{}` is unknown",
                         call.step
                     ),
-                    transient: false,
-                    outputs: Vec::new(),
-                    lost: true,
-                });
+                ));
             };
             if !call.rerun {
                 return Err(lost(
@@ -434,13 +452,23 @@ impl Remote {
     }
 }
 
-/// A step whose host was lost (or never reached): its outcome is unknown.
+/// A step whose host was lost and came back: its outcome is unknown.
 fn lost(host: &str, why: &str) -> StepFailure {
     StepFailure {
         message: format!("host `{host}`: {why}"),
         transient: false,
         outputs: Vec::new(),
-        lost: true,
+        lost: Lost::Unknown,
+    }
+}
+
+/// A step whose host is down: it failed.
+fn down(host: &str, message: String) -> StepFailure {
+    StepFailure {
+        message,
+        transient: false,
+        outputs: Vec::new(),
+        lost: Lost::HostDown(host.to_string()),
     }
 }
 

@@ -19,7 +19,7 @@ pub struct Routed {
 }
 
 fn is_remote(call: &StepCall) -> bool {
-    call.target.as_ref().is_some_and(|t| t.host != "local")
+    call.host != "local"
 }
 
 impl Transport for Routed {
@@ -48,6 +48,7 @@ pub async fn connect(env: &Env, p: &Prepared, rollout: i64) -> Result<Option<Arc
         .iter()
         .filter(|t| t.host != "local")
         .map(|t| t.host.clone())
+        .chain(Some(p.spec.fleet_host.clone()).filter(|h| h != "local"))
         .collect();
     hosts.sort();
     hosts.dedup();
@@ -96,6 +97,7 @@ pub async fn connect(env: &Env, p: &Prepared, rollout: i64) -> Result<Option<Arc
         sink: env.sink(Some(rollout)),
         secrets: p.secrets.clone(),
         limits: p.spec.limits,
+        down: Default::default(),
     })))
 }
 

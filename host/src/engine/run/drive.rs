@@ -37,6 +37,15 @@ impl Inner {
                         self.env.ui.note(&format!("✘ {reason}; rolling back"));
                         return self.rollback_all(cursor, &reason).await;
                     }
+                    if let Some(Halt::Signal(why)) = self.halted() {
+                        return self.finish(
+                            Status::Interrupted,
+                            format!(
+                                "{why}: `cutover resume {id}` settles fleet step `{step}` and goes on, `cutover rollback {id}` undoes",
+                                id = self.id
+                            ),
+                        );
+                    }
                 }
                 XStage::Wave {
                     name,
@@ -284,16 +293,15 @@ impl Inner {
             return Ok(None);
         }
         let mut pending = Vec::new();
-        // Fleet steps run on the controller: their outcome is always known.
+        // A fleet step whose host was lost stays in flight, like a target step: the run
+        // is halted and the driver ends it interrupted before the next stage.
         let failure = match self
             .run_step(stage, &Subject::Fleet, step, &mut prog, &mut pending)
             .await?
         {
             super::step::Ended::Done => None,
             super::step::Ended::Failed(why) => Some(why),
-            super::step::Ended::Unknown => {
-                Some(format!("fleet step `{step}`: its outcome is unknown"))
-            }
+            super::step::Ended::Unknown => None,
         };
         self.env.journal.write(pending).await?;
         Ok(failure)

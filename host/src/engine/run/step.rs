@@ -2,6 +2,7 @@
 //! retried, the target undone when a step fails.
 
 use super::*;
+use crate::engine::transport::Lost;
 
 /// How a step ended.
 pub(super) enum Ended {
@@ -69,8 +70,13 @@ impl Inner {
             None if who.is_fleet() => self.p.fleet_caps.clone(),
             None => self.p.target_caps.get(target).cloned().unwrap_or_default(),
         };
+        let host = match &t {
+            Some(t) => t.host.clone(),
+            None => self.p.spec.fleet_host.clone(),
+        };
         StepCall {
             step: step.to_string(),
+            host,
             target: t,
             ctx: self.context(outputs, attempt, who.is_fleet()),
             caps,
@@ -111,6 +117,7 @@ impl Inner {
             seq,
             outputs,
             error,
+            unreached: false,
         }
     }
 
@@ -143,15 +150,15 @@ impl Inner {
                 _ = aborted.wait_for(|a| *a) => Err(crate::engine::transport::StepFailure {
                     message: "interrupted: the operator aborted the rollout".into(),
                     transient: false,
-                    outputs: Vec::new(), lost: false }),
+                    outputs: Vec::new(), lost: crate::engine::transport::Lost::No }),
             };
             let (outputs, failure) = match ran {
                 Ok(outs) => (outs, None),
-                Err(f) if f.lost => {
-                    // The host went away with the step running: its outcome is unknown, as
-                    // after a crash. The step stays in flight in the journal; the run stops
-                    // starting steps and `resume` settles it (an idempotent step re-runs, a
-                    // non-idempotent one asks `--in-flight`).
+                Err(f) if f.lost == Lost::Unknown => {
+                    // The host went away with the step running and came back: its outcome
+                    // is unknown, as after a crash. The step stays in flight in the journal;
+                    // the run stops starting steps and `resume` settles it (an idempotent
+                    // step re-runs, a non-idempotent one asks `--in-flight`).
                     let why = self.env.redact.redact(&f.message);
                     self.stop(Halt::Signal(format!(
                         "the connection was lost during step `{step}` of {} ({why})",
@@ -159,7 +166,18 @@ impl Inner {
                     )));
                     return Ok(Ended::Unknown);
                 }
-                Err(f) => (f.outputs, Some((f.message, f.transient))),
+                Err(f) => {
+                    if let Lost::HostDown(host) = &f.lost {
+                        // The host did not come back: the step fails, and so do the other
+                        // calls to that host; `status` shows it until it is reached again.
+                        pending.push(Op::HostDown {
+                            rollout: self.id,
+                            host: host.clone(),
+                            reason: self.env.redact.redact(&f.message),
+                        });
+                    }
+                    (f.outputs, Some((f.message, f.transient)))
+                }
             };
             let recs: Vec<OutputRec> = outputs.iter().map(to_rec).collect();
             for o in recs.iter().filter(|o| o.secret) {

@@ -2,6 +2,7 @@
 //! whole rollout, newest stage first.
 
 use super::*;
+use crate::engine::transport::Lost;
 
 /// What `undo_target` returns when it stopped between two undos for a signal or a journal
 /// fault: the target is left where it is, for `resume`.
@@ -39,11 +40,38 @@ impl Inner {
                 .iter()
                 .any(|s| &s.name == step && s.undo_idempotent);
             let result = self.transport.undo(&call).await;
+            if let Err(f) = &result {
+                let why = self.env.redact.redact(&f.message);
+                match &f.lost {
+                    Lost::Unknown => {
+                        // Its host came back after the undo was sent: the undo stays in
+                        // flight and `resume` settles it, as after a crash.
+                        self.stop(Halt::Signal(format!(
+                            "the connection was lost during the undo of `{step}` of {} ({why})",
+                            who.label()
+                        )));
+                        return Err(STOPPED.into());
+                    }
+                    Lost::HostDown(host) => {
+                        let op = Op::HostDown {
+                            rollout: self.id,
+                            host: host.clone(),
+                            reason: why,
+                        };
+                        self.recorded(self.env.journal.write(vec![op]).await)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Lost::No => {}
+                }
+            }
             let error = result
                 .as_ref()
                 .err()
                 .map(|f| self.env.redact.redact(&f.message));
-            let end = self.end(seq, Vec::new(), error.clone());
+            let mut end = self.end(seq, Vec::new(), error.clone());
+            end.unreached = result
+                .as_ref()
+                .is_err_and(|f| matches!(f.lost, Lost::HostDown(_)));
             self.recorded(self.env.journal.finish_step(end).await)
                 .map_err(|e| e.to_string())?;
             if let Some(e) = error {

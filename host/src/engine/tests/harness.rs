@@ -20,6 +20,10 @@ pub enum Act {
     Crash,
     /// Wait until the test releases it.
     Hold,
+    /// Its host's connection was lost and came back: the outcome is unknown.
+    Lost,
+    /// Its host, named here, did not come back.
+    Down(&'static str),
 }
 
 /// Records calls as `run step target` / `undo step target` (target `fleet` for fleet steps).
@@ -71,12 +75,24 @@ impl FakeTransport {
                 message: format!("{key} failed on purpose"),
                 transient: false,
                 outputs: Vec::new(),
-                lost: false,
+                lost: crate::engine::transport::Lost::No,
             }),
             Some(Act::Crash) => {
                 self.crashed.notify_one();
                 std::future::pending().await
             }
+            Some(Act::Lost) => Err(StepFailure {
+                message: format!("{key}: the connection was lost"),
+                transient: false,
+                outputs: Vec::new(),
+                lost: crate::engine::transport::Lost::Unknown,
+            }),
+            Some(Act::Down(host)) => Err(StepFailure {
+                message: format!("host `{host}` did not come back during {key}"),
+                transient: false,
+                outputs: Vec::new(),
+                lost: crate::engine::transport::Lost::HostDown(host.into()),
+            }),
             Some(Act::Hold) => {
                 self.held.notify_one();
                 self.release.notified().await;

@@ -231,3 +231,58 @@ async fn a_signal_during_a_rollback_leaves_it_to_resume_as_a_rollback() {
     assert!(h.states().values().all(|s| *s == TargetState::RolledBack));
     assert_eq!(h.transport.count("undo switch t3"), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_does_not_come_back_fails_its_targets_and_the_journal_names_it() {
+    let h = Harness::new(4, 2, RELEASE_DIR, DecisionKind::Proceed);
+    h.transport.at("run stop t2", Act::Down("h2"));
+    h.transport.at("undo stop t2", Act::Down("h2"));
+    let o = h.run().drive().await.unwrap();
+    let s = h.states();
+    assert_eq!(s["t2"], TargetState::Failed, "{}", o.reason);
+    assert_eq!(s["t1"], TargetState::RolledBack, "{}", o.reason);
+    let lost = h.env.journal.lost_hosts(h.id).unwrap();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0].host, "h2");
+    assert!(lost[0].reason.contains("run stop t2"), "{lost:?}");
+    // Nothing of t2 completed, so nothing of it is undone.
+    assert_eq!(h.transport.count("undo stop t2"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_undo_on_a_lost_host_needs_attention_and_a_later_rollback_finishes_it() {
+    let h = Harness::new(2, 1, RELEASE_DIR, DecisionKind::Proceed);
+    assert_eq!(h.run().drive().await.unwrap().status, Status::Completed);
+    h.transport.at("undo start t2", Act::Down("h2"));
+    let o = h.rollback().await.unwrap();
+    assert_eq!(
+        h.states()["t2"],
+        TargetState::NeedsAttention,
+        "{}",
+        o.reason
+    );
+    assert_eq!(h.env.journal.lost_hosts(h.id).unwrap()[0].host, "h2");
+    // The host is back: the rollback goes on from the undo that failed.
+    h.transport.heal();
+    let o = h.rollback().await.unwrap();
+    assert_eq!(o.status, Status::RolledBack, "{}", o.reason);
+    assert_eq!(h.transport.count("undo start t2"), 2);
+    assert_eq!(h.transport.count("undo stop t2"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_undo_whose_host_came_back_stays_in_flight_for_resume() {
+    let h = Harness::new(2, 1, RELEASE_DIR, DecisionKind::Proceed);
+    assert_eq!(h.run().drive().await.unwrap().status, Status::Completed);
+    h.transport.at("undo start t2", Act::Lost);
+    let o = h.rollback().await.unwrap();
+    assert_eq!(o.status, Status::Interrupted, "{}", o.reason);
+    assert!(o.reason.contains("the undo of `start`"), "{}", o.reason);
+    assert_eq!(h.transport.count("undo stop t2"), 0);
+    let o = h.resume(&InFlightChoices::default()).await;
+    assert_eq!(o.status, Status::Paused, "{}", o.reason);
+    let o = h.resume(&answer("t2", InFlight::Done)).await;
+    assert_eq!(o.status, Status::RolledBack, "{}", o.reason);
+    assert_eq!(h.transport.count("undo start t2"), 1);
+    assert_eq!(h.transport.count("undo stop t2"), 1);
+}

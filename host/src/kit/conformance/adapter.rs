@@ -253,6 +253,7 @@ impl Runner {
     fn call(&self, who: &Subject, step: &Step, outputs: &[Output], attempt: u32) -> StepCall {
         StepCall {
             step: step.name.clone(),
+            host: "local".into(),
             target: match who {
                 Subject::Fleet => None,
                 Subject::Target(t) => Some(t.clone()),

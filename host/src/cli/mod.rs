@@ -30,6 +30,10 @@ macro_rules! show_err {
     };
 }
 
+mod status;
+pub use status::status;
+use status::target_rows;
+
 /// Where the journal and the plugin cache live, and how verbose to be.
 pub struct Ctx {
     journal: PathBuf,
@@ -118,6 +122,7 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
             "stages": plan.stages,
             "worst_case_seconds": worst.as_secs(),
             "hosts": by_host,
+            "fleet_host": prepared.spec.fleet_host,
             "findings": findings.iter().map(|f| json!({
                 "severity": crate::plugin::model::severity_name(f.severity),
                 "target": f.target,
@@ -146,6 +151,14 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
                 show!("on {host}: {}", ids.join(", "));
             }
         }
+        if prepared
+            .desc
+            .steps
+            .iter()
+            .any(|s| s.scope() == Scope::Fleet)
+        {
+            show!("fleet steps on {}", prepared.spec.fleet_host);
+        }
         for (i, s) in plan.stages.iter().enumerate() {
             show!("  {:>3}. {}", i + 1, s.describe());
         }
@@ -156,44 +169,6 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
         engine::show_findings(env.ui.as_ref(), &findings);
     }
     Ok(0)
-}
-
-/// A rollout's status with what the operator can do in it.
-fn advice(row: &crate::journal::RolloutRow, interrupted: bool) -> String {
-    let id = row.id;
-    let back = row.direction == crate::journal::Direction::Rollback;
-    let way = if back {
-        " (it goes on rolling back)"
-    } else {
-        ""
-    };
-    match row.status {
-        Status::Running if interrupted && row.plan.is_empty() => format!(
-            "interrupted before it was planned (process {} is gone): `cutover resume {id}` plans and runs it, `cutover abort {id}` gives it up",
-            row.pid
-        ),
-        Status::Running if interrupted => format!(
-            "interrupted (process {} is gone): run `cutover resume {id}`{way}, or `cutover rollback {id}` to undo",
-            row.pid
-        ),
-        Status::Interrupted => format!(
-            "interrupted: run `cutover resume {id}`{way}, or `cutover rollback {id}` to undo"
-        ),
-        _ if engine::rollback_pending(row) => format!(
-            "{}, but a rollback of it began: `cutover rollback {id}` goes on with it",
-            row.status.as_str()
-        ),
-        Status::Paused if back => format!(
-            "paused while rolling back: answer as the reason says, then `cutover resume {id}` goes on rolling back"
-        ),
-        s => s.as_str().to_string(),
-    }
-}
-
-/// A rollout's targets with their states derived from the step records.
-fn target_rows(journal: &Journal, row: &crate::journal::RolloutRow) -> Result<Vec<TargetRow>> {
-    let plan: Option<engine::plan::XPlan> = serde_json::from_str(&row.plan).ok();
-    engine::state::targets(journal, row.id, plan.as_ref())
 }
 
 fn summary(env: &Env, outcome: &Outcome) -> Result<i32> {
@@ -274,145 +249,6 @@ pub fn abort(ctx: &Ctx, id: i64) -> Result<i32> {
         s => show!("rollout {id}: {}", s.as_str()),
     }
     Ok(0)
-}
-
-fn redactor_for(journal: &Journal, id: i64) -> Result<Redactor> {
-    let r = Redactor::default();
-    for s in journal.steps(id)? {
-        for o in s.outputs.iter().filter(|o| o.secret) {
-            r.add(&o.value);
-        }
-    }
-    Ok(r)
-}
-
-/// `cutover status [ID]`
-pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
-    let journal = ctx.journal()?;
-    let id = match id.or(journal.latest()?) {
-        Some(id) => id,
-        None => anyhow::bail!("the journal has no rollouts yet"),
-    };
-    let row = journal.rollout(id)?;
-    let redact = redactor_for(&journal, id)?;
-    let targets = target_rows(&journal, &row)?;
-    let steps = journal.steps(id)?;
-    let plan: Option<engine::plan::XPlan> = serde_json::from_str(&row.plan).ok();
-    let alive = engine::pid_alive(row.pid);
-    let interrupted = row.status == Status::Running && !alive;
-    let in_flight: Vec<_> = steps
-        .iter()
-        .filter(|s| s.state == crate::journal::StepState::Started)
-        .collect();
-    if json_out {
-        let out = json!({
-            "id": row.id,
-            "name": row.name,
-            "spec": row.spec_path,
-            "status": row.status.as_str(),
-            "interrupted": interrupted || row.status == Status::Interrupted,
-            "direction": row.direction.as_str(),
-            "leases": journal.node_leases(id)?,
-            "advice": advice(&row, interrupted),
-            "reason": redact.redact(&row.reason),
-            "stage": row.stage,
-            "stages": plan.as_ref().map(|p| p.stages.len()).unwrap_or(0),
-            "plan": plan,
-            "targets": targets.iter().map(|t| json!({
-                "id": t.target, "state": t.state.as_str(), "detail": redact.redact(&t.detail),
-            })).collect::<Vec<_>>(),
-            "steps": steps.iter().map(|s| json!({
-                "seq": s.seq, "stage": s.stage, "target": s.target, "step": s.step,
-                "action": s.action, "attempt": s.attempt, "state": s.state,
-                "error": s.error.as_deref().map(|e| redact.redact(e)),
-                "outputs": s.outputs.iter().map(|o| json!({
-                    "key": o.key,
-                    "value": if o.secret { "«redacted»".to_string() } else { redact.redact(&o.value) },
-                    "secret": o.secret,
-                })).collect::<Vec<_>>(),
-                "started_ms": s.started, "ended_ms": s.ended,
-            })).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(0);
-    }
-    let state = advice(&row, interrupted);
-    show!("rollout {id} ({}): {state}", row.name);
-    show!("  spec: {}", row.spec_path);
-    if !row.reason.is_empty() {
-        show!("  why: {}", redact.redact(&row.reason));
-    }
-    if let Some(p) = &plan {
-        let next = p
-            .stages
-            .get(row.stage as usize)
-            .map(|s| s.describe())
-            .unwrap_or_else(|| "none".into());
-        show!(
-            "  stage {}/{}; next: {next}",
-            row.stage.min(p.stages.len() as i64),
-            p.stages.len()
-        );
-    }
-    let count = |s: TargetState| targets.iter().filter(|t| t.state == s).count();
-    show!(
-        "  targets: {} updated, {} running, {} failed, {} rolled back, {} need attention",
-        count(TargetState::Updated),
-        count(TargetState::Running),
-        count(TargetState::Failed),
-        count(TargetState::RolledBack),
-        count(TargetState::NeedsAttention)
-    );
-    for t in targets.iter().filter(|t| t.state != TargetState::Updated) {
-        let detail = if t.detail.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", redact.redact(&t.detail))
-        };
-        show!("    {} {}{detail}", t.target, t.state.as_str());
-    }
-    for s in in_flight {
-        show!(
-            "  in flight: {} `{}` on {}",
-            if s.action == crate::journal::Action::Undo {
-                "undo of"
-            } else {
-                "step"
-            },
-            s.step,
-            if s.target.is_empty() {
-                "the fleet"
-            } else {
-                &s.target
-            }
-        );
-    }
-    let events = journal.events(id, 5)?;
-    if !events.is_empty() {
-        show!("  last log lines:");
-        for e in events {
-            let who = if e.target.is_empty() {
-                "fleet".to_string()
-            } else {
-                e.target.clone()
-            };
-            let step = if e.step.is_empty() {
-                String::new()
-            } else {
-                format!(" {}", e.step)
-            };
-            show!(
-                "    [{}] {who}{step}: {}",
-                e.level,
-                redact.redact(&e.message)
-            );
-        }
-    }
-    Ok(code(if interrupted {
-        Status::Paused
-    } else {
-        row.status
-    }))
 }
 
 /// `cutover lease break PATH`
