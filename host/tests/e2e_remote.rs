@@ -15,6 +15,19 @@ struct RemoteFleet {
     hosts: SshHosts,
 }
 
+/// An `[ssh]` table for `hosts` whose agents see `real` at `view` (a bind mount in their
+/// own mount namespace) and keep their cache under `real`.
+fn ssh_table(hosts: &SshHosts, real: &std::path::Path, view: &std::path::Path) -> String {
+    format!(
+        "\n[ssh]\noptions = [\"-F\", \"{}\"]\nagent = \"unshare -m sh -c 'mount --bind {} {} && exec \\\"$@\\\"' sh {}\"\ncache = \"{}\"\n",
+        hosts.config().display(),
+        real.display(),
+        view.display(),
+        cutover().display(),
+        real.join("agent-cache/cutover-agent").display(),
+    )
+}
+
 impl RemoteFleet {
     fn new(n: usize, hosts: usize, base_port: u16) -> RemoteFleet {
         let hosts = SshHosts::start(hosts);
@@ -42,13 +55,7 @@ impl RemoteFleet {
         let view = fleet.path().join("remote-view");
         std::fs::create_dir(&view).unwrap();
         text = text.replace(&format!("\"{root}/"), &format!("\"{}/", view.display()));
-        text.push_str(&format!(
-            "\n[ssh]\noptions = [\"-F\", \"{}\"]\nagent = \"unshare -m sh -c 'mount --bind {root} {} && exec \\\"$@\\\"' sh {}\"\ncache = \"{}\"\n",
-            hosts.config().display(),
-            view.display(),
-            cutover().display(),
-            fleet.path().join("agent-cache/cutover-agent").display(),
-        ));
+        text.push_str(&ssh_table(&hosts, &fleet.path(), &view));
         std::fs::write(&spec, text).unwrap();
         RemoteFleet { fleet, hosts }
     }
@@ -266,4 +273,158 @@ fn the_sandbox_holds_on_the_remote_host_and_denials_name_the_grant() {
     let r = h.attack();
     r.assert_detail(&["secret.txt", "[grants] dirs"]);
     h.assert_nowhere(&r, "hidden");
+}
+
+#[test]
+fn a_first_group_failure_rolls_back_on_the_remote_hosts_as_locally() {
+    let f = RemoteFleet::new(6, 3, 23500);
+    std::fs::write(f.node(2).join("fail-health"), "2.0.0").unwrap();
+    let o = f.fleet.run(&["run", &f.fleet.spec()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let s = status_json(&f.fleet.journal(), 1);
+    assert_eq!(s["status"], "rolled-back", "{s}");
+    for i in 1..=6 {
+        assert_eq!(f.current(i), "1.0.0", "node {i}");
+        assert_eq!(node_health(&f.node(i)), "version 1.0.0 ok", "node {i}");
+    }
+}
+
+#[test]
+fn a_host_that_never_comes_back_fails_its_targets_and_rollback_finishes_once_it_is_back() {
+    let mut f = RemoteFleet::new(4, 2, 23550);
+    // node-02 (host-2) polls its health until host-2 goes away; its budget is short.
+    f.fleet
+        .set_spec("health-timeout = 5", "health-timeout = 120");
+    f.fleet.set_spec(
+        "\n[grants]",
+        "\n[adapter.timeouts]\nhealth = \"8s\"\n\n[grants]",
+    );
+    std::fs::write(f.node(2).join("fail-health"), "2.0.0").unwrap();
+    let mut child = f.fleet.spawn_run();
+    let journal = f.fleet.journal();
+    wait_for(
+        "node-02's health step in flight",
+        std::time::Duration::from_secs(60),
+        || in_flight(&journal).contains(&("node-02".to_string(), "health".to_string())),
+    );
+    f.hosts.stop("host-2");
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(90)).expect("the run ends");
+    assert_eq!(status.code(), Some(2), "{status:?}");
+    let s = status_json(&journal, 1);
+    // The first group failed on host-2: host-1's nodes are rolled back, host-2's wait for it.
+    for i in [1, 3] {
+        assert_eq!(f.current(i), "1.0.0", "node {i}: {s}");
+    }
+    let lost = s["lost_hosts"].as_array().unwrap();
+    assert_eq!(lost.len(), 1, "{s}");
+    assert_eq!(lost[0]["host"], "host-2");
+    assert_eq!(
+        lost[0]["targets"],
+        serde_json::json!(["node-02", "node-04"])
+    );
+    let states: Vec<(String, String)> = s["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].to_string(), t["state"].to_string()))
+        .collect();
+    for t in ["node-02", "node-04"] {
+        assert!(
+            states.contains(&(format!("\"{t}\""), "\"needs-attention\"".into())),
+            "{states:?}"
+        );
+    }
+    let o = f.fleet.run(&["status"]);
+    let out = text(&o);
+    assert!(
+        out.contains("host `host-2` lost at")
+            && out.contains("its targets: node-02, node-04")
+            && out.contains("`cutover rollback 1`"),
+        "{out}"
+    );
+    // host-2 is back: what status advised finishes the rollback there, each undo once.
+    f.hosts.restart("host-2");
+    std::fs::remove_file(f.node(2).join("fail-health")).unwrap();
+    let o = f.fleet.run(&["rollback", "1"]);
+    assert!(o.status.code() == Some(2), "{}", text(&o));
+    let s = status_json(&journal, 1);
+    assert_eq!(s["status"], "rolled-back", "{s}");
+    assert_eq!(s["lost_hosts"], serde_json::json!([]), "{s}");
+    for i in 1..=4 {
+        assert_eq!(f.current(i), "1.0.0", "node {i}");
+        assert_eq!(node_health(&f.node(i)), "version 1.0.0 ok", "node {i}");
+        let log = lines(&f.node(i).join("sim.log"));
+        let count = |l: &str| log.iter().filter(|x| *x == l).count();
+        // Started on 1.0.0 by the simulator, then each step and undo once.
+        assert_eq!(
+            log,
+            [
+                "start 1.0.0",
+                "stop 1.0.0",
+                "start 2.0.0",
+                "stop 2.0.0",
+                "start 1.0.0"
+            ],
+            "node {i}"
+        );
+    }
+}
+
+#[test]
+fn fleet_steps_run_on_the_host_the_spec_names() {
+    let hosts = SshHosts::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    let view = dir.path().join("view");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::create_dir_all(&view).unwrap();
+    let spec = dir.path().join("fleet.toml");
+    let mut text_spec = format!(
+        r#"[rollout]
+concurrency = 1
+[strategy]
+plugin = "{s}"
+[strategy.params]
+group-size = 1
+[adapter]
+plugin = "{a}"
+fleet-host = "host-2"
+[adapter.params]
+dir = "{v}"
+[grants]
+dirs = [{{ path = "{v}", access = "read-write" }}]
+"#,
+        s = plugins().join("grouped.wasm").display(),
+        a = fixtures().join("fleet_fixture.wasm").display(),
+        v = view.display(),
+    );
+    for t in ["t1", "t2"] {
+        text_spec.push_str(&format!("[[targets]]\nid = \"{t}\"\nhost = \"host-1\"\n"));
+    }
+    text_spec.push_str(&ssh_table(&hosts, &real, &view));
+    std::fs::write(&spec, text_spec).unwrap();
+    let journal = dir.path().join("j.db");
+    let o = run(&journal, &["plan", spec.to_str().unwrap()]);
+    assert!(text(&o).contains("fleet steps on host-2"), "{}", text(&o));
+    let o = run(&journal, &["-v", "run", spec.to_str().unwrap()]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    // host-2 carries no target: it was reached for the fleet steps alone.
+    assert!(out.contains("host-2: cutover "), "{out}");
+    // Every step ran where the agents see `view`: the controller's own `view` is empty.
+    assert_eq!(std::fs::read_dir(&view).unwrap().count(), 0);
+    let log = lines(&real.join("steps.log"));
+    assert_eq!(
+        log,
+        [
+            "prepare (fleet of 2)",
+            "update t1",
+            "update t2",
+            "switch (fleet of 2)",
+            "announce (fleet of 2)",
+            "cleanup t1",
+            "cleanup t2"
+        ],
+        "{out}"
+    );
 }

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -38,7 +38,17 @@ pub struct Session {
     next: AtomicU64,
     /// What the agent said of itself.
     pub agent: String,
+    /// False once the agent's output has ended: nothing sent now can reach it.
+    alive: Arc<AtomicBool>,
     _child: tokio::process::Child,
+}
+
+/// Why a call got no reply.
+enum NoReply {
+    /// It never left: the session was already gone, so the call did not run.
+    Unsent(String),
+    /// It was sent, and the session was lost before the reply: its outcome is unknown.
+    Lost(String),
 }
 
 impl Session {
@@ -71,6 +81,8 @@ impl Session {
         let mut first = Some(first_tx);
         let waiting = pending.clone();
         let name = host.to_string();
+        let alive = Arc::new(AtomicBool::new(true));
+        let reading = alive.clone();
         tokio::spawn(async move {
             let mut input = FramedRead::new(stdout, proto::codec());
             while let Some(Ok(frame)) = input.next().await {
@@ -80,6 +92,7 @@ impl Session {
                 route(&name, reply, &waiting, &mut first);
             }
             // The session is gone: every call still waiting learns it.
+            reading.store(false, Ordering::SeqCst);
             waiting.lock().unwrap().clear();
         });
         tx.send(Request::Hello {
@@ -121,6 +134,7 @@ impl Session {
             pending,
             next: AtomicU64::new(1),
             agent,
+            alive,
             _child: child,
         };
         session.ensure_plugin(plugin, digest).await?;
@@ -132,14 +146,28 @@ impl Session {
         make: impl FnOnce(u64) -> Request,
         sink: Option<(Arc<CallEnv>, Arc<dyn Sink>)>,
     ) -> Result<Reply> {
+        self.send(make, sink).await.map_err(|e| match e {
+            NoReply::Unsent(m) | NoReply::Lost(m) => anyhow!(m),
+        })
+    }
+
+    /// Send a call and wait for its reply, telling a call that never left from one lost on
+    /// the way.
+    async fn send(
+        &self,
+        make: impl FnOnce(u64) -> Request,
+        sink: Option<(Arc<CallEnv>, Arc<dyn Sink>)>,
+    ) -> Result<Reply, NoReply> {
+        let closed = || NoReply::Unsent(format!("host `{}`: the session is closed", self.host));
+        if !self.alive.load(Ordering::SeqCst) {
+            return Err(closed());
+        }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(id, (tx, sink));
-        self.tx
-            .send(make(id))
-            .map_err(|_| anyhow!("host `{}`: the session is closed", self.host))?;
+        self.tx.send(make(id)).map_err(|_| closed())?;
         rx.await
-            .map_err(|_| anyhow!("host `{}`: the connection was lost", self.host))
+            .map_err(|_| NoReply::Lost(format!("host `{}`: the connection was lost", self.host)))
     }
 
     async fn ensure_plugin(&self, bytes: &[u8], digest: &str) -> Result<()> {
@@ -394,13 +422,16 @@ impl Remote {
             .session_of(host)
             .ok_or_else(|| down(host, format!("host `{host}`: no session")))?;
         loop {
-            let err = match s
-                .ask(&make, Some((self.env(call), self.sink.clone())))
+            let (err, sent) = match s
+                .send(&make, Some((self.env(call), self.sink.clone())))
                 .await
             {
-                Ok(Reply::Refused { id: None, message }) => format!("the agent gave up: {message}"),
+                Ok(Reply::Refused { id: None, message }) => {
+                    (format!("the agent gave up: {message}"), true)
+                }
                 Ok(reply) => return Ok(reply),
-                Err(e) => format!("{e:#}"),
+                Err(NoReply::Lost(e)) => (e, true),
+                Err(NoReply::Unsent(e)) => (e, false),
             };
             let Some(again) = self.reopen(host, deadline).await else {
                 let why = format!(
@@ -417,15 +448,14 @@ impl Remote {
                     .unwrap()
                     .entry(host.to_string())
                     .or_insert_with(|| why.clone());
-                return Err(down(
-                    host,
-                    format!(
-                        "host `{host}` {why}; the outcome of `{}` is unknown",
-                        call.step
-                    ),
-                ));
+                let outcome = if sent {
+                    format!("the outcome of `{}` is unknown", call.step)
+                } else {
+                    format!("`{}` was not sent", call.step)
+                };
+                return Err(down(host, format!("host `{host}` {why}; {outcome}")));
             };
-            if !call.rerun {
+            if sent && !call.rerun {
                 return Err(lost(
                     host,
                     &format!(
