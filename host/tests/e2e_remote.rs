@@ -354,7 +354,6 @@ fn a_host_that_never_comes_back_fails_its_targets_and_rollback_finishes_once_it_
         assert_eq!(f.current(i), "1.0.0", "node {i}");
         assert_eq!(node_health(&f.node(i)), "version 1.0.0 ok", "node {i}");
         let log = lines(&f.node(i).join("sim.log"));
-        let count = |l: &str| log.iter().filter(|x| *x == l).count();
         // Started on 1.0.0 by the simulator, then each step and undo once.
         assert_eq!(
             log,
