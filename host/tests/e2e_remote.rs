@@ -75,6 +75,7 @@ impl RemoteFleet {
 #[test]
 fn twelve_nodes_on_three_hosts_are_updated_through_their_agents() {
     let f = RemoteFleet::new(12, 3, 23200);
+    f.fleet.set_spec("\n[ssh]\n", "\n[ssh]\nconnections = 2\n");
     let o = f.fleet.run(&["plan", &f.fleet.spec()]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
@@ -92,6 +93,9 @@ fn twelve_nodes_on_three_hosts_are_updated_through_their_agents() {
     // Each host's agent answered the handshake and keeps the plugin by its digest.
     for h in f.hosts.names() {
         assert!(out.contains(&format!("{h}: cutover ")), "{out}");
+        // `plan` and `run` each opened `connections = 2` sessions to every host.
+        let log = f.hosts.log(&h);
+        assert_eq!(log.matches("Accepted publickey").count(), 4, "{h}: {log}");
     }
     let cached: Vec<_> =
         std::fs::read_dir(f.fleet.path().join("agent-cache/cutover-agent/plugins"))

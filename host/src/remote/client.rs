@@ -345,10 +345,10 @@ fn last_line(s: &str) -> String {
         .to_string()
 }
 
-/// Steps of remote targets, over one session per host.
+/// Steps of remote targets, over `[ssh] connections` sessions per host.
 pub struct Remote {
-    /// The live session of each host (replaced when a lost one is reopened).
-    pub sessions: BTreeMap<String, Mutex<Arc<Session>>>,
+    /// The live sessions of each host (one replaced when it is lost and reopened).
+    pub sessions: BTreeMap<String, Vec<Mutex<Arc<Session>>>>,
     /// How hosts are reached, and the adapter they run, for reopening a lost session.
     pub ssh: crate::spec::Ssh,
     pub plugin: Arc<Vec<u8>>,
@@ -377,24 +377,37 @@ impl Remote {
         })
     }
 
-    /// The live session of `host`.
+    /// The first live session of `host` (leases and preflight go through it).
     pub fn session_of(&self, host: &str) -> Option<Arc<Session>> {
-        self.sessions.get(host).map(|s| s.lock().unwrap().clone())
+        self.sessions
+            .get(host)
+            .and_then(|s| s.first())
+            .map(|s| s.lock().unwrap().clone())
+    }
+
+    /// The session of `host` with the fewest calls waiting, and its slot.
+    fn pick(&self, host: &str) -> Option<(usize, Arc<Session>)> {
+        self.sessions
+            .get(host)?
+            .iter()
+            .map(|s| s.lock().unwrap().clone())
+            .enumerate()
+            .min_by_key(|(_, s)| s.pending.lock().unwrap().len())
     }
 
     fn host(call: &StepCall) -> &str {
         &call.host
     }
 
-    /// The session of `host` open again, tried with backoff until `deadline`.
-    async fn reopen(&self, host: &str, deadline: Instant) -> Option<Arc<Session>> {
+    /// Session `slot` of `host` open again, tried with backoff until `deadline`.
+    async fn reopen(&self, host: &str, slot: usize, deadline: Instant) -> Option<Arc<Session>> {
         let mut wait = Duration::from_millis(250);
         while Instant::now() + wait < deadline {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
             if let Ok(s) = Session::open(host, &self.ssh, &self.plugin, &self.digest).await {
                 let s = Arc::new(s);
-                *self.sessions.get(host)?.lock().unwrap() = s.clone();
+                *self.sessions.get(host)?.get(slot)?.lock().unwrap() = s.clone();
                 return Some(s);
             }
         }
@@ -418,8 +431,8 @@ impl Remote {
             ));
         }
         let deadline = Instant::now() + call.budget;
-        let mut s = self
-            .session_of(host)
+        let (slot, mut s) = self
+            .pick(host)
             .ok_or_else(|| down(host, format!("host `{host}`: no session")))?;
         loop {
             let (err, sent) = match s
@@ -433,7 +446,7 @@ impl Remote {
                 Err(NoReply::Lost(e)) => (e, true),
                 Err(NoReply::Unsent(e)) => (e, false),
             };
-            let Some(again) = self.reopen(host, deadline).await else {
+            let Some(again) = self.reopen(host, slot, deadline).await else {
                 let why = format!(
                     "lost during `{}`{} and not back within its budget of {} s: {err}",
                     call.step,

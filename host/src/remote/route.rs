@@ -58,13 +58,15 @@ pub async fn connect(env: &Env, p: &Prepared, rollout: i64) -> Result<Option<Arc
     let (bytes, digest) =
         crate::plugin::Runtime::read(&p.spec.adapter.path, p.spec.adapter.sha256.as_deref())?;
     let bytes = Arc::new(bytes);
-    let opened = futures_util::future::join_all(hosts.iter().map(|h| {
+    let open = |h: &String| {
         let (ssh, bytes, digest) = (p.spec.ssh.clone(), bytes.clone(), digest.clone());
         let h = h.clone();
         async move { Session::open(&h, &ssh, &bytes, &digest).await }
-    }))
-    .await;
-    let mut sessions = BTreeMap::new();
+    };
+    // The first session of each host installs the agent when it lacks it; the others
+    // follow, once it is there.
+    let opened = futures_util::future::join_all(hosts.iter().map(open)).await;
+    let mut sessions: BTreeMap<String, Vec<std::sync::Mutex<Arc<Session>>>> = BTreeMap::new();
     let mut refused = Vec::new();
     for (h, r) in hosts.iter().zip(opened) {
         match r {
@@ -75,10 +77,25 @@ pub async fn connect(env: &Env, p: &Prepared, rollout: i64) -> Result<Option<Arc
                     crate::plugin::model::Level::Debug,
                     &format!("{h}: {}", s.agent),
                 );
-                sessions.insert(h.clone(), std::sync::Mutex::new(Arc::new(s)));
+                sessions.insert(h.clone(), vec![std::sync::Mutex::new(Arc::new(s))]);
             }
             Err(e) => refused.push(format!("{e:#}")),
         }
+    }
+    let more: Vec<&String> = sessions
+        .keys()
+        .flat_map(|h| std::iter::repeat_n(h, p.spec.ssh.connections - 1))
+        .collect();
+    let opened = futures_util::future::join_all(more.iter().map(|h| open(h))).await;
+    let mut extra: Vec<(String, std::sync::Mutex<Arc<Session>>)> = Vec::new();
+    for (h, r) in more.into_iter().zip(opened) {
+        match r {
+            Ok(s) => extra.push((h.clone(), std::sync::Mutex::new(Arc::new(s)))),
+            Err(e) => refused.push(format!("{e:#}")),
+        }
+    }
+    for (h, s) in extra {
+        sessions.get_mut(&h).expect("opened above").push(s);
     }
     if !refused.is_empty() {
         bail!(

@@ -13,6 +13,9 @@ pub struct Ssh {
     pub options: Vec<String>,
     /// How long connecting and the agent's handshake may take (default 10 s).
     pub connect_timeout: Duration,
+    /// SSH sessions per host, each with its own agent; calls go to the least busy (default 1:
+    /// one session carries every call, concurrently).
+    pub connections: usize,
     /// The command that starts `cutover` on the remote hosts, or `upload` (the default): the
     /// controller installs its own binary into the remote cache when the host lacks it
     /// (checked by sha256).
@@ -28,6 +31,7 @@ impl Default for Ssh {
             program: "ssh".into(),
             options: Vec::new(),
             connect_timeout: Duration::from_secs(10),
+            connections: 1,
             agent: "upload".into(),
             cache: "${XDG_CACHE_HOME:-$HOME/.cache}/cutover-agent".into(),
         }
@@ -42,6 +46,7 @@ pub(super) struct RawSsh {
     #[serde(default)]
     options: Vec<String>,
     connect_timeout: Option<String>,
+    connections: Option<i64>,
     agent: Option<String>,
     cache: Option<String>,
 }
@@ -58,6 +63,14 @@ impl RawSsh {
             s.connect_timeout = humantime::parse_duration(&t).map_err(|_| {
                 format!("key `ssh.connect-timeout`: `{t}` is not a duration (write e.g. \"10s\")")
             })?;
+        }
+        if let Some(n) = self.connections {
+            if !(1..=16).contains(&n) {
+                return Err(format!(
+                    "key `ssh.connections`: {n} is out of range (1 to 16 sessions per host)"
+                ));
+            }
+            s.connections = n as usize;
         }
         if let Some(a) = self.agent {
             s.agent = a;

@@ -257,7 +257,7 @@ impl SshHosts {
              MaxSessions 100\n\
              MaxStartups 100\n\
              Subsystem sftp internal-sftp\n\
-             LogLevel ERROR\n",
+             LogLevel INFO\n",
             port = s.port,
             key = s.host_key().display(),
             pid = s.pid_file().display(),
