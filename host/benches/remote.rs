@@ -7,9 +7,7 @@
 //! `target/bench-ansible/bin/ansible-playbook` (`python3 -m venv target/bench-ansible &&
 //! target/bench-ansible/bin/pip install ansible-core`); without it that line says so.
 
-#[path = "../tests/common/sshd.rs"]
-#[allow(dead_code)]
-mod sshd;
+use simkit::sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

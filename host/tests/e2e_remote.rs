@@ -431,3 +431,33 @@ dirs = [{{ path = "{v}", access = "read-write" }}]
         "{out}"
     );
 }
+
+#[test]
+fn the_remote_talend_demo_passes_the_simulators_own_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    plugins();
+    let ssh_hosts = simulator("simkit").with_file_name("ssh-hosts");
+    let o = std::process::Command::new(root().join("examples/demo"))
+        .arg("--remote")
+        .env("CUTOVER", cutover())
+        .env("TALEND_SIM", simulator("talend-sim"))
+        .env("SSH_HOSTS", &ssh_hosts)
+        .env("DEMO_DIR", dir.path().join("demo"))
+        .env("DEMO_PORT", "23700")
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    for h in 1..=3 {
+        let on = format!("on host-{h}: re-0{h}, re-0{}", h + 3);
+        assert!(out.contains(&on), "{on}: {out}");
+    }
+    let verified = out.lines().filter(|l| l.starts_with("ok   re-0")).count();
+    assert_eq!(verified, 6, "{out}");
+    assert!(!out.lines().any(|l| l.starts_with("FAIL")), "{out}");
+    // The agents were uploaded to the hosts (this binary, by its sha256), and the servers
+    // are gone with the demo.
+    let bin = dir.path().join("demo/hosts/agent-cache/bin");
+    assert_eq!(std::fs::read_dir(&bin).unwrap().count(), 1);
+    assert!(processes_with(&dir.path().join("demo/hosts").display().to_string()).is_empty());
+}

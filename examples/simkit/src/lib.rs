@@ -1,6 +1,7 @@
 //! Helpers shared by the product simulators: files, processes, arguments and HTTP calls.
 
 pub mod jar;
+pub mod sshd;
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};

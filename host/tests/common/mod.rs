@@ -7,7 +7,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod hostile;
-pub mod sshd;
+#[allow(unused_imports)]
+pub use simkit::sshd;
 
 /// The repository root.
 pub fn root() -> PathBuf {

@@ -1,11 +1,12 @@
-//! Real OpenSSH servers on loopback for end-to-end tests: `SshHosts::start(n)` runs `n`
+//! Real OpenSSH servers on loopback for end-to-end tests and the remote demo:
+//! `SshHosts::start(n)` runs `n`
 //! `/usr/sbin/sshd` processes on 127.0.0.1, each its own "host" (own port, host key and
 //! alias `host-<i>` in a generated `ssh_config`), all accepting one generated ed25519 client
 //! key for the current user. Nothing reads or writes `~/.ssh` or the system-wide
 //! configuration: `ssh -F <config>` skips `/etc/ssh/ssh_config` and `~/.ssh/config`, and the
 //! config names its own identity, known hosts (global ones: `/dev/null`) and no agent.
 //!
-//! Layout of the temporary folder `<tmp>`:
+//! Layout of the folder (a temporary one, or the one given to `start_in`):
 //! - `client_key`, `client_key.pub`: the client's identity; `authorized_keys`: its public key;
 //! - `known_hosts`: each server's host key as first generated, under `[127.0.0.1]:<port>`
 //!   (never updated, so `change_host_key` makes clients see a changed key);
@@ -54,14 +55,49 @@ impl Server {
 pub struct SshHosts {
     servers: Vec<Server>,
     config: PathBuf,
-    // Last, so that it is removed after the servers are gone.
-    dir: tempfile::TempDir,
+    root: PathBuf,
+    // Last, so that it is removed after the servers are gone (None: a folder of the caller's).
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl SshHosts {
     /// Start `n` sshd servers named `host-1`..`host-n` on free loopback ports, accepting one
     /// generated client key (ed25519) for the current user.
     pub fn start(n: usize) -> SshHosts {
+        let dir = tempfile::Builder::new()
+            .prefix("sshd-")
+            .tempdir()
+            .expect("temporary folder");
+        let root = dir.path().to_path_buf();
+        Self::launch_all(root, Some(dir), n)
+    }
+
+    /// [`SshHosts::start`] in `root`, a folder of the caller's, which is kept.
+    pub fn start_in(root: &Path, n: usize) -> SshHosts {
+        fs::create_dir_all(root).expect("create the sshd folder");
+        Self::launch_all(root.to_path_buf(), None, n)
+    }
+
+    /// Leave the servers running after this process ends; `stop_in` stops them.
+    pub fn detach(mut self) {
+        for s in &mut self.servers {
+            s.child = None;
+        }
+    }
+
+    /// Stop the servers started in `root` (by `start_in` then `detach`), with their sessions.
+    pub fn stop_in(root: &Path) {
+        for e in fs::read_dir(root).into_iter().flatten().flatten() {
+            let pid = fs::read_to_string(e.path().join("sshd.pid"))
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok());
+            if let Some(pid) = pid {
+                kill_tree(pid);
+            }
+        }
+    }
+
+    fn launch_all(root: PathBuf, temp: Option<tempfile::TempDir>, n: usize) -> SshHosts {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing (install openssh-server)"
@@ -73,11 +109,6 @@ impl SshHosts {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(run, fs::Permissions::from_mode(0o755)).expect("chmod /run/sshd");
         }
-        let dir = tempfile::Builder::new()
-            .prefix("sshd-")
-            .tempdir()
-            .expect("temporary folder");
-        let root = dir.path().to_path_buf();
         let client_key = root.join("client_key");
         keygen(&client_key);
         fs::copy(root.join("client_key.pub"), root.join("authorized_keys"))
@@ -86,7 +117,8 @@ impl SshHosts {
         let mut hosts = SshHosts {
             servers: Vec::new(),
             config: root.join("ssh_config"),
-            dir,
+            root: root.clone(),
+            _temp: temp,
         };
         for i in 1..=n {
             let name = format!("host-{i}");
@@ -160,9 +192,9 @@ impl SshHosts {
         self.config.clone()
     }
 
-    /// The temporary folder holding keys, configurations and logs.
+    /// The folder holding keys, configurations and logs.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     /// The aliases: `["host-1", ...]`.
@@ -235,7 +267,7 @@ impl SshHosts {
     /// Write the server's sshd_config for its port, run sshd and wait until it listens; on
     /// failure, kill it and return its log.
     fn launch(&mut self, i: usize) -> Result<(), String> {
-        let root = self.dir.path().to_path_buf();
+        let root = self.root.clone();
         let s = &mut self.servers[i];
         let config = format!(
             "Port {port}\n\
@@ -324,7 +356,12 @@ fn kill_server(s: &mut Server) {
     let Some(mut child) = s.child.take() else {
         return;
     };
-    let pid = child.id() as i32;
+    kill_tree(child.id() as i32);
+    let _ = child.wait();
+}
+
+/// Kill `pid` and every process under it.
+fn kill_tree(pid: i32) {
     let mut doomed = descendants(pid);
     doomed.insert(0, pid);
     for p in doomed {
@@ -332,7 +369,6 @@ fn kill_server(s: &mut Server) {
             let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
         }
     }
-    let _ = child.wait();
 }
 
 /// The processes below `pid`, from /proc.
