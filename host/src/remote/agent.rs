@@ -182,12 +182,21 @@ impl Agent {
 
 /// Serve requests from standard input until it closes.
 pub async fn serve_stdio(cache: Option<PathBuf>) -> Result<()> {
+    serve(cache, tokio::io::stdin(), tokio::io::stdout()).await
+}
+
+/// Serve requests from `input`, answering on `output`, until `input` closes.
+async fn serve(
+    cache: Option<PathBuf>,
+    input: impl tokio::io::AsyncRead + Unpin,
+    output: impl tokio::io::AsyncWrite + Send + Unpin + 'static,
+) -> Result<()> {
     let dir = cache.unwrap_or_else(cache_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let runtime = Runtime::new(dir.join("compiled"))?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
     let writer = tokio::spawn(async move {
-        let mut out = FramedWrite::new(tokio::io::stdout(), proto::codec());
+        let mut out = FramedWrite::new(output, proto::codec());
         while let Some(reply) = rx.recv().await {
             let Ok(frame) = proto::encode(&reply) else {
                 continue;
@@ -203,7 +212,7 @@ pub async fn serve_stdio(cache: Option<PathBuf>) -> Result<()> {
         plugins: Mutex::new(HashMap::new()),
         tx: tx.clone(),
     });
-    let mut input = FramedRead::new(tokio::io::stdin(), proto::codec());
+    let mut input = FramedRead::new(input, proto::codec());
     while let Some(frame) = input.next().await {
         let request: Request = match frame
             .map_err(anyhow::Error::from)
@@ -306,4 +315,85 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Send `requests` to an agent over in-memory pipes; every reply until it hangs up.
+    async fn exchange(requests: Vec<Request>) -> Vec<Reply> {
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let (their_in, their_out) = tokio::io::split(theirs);
+        let agent = tokio::spawn(serve(Some(dir.path().to_path_buf()), their_in, their_out));
+        let (our_in, our_out) = tokio::io::split(ours);
+        let mut out = FramedWrite::new(our_out, proto::codec());
+        for r in requests {
+            out.send(proto::encode(&r).unwrap()).await.unwrap();
+        }
+        // Closing our side ends the agent's input, as when ssh ends.
+        SinkExt::<bytes::Bytes>::close(&mut out).await.unwrap();
+        let mut replies = Vec::new();
+        let mut input = FramedRead::new(our_in, proto::codec());
+        while let Some(Ok(frame)) = input.next().await {
+            replies.push(proto::decode::<Reply>(&frame).unwrap());
+        }
+        agent.await.unwrap().unwrap();
+        replies
+    }
+
+    #[tokio::test]
+    async fn a_controller_of_another_protocol_is_refused_naming_both_versions() {
+        let replies = exchange(vec![
+            Request::Hello {
+                protocol: proto::PROTOCOL + 1,
+                cutover: "9.9.9".into(),
+            },
+            Request::Have {
+                id: 1,
+                digest: "x".into(),
+            },
+        ])
+        .await;
+        assert_eq!(replies.len(), 2, "{replies:?}");
+        let Reply::Refused { id: None, message } = &replies[1] else {
+            panic!("{replies:?}")
+        };
+        assert!(
+            message.contains(&format!(
+                "the controller {} (cutover 9.9.9)",
+                proto::PROTOCOL + 1
+            )),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_controller_of_the_same_protocol_is_served() {
+        let replies = exchange(vec![
+            Request::Hello {
+                protocol: proto::PROTOCOL,
+                cutover: env!("CARGO_PKG_VERSION").into(),
+            },
+            Request::Have {
+                id: 1,
+                digest: "x".into(),
+            },
+        ])
+        .await;
+        assert!(
+            matches!(
+                replies[..],
+                [
+                    Reply::Hello { .. },
+                    Reply::Have {
+                        id: 1,
+                        present: false
+                    }
+                ]
+            ),
+            "{replies:?}"
+        );
+    }
 }

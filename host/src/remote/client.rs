@@ -55,15 +55,30 @@ impl Session {
     /// Open `ssh HOST AGENT agent --stdio`, handshake and make sure the agent holds the
     /// plugin. Errors name the host and say what failed (unreachable, host key, version).
     pub async fn open(host: &str, ssh: &Ssh, plugin: &[u8], digest: &str) -> Result<Session> {
-        let agent = super::install::agent_command(host, ssh).await?;
-        let mut cmd = super::install::command(host, ssh, &agent);
+        let start = super::install::start(ssh)?;
+        let mut cmd = super::install::command(host, ssh, &start.command);
         cmd.stdin(Stdio::piped()).kill_on_drop(true);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("host `{host}`: cannot start {}", ssh.program))?;
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = child.stdout.take().expect("piped");
+        let mut stdin = child.stdin.take().expect("piped");
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("piped"));
         let mut stderr = child.stderr.take().expect("piped");
+        if let Some(binary) = start.upload {
+            if let Err(e) = install(ssh, binary, &mut stdin, &mut stdout).await {
+                let mut text = String::new();
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text),
+                )
+                .await;
+                let _ = child.kill().await;
+                bail!(
+                    "host `{host}`: no agent answered ({e:#}): {}",
+                    explain(text.trim())
+                );
+            }
+        }
         let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
         tokio::spawn(async move {
             let mut out = FramedWrite::new(stdin, proto::codec());
@@ -270,6 +285,46 @@ impl Remote {
             Reply::Preflighted { result, .. } => result.map_err(|e| anyhow!("host `{host}`: {e}")),
             other => bail!("host `{host}`: unexpected answer {other:?}"),
         }
+    }
+}
+
+/// Put the agent on the host when its cache lacks it: read `have` or `need`, and after
+/// `need` send this binary and wait for `stored` (the host checked its sha256).
+async fn install(
+    ssh: &Ssh,
+    binary: &std::path::Path,
+    stdin: &mut tokio::process::ChildStdin,
+    stdout: &mut tokio::io::BufReader<tokio::process::ChildStdout>,
+) -> Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    async fn line(
+        r: &mut tokio::io::BufReader<tokio::process::ChildStdout>,
+        within: Duration,
+    ) -> Result<String> {
+        let mut l = String::new();
+        match tokio::time::timeout(within, r.read_line(&mut l)).await {
+            Ok(Ok(n)) if n > 0 => Ok(l.trim().to_string()),
+            Ok(_) => bail!("the connection closed"),
+            Err(_) => bail!("no answer within {} s", within.as_secs()),
+        }
+    }
+    match line(stdout, ssh.connect_timeout + Duration::from_secs(5)).await? {
+        l if l == "have" => Ok(()),
+        l if l == "need" => {
+            let bytes = tokio::fs::read(binary).await?;
+            stdin
+                .write_all(&bytes)
+                .await
+                .context("uploading the agent")?;
+            stdin.flush().await?;
+            // A slow link may take a while for the binary: bounded, but generously.
+            match line(stdout, Duration::from_secs(600)).await {
+                Ok(l) if l == "stored" => Ok(()),
+                Ok(l) => bail!("uploading the agent: unexpected answer `{l}`"),
+                Err(e) => Err(e.context("uploading the agent failed")),
+            }
+        }
+        l => bail!("checking for the agent: unexpected answer `{l}`"),
     }
 }
 

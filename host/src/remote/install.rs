@@ -3,11 +3,10 @@
 //! names the file), and verified there before it runs.
 
 use crate::spec::Ssh;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::process::Stdio;
 use std::sync::OnceLock;
-use tokio::io::AsyncWriteExt;
 
 /// This binary and its sha256.
 fn me() -> Result<&'static (std::path::PathBuf, String)> {
@@ -42,49 +41,38 @@ pub(crate) fn command(host: &str, ssh: &Ssh, remote: &str) -> tokio::process::Co
     c
 }
 
-/// The command that starts the agent on `host`: the spec's, or this binary installed in the
-/// host's cache (uploaded when missing or different, and checked by sha256 on arrival).
-pub async fn agent_command(host: &str, s: &Ssh) -> Result<String> {
+/// How the agent starts on a host, over the session's own connection.
+pub struct Start {
+    /// The remote command.
+    pub command: String,
+    /// This binary, for a host that answers `need` before the agent starts.
+    pub upload: Option<&'static std::path::Path>,
+}
+
+/// The remote command of a session. With `agent = "upload"` it first says `have` (the cache
+/// holds this binary, checked by sha256) or `need`; after `need` it reads the binary from
+/// its input, checks its sha256, makes it executable only then, says `stored`; then it runs
+/// the agent. So checking, uploading and serving share one SSH connection.
+pub fn start(s: &Ssh) -> Result<Start> {
     let cache = &s.cache;
     if s.agent != "upload" {
-        return Ok(format!("{} agent --stdio --cache \"{cache}\"", s.agent));
+        return Ok(Start {
+            command: format!("{} agent --stdio --cache \"{cache}\"", s.agent),
+            upload: None,
+        });
     }
     let (path, sha) = me()?;
-    let file = format!("\"{cache}/bin/cutover-{sha}\"");
-    let check = format!(
-        "f={file}; if [ -x \"$f\" ] && [ \"$(sha256sum \"$f\" | cut -d\" \" -f1)\" = {sha} ]; then echo have; else echo need; fi"
+    let size = std::fs::metadata(path)?.len();
+    let script = format!(
+        "f=\"{cache}/bin/cutover-{sha}\"; \
+         if [ -x \"$f\" ] && [ \"$(sha256sum \"$f\" | cut -d\" \" -f1)\" = {sha} ]; then echo have; else \
+         echo need; set -e; mkdir -p \"$(dirname \"$f\")\"; t=\"$f.$$\"; head -c {size} > \"$t\"; \
+         if [ \"$(sha256sum \"$t\" | cut -d\" \" -f1)\" != {sha} ]; then rm -f \"$t\"; echo \"the upload arrived damaged\" >&2; exit 3; fi; \
+         chmod 755 \"$t\"; mv \"$t\" \"$f\"; echo stored; fi; \
+         exec \"$f\" agent --stdio --cache \"{cache}\""
     );
-    let out = command(host, s, &format!("sh -c '{check}'"))
-        .stdin(Stdio::null())
-        .output()
-        .await?;
-    let said = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "host `{host}`: cannot check for the agent: {}",
-            super::client::explain(&String::from_utf8_lossy(&out.stderr))
-        );
-    }
-    if said.trim() == "need" {
-        let store = format!(
-            "set -e; f={file}; mkdir -p \"$(dirname \"$f\")\"; t=\"$f.$$\"; cat > \"$t\"; \
-             if [ \"$(sha256sum \"$t\" | cut -d\" \" -f1)\" != {sha} ]; then rm -f \"$t\"; echo \"the upload arrived damaged\" >&2; exit 3; fi; \
-             chmod 755 \"$t\"; mv \"$t\" \"$f\"; echo stored"
-        );
-        let mut child = command(host, s, &format!("sh -c '{store}'"))
-            .stdin(Stdio::piped())
-            .spawn()?;
-        let mut stdin = child.stdin.take().expect("piped");
-        let bytes = tokio::fs::read(path).await?;
-        stdin.write_all(&bytes).await?;
-        drop(stdin);
-        let out = child.wait_with_output().await?;
-        if !out.status.success() || String::from_utf8_lossy(&out.stdout).trim() != "stored" {
-            bail!(
-                "host `{host}`: uploading the agent failed: {}",
-                super::client::explain(&String::from_utf8_lossy(&out.stderr))
-            );
-        }
-    }
-    Ok(format!("{file} agent --stdio --cache \"{cache}\""))
+    Ok(Start {
+        command: format!("sh -c '{script}'"),
+        upload: Some(path.as_path()),
+    })
 }
