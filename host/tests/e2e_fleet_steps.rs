@@ -85,18 +85,7 @@ fn fleet_steps_run_once_in_their_phases() {
         code, log, status, ..
     } = grouped("");
     assert_eq!(code, 0, "{status}");
-    assert_eq!(
-        log,
-        [
-            "prepare (fleet of 2)",
-            "update t1",
-            "update t2",
-            "switch (fleet of 2)",
-            "announce (fleet of 2)",
-            "cleanup t1",
-            "cleanup t2",
-        ]
-    );
+    assert_eq!(log, FLEET_FIXTURE_RUN);
 }
 
 #[test]

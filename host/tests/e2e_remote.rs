@@ -427,19 +427,7 @@ dirs = [{{ path = "{v}", access = "read-write" }}]
     // Every step ran where the agents see `view`: the controller's own `view` is empty.
     assert_eq!(std::fs::read_dir(&view).unwrap().count(), 0);
     let log = lines(&real.join("steps.log"));
-    assert_eq!(
-        log,
-        [
-            "prepare (fleet of 2)",
-            "update t1",
-            "update t2",
-            "switch (fleet of 2)",
-            "announce (fleet of 2)",
-            "cleanup t1",
-            "cleanup t2"
-        ],
-        "{out}"
-    );
+    assert_eq!(log, FLEET_FIXTURE_RUN, "{out}");
 }
 
 #[test]

@@ -10,6 +10,17 @@ pub mod hostile;
 #[allow(unused_imports)]
 pub use simkit::sshd;
 
+/// What the fleet-step fixture records in a clean run of two targets, one at a time.
+pub const FLEET_FIXTURE_RUN: [&str; 7] = [
+    "prepare (fleet of 2)",
+    "update t1",
+    "update t2",
+    "switch (fleet of 2)",
+    "announce (fleet of 2)",
+    "cleanup t1",
+    "cleanup t2",
+];
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
