@@ -25,19 +25,24 @@ impl std::ops::Deref for Fleet {
 
 impl Fleet {
     fn new(port: u16, tasks: usize) -> Fleet {
-        Fleet(SimFleet::build(
-            "talend-sim",
-            &[
-                "--engines",
-                "6",
-                "--tasks",
-                &tasks.to_string(),
-                "--port",
-                &port.to_string(),
-                "--unpair-wait",
-                "1",
-            ],
-        ))
+        Fleet::with(port, tasks, &[])
+    }
+
+    /// A fleet built with more `talend-sim fleet` arguments.
+    fn with(port: u16, tasks: usize, more: &[&str]) -> Fleet {
+        let (tasks, port) = (tasks.to_string(), port.to_string());
+        let mut args = vec![
+            "--engines",
+            "6",
+            "--tasks",
+            &tasks,
+            "--port",
+            &port,
+            "--unpair-wait",
+            "1",
+        ];
+        args.extend_from_slice(more);
+        Fleet(SimFleet::build("talend-sim", &args))
     }
 
     fn engine(&self, i: usize) -> PathBuf {
@@ -218,6 +223,13 @@ impl Fleet {
             moved > 0 && windows > 0 && same > moved,
             "{moved} {windows} {same}"
         );
+        // Both places of `.metadata` files: `data/dsrunner/exec/osgi` and the seed example's
+        // `data/dsrunner/osgi`.
+        let in_osgi = files
+            .iter()
+            .filter(|f| f.starts_with(old.join("data/dsrunner/osgi")))
+            .count();
+        assert!(in_osgi > 0, "no .metadata under data/dsrunner/osgi");
     }
 }
 
@@ -328,7 +340,7 @@ fn an_unconfirmed_unpairing_fails_after_confirm_timeout_and_the_old_engine_is_pa
     let f = Fleet::new(18580, 10);
     f.set_spec(
         "unpair-wait = \"1\"",
-        "unpair-wait = \"1\"\nconfirm-timeout = \"2\"\nunpair-log-line = \"never written\"",
+        "unpair-wait = \"1\"\nconfirm-timeout = \"2\"\nunpair-confirm = \"log\"\nunpair-log-line = \"never written\"",
     );
     let o = f.run(&["run", &f.spec()]);
     let out = text(&o);
@@ -376,6 +388,8 @@ fn engine_3_fails_to_start_is_rolled_back_and_the_fleet_continues() {
             format!("stop {OLD}"),
             format!("stop-not-running {NEW}"),
             "start-failed Talend-RE-2.13.9".to_string(),
+            // The documented re-pairing: stop (it is stopped), key, start.
+            format!("stop-not-running {OLD}"),
             format!("start {OLD}"),
         ]
     );
@@ -412,18 +426,17 @@ fn preflight_stops_before_anything_runs() {
         "{out}"
     );
     f.set_spec("from-version = \"2.12.0\"", "from-version = \"2.13.2\"");
-    // ... or an engine id that belongs to another engine.
-    let (id1, _) = f.entry(1);
+    // ... or an engine id the console does not know.
     let (id2, _) = f.entry(2);
     f.set_spec(
         &format!("engine-id = \"{id2}\""),
-        &format!("engine-id = \"{id1}\""),
+        "engine-id = \"0000\"",
     );
     let o = f.run(&["run", &f.spec()]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}");
     assert!(
-        out.contains(&format!("engine {id1} runs from {}", f.old(1).display())),
+        out.contains("remote-engines/0000: 404") && out.contains("check the target's `engine-id`"),
         "{out}"
     );
     // Nothing was touched: no unpairing, every old engine still paired and running.
@@ -552,4 +565,103 @@ fn talend_remote_engine_passes_the_conformance_run() {
             && report.contains("put the targets back"),
         "{report}"
     );
+}
+
+#[test]
+fn a_task_that_does_not_run_on_the_new_engine_fails_verify_and_the_engine_goes_back() {
+    let f = Fleet::new(18600, 10);
+    // One task of re-01 fails on the new installation: the API's newest execution says so.
+    let (id, e) = f.entry(1);
+    let task = e["tasks"][3]["id"].as_str().unwrap().to_string();
+    std::fs::write(f.new_root(1).join("fail-task"), &task).unwrap();
+    f.set_spec("unpair-wait = \"1\"", "unpair-wait = \"1\"\nverify-timeout = \"3\"");
+    let o = f.run(&["run", &f.spec()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("the new engine is not serving its tasks")
+            && out.contains(&format!("{task} (EXECUTION_FAILED: simulated failure)")),
+        "{out}"
+    );
+    // The first wave failed: re-01 and re-02 run their old engines again, paired.
+    for i in 1..=2 {
+        let (_, e) = f.entry(i);
+        assert_eq!(e["status"], "PAIRED", "re-{i:02}");
+        assert_eq!(e["installDirectory"], f.old(i).display().to_string());
+    }
+    // Verify asked the Processing API, not the engine entry.
+    assert!(f
+        .requests()
+        .iter()
+        .any(|l| l.starts_with(&format!("GET /processing/executables/tasks/{task}/executions"))));
+    let _ = id;
+}
+
+#[test]
+fn an_engine_the_api_lists_no_task_on_fails_verify_unless_told_it_runs_none() {
+    let f = Fleet::new(18610, 0);
+    let plan = text(&f.run(&["plan", &f.spec()]));
+    assert!(
+        plan.contains("lists no task on engine") && plan.contains("`verify` will fail"),
+        "{plan}"
+    );
+    let o = f.run(&["run", &f.spec()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("listed no task on engine") && out.contains("allow-no-tasks"),
+        "{out}"
+    );
+    assert_eq!(status_json(&f.journal(), 1)["status"], "rolled-back");
+    // Said to run none: the pairing alone is checked, and the upgrade completes.
+    f.set_spec("unpair-wait = \"1\"", "unpair-wait = \"1\"\nallow-no-tasks = \"true\"");
+    let o = f.run(&["run", &f.spec()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn engines_running_as_services_are_stopped_and_started_through_systemctl() {
+    let f = Fleet::with(18620, 10, &["--services"]);
+    let o = f.run(&["run", &f.spec()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let calls = lines(&f.path().join("systemctl.log"));
+    for i in 1..=6 {
+        // Each engine stopped and started once in all (so never also by its bin/ scripts),
+        // and each time through its unit.
+        f.assert_upgraded(i, 10);
+        for call in [
+            format!("stop talend-remote-engine@re-{i:02}-2.13.2"),
+            format!("stop talend-remote-engine@re-{i:02}-2.13.9"),
+            format!("start talend-remote-engine@re-{i:02}-2.13.9"),
+        ] {
+            assert_eq!(calls.iter().filter(|c| **c == call).count(), 1, "{call}: {calls:?}");
+        }
+    }
+}
+
+#[test]
+fn a_path_under_neither_root_fails_the_rewrite_instead_of_passing() {
+    let f = Fleet::new(18630, 10);
+    // A task of re-01 whose .metadata points somewhere else entirely.
+    let dir = std::fs::read_dir(f.old(1).join("data/dsrunner/exec/osgi"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join(".metadata").exists())
+        .unwrap();
+    let meta = dir.join(".metadata");
+    let text_meta = std::fs::read_to_string(&meta).unwrap();
+    let v: Value = serde_json::from_str(&text_meta).unwrap();
+    let artifact = v["artifactFile"].as_str().unwrap();
+    std::fs::write(&meta, text_meta.replace(artifact, "/elsewhere/task.kar")).unwrap();
+    let o = f.run(&["run", &f.spec()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("the new engine would not find all its tasks")
+            && out.contains("1 artifactFile value(s) point under neither"),
+        "{out}"
+    );
+    let (_, e) = f.entry(1);
+    assert_eq!(e["status"], "PAIRED");
+    assert_eq!(e["installDirectory"], f.old(1).display().to_string());
 }

@@ -16,6 +16,16 @@ pub fn blocker(target: Option<&str>, message: impl Into<String>) -> Finding {
     finding(Severity::Blocker, target, message)
 }
 
+/// A finding worth saying that does not stop anything (e.g. what could not be checked).
+pub fn info(target: Option<&str>, message: impl Into<String>) -> Finding {
+    finding(Severity::Info, target, message)
+}
+
+/// A finding the operator should read; it does not stop the rollout.
+pub fn warning(target: Option<&str>, message: impl Into<String>) -> Finding {
+    finding(Severity::Warning, target, message)
+}
+
 /// An error from `preflight` or `constraints`, shown to the operator as is.
 pub fn refuse(message: impl Into<String>) -> Error {
     Error::new(message)

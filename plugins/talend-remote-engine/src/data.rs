@@ -1,7 +1,7 @@
 //! The engine's data: copy it into the new installation and point its recorded paths there.
 
 use crate::Engine;
-use cutover_sdk::{files, info, output, rewrite, warn};
+use cutover_sdk::{fail, files, info, output, rewrite, warn};
 use cutover_sdk::{Call, Output, Result};
 
 /// Step 5: `data/dsrunner` and `data/cls` into the new installation (copied, never moved).
@@ -24,30 +24,41 @@ pub fn copy_data(c: &Call) -> Result<Vec<Output>> {
     Ok(outputs)
 }
 
-/// Step 6: move the install-root prefix of the two path fields to the new root.
+/// Step 6: move the install-root prefix of the two path fields to the new root. The
+/// `.metadata` files are looked for in `data/dsrunner/exec/osgi` (the procedure's text) and
+/// `data/dsrunner/osgi` (its own example). Task folders with nothing rewritten, or paths under
+/// neither root, fail the step: the new engine would not find those tasks.
 pub fn rewrite_paths(c: &Call) -> Result<Vec<Output>> {
     let e = Engine::called(c)?;
     let (old, new) = (e.old.display().to_string(), e.new.display().to_string());
     let jobs = [
         (
-            e.new.join("data/dsrunner/exec/osgi"),
+            vec![
+                e.new.join("data/dsrunner/exec/osgi"),
+                e.new.join("data/dsrunner/osgi"),
+            ],
             "artifactFile",
             ".metadata",
         ),
-        (e.new.join("data/cls"), "currentFilePath", "-state.dat"),
+        (
+            vec![e.new.join("data/cls")],
+            "currentFilePath",
+            "-state.dat",
+        ),
     ];
     let mut outputs = Vec::new();
-    for (dir, field, suffix) in jobs {
-        let found = files::find(&dir, &|name| name.ends_with(suffix))?;
-        let (mut changed, mut already, mut foreign) = (0, 0, 0);
+    let mut problems = Vec::new();
+    for (dirs, field, suffix) in jobs {
+        let mut found = Vec::new();
+        for dir in dirs.iter().filter(|d| d.is_dir()) {
+            found.extend(files::find(dir, &|name| name.ends_with(suffix))?);
+        }
+        let (mut changed, mut already, mut foreign) = (0, 0, Vec::new());
+        let mut untouched = 0;
         for (n, path) in found.iter().enumerate() {
-            if n % 50 == 0 {
+            if n % 200 == 0 {
                 cutover_sdk::progress(
-                    &format!(
-                        "rewriting {field} in {} ({n}/{})",
-                        dir.display(),
-                        found.len()
-                    ),
+                    &format!("rewriting {field} ({n}/{})", found.len()),
                     Some(n as f32 / found.len().max(1) as f32),
                 );
             }
@@ -58,17 +69,52 @@ pub fn rewrite_paths(c: &Call) -> Result<Vec<Output>> {
                 changed += 1;
             }
             already += usize::from(r.rewritten == 0 && r.already > 0);
-            for v in &r.foreign {
-                foreign += 1;
-                warn!(
-                    "{}: {field} {v} is under neither install root; left as it is",
-                    path.display()
-                );
-            }
+            untouched += usize::from(r.rewritten == 0 && r.already == 0);
+            foreign.extend(r.foreign.iter().map(|v| format!("{}: {v}", path.display())));
         }
-        info!("{field}: {} files, {changed} rewritten, {already} already pointing at the new root, {foreign} left alone", found.len());
+        info!("{field}: {} files, {changed} rewritten, {already} already pointing at the new root, {} under neither root", found.len(), foreign.len());
+        if !foreign.is_empty() {
+            // One line for them all, however many: the first few name the files.
+            warn!(
+                "{field}: {} value(s) under neither install root, e.g. {}",
+                foreign.len(),
+                foreign
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            problems.push(format!(
+                "{} {field} value(s) point under neither {old} nor {new}",
+                foreign.len()
+            ));
+        } else if untouched > 0 {
+            problems.push(format!(
+                "{untouched} {suffix} file(s) have no `{field}` to point at the new root"
+            ));
+        }
+        let task_dirs = dirs
+            .iter()
+            .flat_map(|d| std::fs::read_dir(d).into_iter().flatten())
+            .filter_map(|x| x.ok())
+            .filter(|x| x.path().is_dir())
+            .count();
+        if suffix == ".metadata" && task_dirs > 0 && changed + already == 0 {
+            problems.push(format!(
+                "{task_dirs} task folder(s) under data/dsrunner, but no .metadata was rewritten or already right"
+            ));
+        }
         outputs.push(output(&format!("{field}-rewritten"), changed.to_string()));
         outputs.push(output(&format!("{field}-already"), already.to_string()));
     }
-    Ok(outputs)
+    if problems.is_empty() {
+        Ok(outputs)
+    } else {
+        Err(fail(format!(
+            "the new engine would not find all its tasks: {}",
+            problems.join("; ")
+        ))
+        .keep(outputs))
+    }
 }

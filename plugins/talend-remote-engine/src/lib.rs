@@ -1,49 +1,71 @@
 //! `talend-remote-engine`: upgrade a Talend Remote Engine in place without redeploying its
 //! Data Service jobs and Route tasks, following Talend's documented procedure step by step:
 //!
-//! 1. `unpair`: `DELETE {api}/processing/runtimes/remote-engines/{engine-id}/pairing` with both
-//!    keep flags; the new pre-authorized key is a secret output (journaled, redacted).
-//! 2. `settle`: wait at least `unpair-wait` seconds and until the engine log confirms it.
-//! 3. `stop-old`: `<old>/bin/stop`.
-//! 4. `check-new`: the new installation exists and is not running.
+//! 1. `unpair`: record the tasks the Processing API has on the engine, then `DELETE
+//!    {api}/processing/runtimes/remote-engines/{engine-id}/pairing` with both keep flags; the
+//!    new pre-authorized key (read back from the engine entry) is a secret output.
+//! 2. `settle`: wait at least `unpair-wait` seconds and until the API shows the engine
+//!    unpaired (or, when told its wording, the engine log shows a line).
+//! 3. `stop-old`: the old engine's service, or `<old>/bin/stop`.
+//! 4. `check-new`: the new installation exists and is stopped.
 //! 5. `copy-data`: `<old>/data/dsrunner` and `<old>/data/cls` into `<new>/data/`.
-//! 6. `rewrite-paths`: the install-root prefix of `"artifactFile"` in every `.metadata` and of
-//!    `"currentFilePath"` in every `*-state.dat` (Unix and escaped Windows forms; idempotent).
+//! 6. `rewrite-paths`: the install-root prefix of `"artifactFile"` in every `.metadata` (in
+//!    `data/dsrunner/exec/osgi` and `data/dsrunner/osgi`) and of `"currentFilePath"` in every
+//!    `*-state.dat` (Unix and escaped Windows forms; idempotent).
 //! 7. `configure-pairing`: `pairing.service.url` and the journaled key in `<new>/etc`.
-//! 8. `start-new`: `<new>/bin/start`.
-//! 9. `verify`: the API shows the engine paired, on the new version, every task running.
+//! 8. `start-new`: the new engine's service, or `<new>/bin/start`.
+//! 9. `verify`: the API shows the engine paired (on `to-version` when it reports one) and the
+//!    newest execution of every recorded task running.
 //!
-//! Undo: stop the new engine, start the old one and re-pair it with the journaled key (its
-//! data was copied, never moved).
+//! Undo: stop the new engine; re-pair the old one as Talend documents it (stop it, put the
+//! engine entry's key in `etc/preauthorized.key.cfg`, start it; the entry is unpaired again
+//! first when the new engine had paired it) and wait until the API shows it paired. Its data
+//! was copied, never moved.
 
 mod api;
+mod control;
 mod data;
 mod pairing;
+mod verify;
 
+use control::Install;
 use cutover_sdk::params::{declare, get, label};
-use cutover_sdk::{cmd, fail, output, preflight, wait, warn};
+use cutover_sdk::{fail, output, preflight, warn};
 use cutover_sdk::{
     About, Access, Call, Cap, Capability, Finding, Output, Pair, PreflightContext, Result, StepDef,
     Target,
 };
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 struct TalendRemoteEngine;
 
 /// The per-target facts every step needs.
 struct Engine {
+    target: String,
     id: String,
     old: PathBuf,
     new: PathBuf,
+    /// The system services running each installation, when they run as services.
+    old_service: Option<String>,
+    new_service: Option<String>,
 }
 
 impl Engine {
-    /// From the target's `engine-id`, `old` and `new` labels.
+    /// From the target's `engine-id`, `old` and `new` labels (and `old-service`,
+    /// `new-service` when set).
     fn of(t: &Target) -> Result<Engine> {
+        let opt = |k: &str| {
+            get(&t.labels, k)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
         Ok(Engine {
+            target: t.id.clone(),
             id: label(t, "engine-id")?.to_string(),
             old: PathBuf::from(label(t, "old")?),
             new: PathBuf::from(label(t, "new")?),
+            old_service: opt("old-service"),
+            new_service: opt("new-service"),
         })
     }
 
@@ -63,21 +85,11 @@ impl Engine {
     }
 }
 
-fn script(root: &Path, name: &str) -> String {
-    root.join("bin").join(name).display().to_string()
-}
-
-/// Step 3: `<old>/bin/stop`, keeping what it printed.
+/// Step 3: stop the old engine, keeping what it printed.
 fn stop_old(c: &Call) -> Result<Vec<Output>> {
     let e = Engine::called(c)?;
-    let exit = cmd::run_ok(&script(&e.old, "stop"), &[], None)?;
-    Ok(vec![output("stop", exit.stdout.trim())])
-}
-
-/// Undo of step 3.
-fn start_old(c: &Call) -> Result<()> {
-    let e = Engine::called(c)?;
-    cmd::run_ok(&script(&e.old, "start"), &[], None).map(drop)
+    let said = control::stop(c, &e, Install::Old)?;
+    Ok(vec![output("stop", said)])
 }
 
 /// Step 4. Installed as a service, the new engine may be running: the procedure stops it.
@@ -91,8 +103,8 @@ fn check_new(c: &Call) -> Result<Vec<Output>> {
             )));
         }
     }
-    let exit = cmd::run_ok(&script(&e.new, "stop"), &[], None)?;
-    if !exit.stdout.to_lowercase().contains("not running") {
+    let said = control::stop(c, &e, Install::New)?;
+    if !said.to_lowercase().contains("not running") && e.new_service.is_none() {
         warn!(
             "the new engine in {} was running; stopped it before copying",
             e.new.display()
@@ -101,80 +113,17 @@ fn check_new(c: &Call) -> Result<Vec<Output>> {
     Ok(vec![])
 }
 
-/// Step 8: `<new>/bin/start`.
+/// Step 8: start the new engine.
 fn start_new(c: &Call) -> Result<Vec<Output>> {
     let e = Engine::called(c)?;
-    cmd::run_ok(&script(&e.new, "start"), &[], None)?;
+    control::start(c, &e, Install::New)?;
     Ok(vec![])
 }
 
 /// Undo of step 8.
 fn stop_new(c: &Call) -> Result<()> {
     let e = Engine::called(c)?;
-    cmd::run_ok(&script(&e.new, "stop"), &[], None).map(drop)
-}
-
-/// Step 9: paired again, on the new version, with every task of the old engine running.
-fn verify(c: &Call) -> Result<Vec<Output>> {
-    let e = Engine::called(c)?;
-    let api = api::Api::new(c.params())?;
-    let timeout = cutover_sdk::params::int(c.params(), "verify-timeout", 120)? * 1000;
-    let want_version = c.param_opt("to-version");
-    let expected: Vec<&str> = c
-        .output("tasks")
-        .unwrap_or_default()
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .collect();
-    let summary = wait::poll(timeout, 500, |n| {
-        let entry = api.engine(&e.id).map_err(|err| err.message)?;
-        if entry.status != "PAIRED" {
-            return Err(format!("engine {} is {}", e.id, entry.status));
-        }
-        if let (Some(want), Some(got)) = (want_version, &entry.version) {
-            if want != got {
-                return Err(format!(
-                    "engine {} reports version {got}, expected {want}",
-                    e.id
-                ));
-            }
-        }
-        let running = entry.running();
-        let missing: Vec<String> = expected
-            .iter()
-            .filter(|id| !running.contains(&id.to_string()))
-            .map(|id| entry.describe_task(id))
-            .collect();
-        cutover_sdk::progress(
-            &format!(
-                "tasks running again: {}/{} (check {n})",
-                expected.len() - missing.len(),
-                expected.len()
-            ),
-            Some((expected.len() - missing.len()) as f32 / expected.len().max(1) as f32),
-        );
-        if missing.is_empty() {
-            Ok(format!(
-                "{} tasks running on {}",
-                running.len(),
-                entry.version.clone().unwrap_or_default()
-            ))
-        } else {
-            Err(format!(
-                "{} of {} tasks not running, e.g. {}",
-                missing.len(),
-                expected.len(),
-                missing
-                    .iter()
-                    .take(3)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))
-        }
-    })
-    .map_err(|err| err.context("the new engine is not serving its tasks"))?;
-    Ok(vec![output("verified", summary)])
+    control::stop(c, &e, Install::New).map(drop)
 }
 
 /// Steps that write an install never run its programs, and the other way round.
@@ -218,17 +167,17 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
                 ),
                 p(
                     "unpair-confirm",
-                    "what confirms the unpairing: `log` (the engine log line), `api`, or `none`",
+                    "what confirms the unpairing: `api` (the entry is no longer PAIRED), `log` (a line of the engine log, `unpair-log-line`), or `none`",
                     false,
                     false,
-                    Some("log"),
+                    Some("api"),
                 ),
                 p(
                     "unpair-log-line",
-                    "text of the engine log line that confirms the unpairing",
+                    "with unpair-confirm = \"log\": the engine log line that confirms the unpairing (Talend documents none)",
                     false,
                     false,
-                    Some("unpaired from Talend Management Console"),
+                    None,
                 ),
                 p(
                     "confirm-timeout",
@@ -256,6 +205,41 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
                     "version the management API must report after it",
                     false,
                     false,
+                    None,
+                ),
+                p(
+                    "running-statuses",
+                    "executionStatus values of a running task, comma-separated (not documented by Talend)",
+                    false,
+                    false,
+                    Some("EXECUTING"),
+                ),
+                p(
+                    "allow-no-tasks",
+                    "`true` when the engine runs no task: verify then checks the pairing only",
+                    false,
+                    false,
+                    Some("false"),
+                ),
+                p(
+                    "systemctl",
+                    "path of systemctl, for targets whose engines run as services (`old-service`, `new-service`)",
+                    false,
+                    false,
+                    None,
+                ),
+                p(
+                    "old-service",
+                    "systemd unit of the old engine, when it runs as a service",
+                    false,
+                    true,
+                    None,
+                ),
+                p(
+                    "new-service",
+                    "systemd unit of the new engine, when it runs as a service",
+                    false,
+                    true,
                     None,
                 ),
                 p(
@@ -305,13 +289,18 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
             undo: Some(pairing::repair_old),
             idempotent: true,
             undo_idempotent: true,
-            // The undo writes the re-pairing key of the old engine.
-            caps: &[Cap::Dir("{old}/etc", Access::ReadWrite)],
+            // The undo stops the old engine, writes its re-pairing key and starts it.
+            caps: &[
+                Cap::Dir("{old}/etc", Access::ReadWrite),
+                Cap::Exec("{old}/bin/stop"),
+                Cap::Exec("{old}/bin/start"),
+                Cap::Exec("{systemctl?}"),
+            ],
             ..StepDef::TARGET
         },
         StepDef {
             name: "settle",
-            about: "wait until the unpairing has settled (time and engine log)",
+            about: "wait until the unpairing has settled (time, and the API or the engine log)",
             run: pairing::settle,
             idempotent: true,
             timeout_s: 900,
@@ -319,21 +308,19 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
         },
         StepDef {
             name: "stop-old",
-            about: "stop the old engine (bin/stop)",
+            about: "stop the old engine (its service, or bin/stop); undoing `unpair` starts it again",
             run: stop_old,
-            undo: Some(start_old),
             idempotent: true,
-            undo_idempotent: true,
             timeout_s: 120,
-            caps: &[Cap::Exec("{old}/bin/stop"), Cap::Exec("{old}/bin/start")],
+            caps: &[Cap::Exec("{old}/bin/stop"), Cap::Exec("{systemctl?}")],
             ..StepDef::TARGET
         },
         StepDef {
             name: "check-new",
-            about: "check the new installation exists and is not running",
+            about: "check the new installation exists and is stopped",
             run: check_new,
             idempotent: true,
-            caps: &[Cap::Exec("{new}/bin/stop")],
+            caps: &[Cap::Exec("{new}/bin/stop"), Cap::Exec("{systemctl?}")],
             ..StepDef::TARGET
         },
         StepDef {
@@ -367,33 +354,44 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
         },
         StepDef {
             name: "start-new",
-            about: "start the new engine (bin/start)",
+            about: "start the new engine (its service, or bin/start)",
             run: start_new,
             undo: Some(stop_new),
             idempotent: true,
             undo_idempotent: true,
             timeout_s: 120,
-            caps: &[Cap::Exec("{new}/bin/start"), Cap::Exec("{new}/bin/stop")],
+            caps: &[
+                Cap::Exec("{new}/bin/start"),
+                Cap::Exec("{new}/bin/stop"),
+                Cap::Exec("{systemctl?}"),
+            ],
             ..StepDef::TARGET
         },
         StepDef {
             name: "verify",
-            about: "check the engine is paired and its tasks run again",
-            run: verify,
+            about: "check the engine is paired and the newest execution of each of its tasks runs",
+            run: verify::verify,
             idempotent: true,
             timeout_s: 300,
             ..StepDef::TARGET
         },
     ];
 
-    /// Per engine: both installs look right, and the console shows it paired, on
-    /// `from-version`, running from `old`.
+    /// Per engine: both installs look right, the console shows it paired (on `from-version`
+    /// when it reports a version), and lists tasks on it; what could not be checked is said.
     fn preflight(targets: Vec<Target>, ctx: PreflightContext) -> Result<Vec<Finding>> {
         let params = ctx.params;
         let mut findings = Vec::new();
+        let mut notes = Vec::new();
         let mut block =
             |t: &Target, message: String| findings.push(preflight::blocker(Some(&t.id), message));
+        let mut notes2 = Vec::new();
+        let mut note =
+            |t: &Target, message: String| notes.push(preflight::info(Some(&t.id), message));
+        let mut warn_of =
+            |t: &Target, message: String| notes2.push(preflight::warning(Some(&t.id), message));
         let api = api::Api::new(&params)?;
+        let allow_empty = get(&params, "allow-no-tasks") == Some("true");
         for t in &targets {
             let e = match Engine::of(t) {
                 Ok(e) => e,
@@ -439,32 +437,26 @@ impl cutover_sdk::Adapter for TalendRemoteEngine {
                 );
             }
             match api.engine(&e.id) {
-                Err(err) => block(t, err.message),
+                Err(err) => block(t, err.to_string()),
                 Ok(entry) => {
-                    if entry.status != "PAIRED" {
+                    if !entry.paired() {
                         block(t, format!("the management API reports engine {} as {}: the upgrade starts from a paired, running engine", e.id, entry.status));
                     }
-                    if let (Some(want), Some(got)) = (get(&params, "from-version"), &entry.version)
-                    {
-                        if want != got {
-                            block(t, format!("the management API reports engine {} on version {got}, but the spec says from-version = \"{want}\": check `engine-id` and `old`", e.id));
-                        }
-                    }
-                    if let Some(dir) = &entry.install_directory {
-                        if Path::new(dir) != e.old {
-                            block(
-                                t,
-                                format!(
-                                    "engine {} runs from {dir}, not from the spec's old = \"{}\"",
-                                    e.id,
-                                    e.old.display()
-                                ),
-                            );
-                        }
+                    match (get(&params, "from-version"), &entry.version) {
+                        (Some(want), Some(got)) if want != got => block(t, format!("the management API reports engine {} on version {got}, but the spec says from-version = \"{want}\": check `engine-id` and `old`", e.id)),
+                        (Some(want), None) => warn_of(t, format!("from-version = \"{want}\" not checked: the management API reports no version for engine {}", e.id)),
+                        _ => {}
                     }
                 }
             }
+            match api.engine_tasks(&e.id) {
+                Err(err) => block(t, err.to_string()),
+                Ok(tasks) if tasks.is_empty() && !allow_empty => warn_of(t, format!("the management API lists no task on engine {}: `verify` will fail, having nothing to check (set allow-no-tasks = \"true\" if the engine runs none)", e.id)),
+                Ok(tasks) => note(t, format!("engine {}: {} task(s) to find running again after the upgrade", e.id, tasks.len())),
+            }
         }
+        findings.extend(notes2);
+        findings.extend(notes);
         Ok(findings)
     }
 }

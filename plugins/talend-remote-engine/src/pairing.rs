@@ -1,6 +1,7 @@
 //! Pairing: unpair the old engine and wait until that has settled, hand its key to the new
 //! engine, and re-pair the old one on undo.
 
+use crate::control::{self, Install};
 use crate::{api, Engine};
 use cutover_sdk::params::get;
 use cutover_sdk::{config, fail, files, info, output, secret_output, wait, warn};
@@ -14,9 +15,10 @@ const KEY: &str = "remote.engine.pre.authorized.key";
 const PAIRING_FILE: &str = "etc/org.talend.ipaas.rt.pairing.client.cfg";
 const PAIRING_URL: &str = "pairing.service.url";
 
-/// The engine log line that confirms an unpairing.
-fn confirm_line(params: &[Pair]) -> &str {
-    get(params, "unpair-log-line").unwrap_or("unpaired from Talend Management Console")
+/// The engine log line that confirms an unpairing, when the spec gives one (Talend
+/// documents none).
+fn confirm_line(params: &[Pair]) -> Option<&str> {
+    get(params, "unpair-log-line").filter(|l| !l.is_empty())
 }
 
 fn size_of(path: &Path) -> u64 {
@@ -33,8 +35,18 @@ pub fn unpair(c: &Call) -> Result<Vec<Output>> {
     let before = api.engine(&e.id).map_err(|err| fail(err.message))?;
     let log_file = e.log_file(params);
     let mut offset = size_of(&log_file);
-    let tasks = before.task_ids();
-    let key = if before.status == "PAIRED" {
+    let tasks: Vec<String> = api
+        .engine_tasks(&e.id)
+        .map_err(|err| fail(err.message))?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    info!(
+        "engine {}: {} task(s) on it before the upgrade",
+        e.id,
+        tasks.len()
+    );
+    let key = if before.paired() {
         cutover_sdk::progress(
             &format!(
                 "unpairing engine {} (keeping OSGi and microservice deployments)",
@@ -46,9 +58,11 @@ pub fn unpair(c: &Call) -> Result<Vec<Output>> {
     } else {
         warn!("engine {} is already unpaired (a re-run): taking its pre-authorized key from the engine entry", e.id);
         // The engine may have logged its confirmation before this re-run: settle looks from it.
-        let text = files::read_string(&log_file).unwrap_or_default();
-        if let Some(at) = text.rfind(confirm_line(params)) {
-            offset = text[..at].rfind('\n').map_or(0, |n| n + 1) as u64;
+        if let Some(line) = confirm_line(params) {
+            let text = files::read_string(&log_file).unwrap_or_default();
+            if let Some(at) = text.rfind(line) {
+                offset = text[..at].rfind('\n').map_or(0, |n| n + 1) as u64;
+            }
         }
         before
             .key
@@ -72,8 +86,13 @@ pub fn settle(c: &Call) -> Result<Vec<Output>> {
         .output("unpaired-at")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(wait::now_ms);
-    let confirm = get(params, "unpair-confirm").unwrap_or("log");
-    let line = confirm_line(params);
+    let confirm = get(params, "unpair-confirm").unwrap_or("api");
+    let line = match (confirm, confirm_line(params)) {
+        ("log", None) => return Err(fail(
+            "unpair-confirm = \"log\" needs `unpair-log-line`: the line the engine logs once unpaired (Talend documents none; or use unpair-confirm = \"api\")",
+        )),
+        (_, l) => l.unwrap_or_default(),
+    };
     let log_file = e.log_file(params);
     let offset: u64 = c
         .output("log-offset")
@@ -88,10 +107,7 @@ pub fn settle(c: &Call) -> Result<Vec<Output>> {
                 "log" => files::read_string(&log_file)?
                     .get(offset as usize..)
                     .is_some_and(|tail| tail.lines().any(|l| l.contains(line))),
-                "api" => api
-                    .engine(&e.id)
-                    .map(|x| x.status != "PAIRED")
-                    .unwrap_or(false),
+                "api" => api.engine(&e.id).map(|x| !x.paired()).unwrap_or(false),
                 other => {
                     return Err(fail(format!(
                         "parameter `unpair-confirm` must be log, api or none, got `{other}`"
@@ -196,39 +212,37 @@ pub fn unconfigure_pairing(c: &Call) -> Result<()> {
     Ok(())
 }
 
-/// Undo of step 1: re-pair the old engine. When the new engine had paired the entry, the
-/// entry is unpaired again (keeping deployments) for a fresh key; otherwise the journaled
-/// key is still the entry's. The old engine gets the key in `etc/` (it picks up `etc/*.cfg`
-/// changes live, and reads it on start) and the console must show it paired again.
+/// Undo of step 1: re-pair the old engine the documented way ("Pairing Remote Engines with
+/// the configuration file": stop the engine, put the key in `etc/preauthorized.key.cfg`,
+/// start it; it pairs when started). The key is the engine entry's current one; when the new
+/// engine had paired the entry, it is unpaired again (keeping deployments) for a fresh key.
+/// Then the console must show the engine paired.
 pub fn repair_old(c: &Call) -> Result<()> {
     let e = Engine::called(c)?;
     let api = api::Api::new(c.params())?;
     let entry = api.engine(&e.id)?;
-    let old = e.old.display().to_string();
-    let key = if entry.status != "PAIRED" {
+    let key = if entry.paired() {
+        info!(
+            "engine {} is paired (with the new installation): unpairing it again, keeping deployments, to re-pair the old one",
+            e.id
+        );
+        api.unpair(&e.id)?
+    } else {
         entry
             .key
             .filter(|k| !k.is_empty())
             .map(Ok)
             .unwrap_or_else(|| journaled_key(c).map(str::to_string))?
-    } else if entry.install_directory.as_deref() == Some(old.as_str()) {
-        return Ok(());
-    } else {
-        info!(
-            "engine {} is paired with the new installation: unpairing it again (keeping deployments) to re-pair the old one",
-            e.id
-        );
-        api.unpair(&e.id)?
     };
+    control::stop(c, &e, Install::Old)?;
     set_property(&e.old.join(KEY_FILE), KEY, &key)?;
+    control::start(c, &e, Install::Old)?;
     wait::poll(60_000, 300, |_| {
         let entry = api.engine(&e.id).map_err(|err| err.message)?;
-        match (entry.status.as_str(), entry.install_directory) {
-            ("PAIRED", Some(dir)) if dir != old => {
-                Err(format!("engine {} is paired with {dir}", e.id))
-            }
-            ("PAIRED", _) => Ok(()),
-            (status, _) => Err(format!("engine {} is still {status}", e.id)),
+        if entry.paired() {
+            Ok(())
+        } else {
+            Err(format!("engine {} is still {}", e.id, entry.status))
         }
     })
     .map_err(|err| err.context("re-pairing the old engine"))

@@ -3,15 +3,38 @@
 //! State lives in `state.json` next to `requests.log` (every request: method, path and
 //! query, status), so tests and `talend-sim status` read the same truth the API serves.
 //!
-//! TMC endpoints (bearer token required):
+//! TMC Processing API endpoints (bearer token required), each imitating a documented surface
+//! and nothing more:
 //! - `DELETE /processing/runtimes/remote-engines/{id}/pairing?keepOsgiDeployments=..&keepMicroserviceDeployments=..`
-//!   unpairs the engine and answers `{"preAuthorizedKey": "<new key>"}`. Without
-//!   `keepOsgiDeployments=true` the engine's tasks are undeployed, as the real console does.
-//! - `GET /processing/runtimes/remote-engines/{id}`: the engine entry: status
-//!   (`PAIRED`/`NOT_PAIRED`), availability, version, the pre-authorized key (the console's
-//!   "Remote Engine key" field), and its tasks with their status.
+//!   unpairs the engine and issues a new pre-authorized key. The path and both flags are
+//!   Talend's upgrade procedure (seeds/talend-remote-engine-upgrade.ja.txt, step 1); the
+//!   answer is plain text (the TMC v2.0 API description: `unpair_remote_engine`, "Return
+//!   type str", "Accept: text/plain"), so the simulator answers an empty text body and the
+//!   key is read from the engine entry, as the procedure says ("[Remote Engine key]").
+//!   Without `keepOsgiDeployments=true` the engine's tasks are undeployed.
+//! - `GET /processing/runtimes/remote-engines/{id}`: the engine entry ("Get Remote Engine by
+//!   id"). Fields: `id`, `name`, `status` (`PAIRED` as in the documented filter example
+//!   `status==PAIRED`, "Getting Started with Talend Cloud APIs"; any other value means not
+//!   paired: the simulator says `NOT_PAIRED`), `availability` and `preAuthorizedKey` (the
+//!   fields of Talend's own API client, Talend/tmc_rest_api `dom/Engine.java`; the key is the
+//!   console's "Remote Engine key"), and `version` (release notes R2026-10: "the running
+//!   version of a paired Talend Remote Engine ... null when an engine is unpaired").
+//! - `GET /processing/executables/tasks`: `{"items": [{"executable": <task id>, "name"}]}`
+//!   (Talend/tmc_rest_api `ExecutableTaskService`, `ExecutableItems`, `Executable`).
+//! - `GET /processing/executables/tasks/{id}/run-config`: `{"trigger", "runtime": {"type":
+//!   "REMOTE_ENGINE", "id": <engine id>}}` (`ExecutableRunConfig`, `RunConfig`, `Runtime`:
+//!   type in CLOUD, REMOTE_ENGINE, REMOTE_ENGINE_CLUSTER, CLOUD_EXCLUSIVE).
+//! - `GET /processing/executables/tasks/{id}/executions`: `{"items": [...]}`, newest first,
+//!   each with `executionId`, `startTimestamp`, `finishTimestamp`, `executionStatus`,
+//!   `remoteEngineId`, `errorMessage` (`TaskExecutionService`, `ExecutionItems`,
+//!   `Execution`). The status of a running Route or Data Service execution is not
+//!   documented: the simulator says `EXECUTING` (the adapter's `running-statuses` default);
+//!   an ended one is `EXECUTION_TERMINATED` or `EXECUTION_FAILED`, the job phases of "Job
+//!   management logs" in the Remote Engine user guide.
 //!
-//! Pairing service (what `pairing.service.url` points at; engines call it, no token):
+//! Pairing service (what `pairing.service.url` points at): the engines' own channel, which
+//! Talend does not document and the adapter never calls (it has no token and is reachable
+//! only from the simulated engines' point of view):
 //! - `POST /pairing-service/pair` `{key, installDirectory, version, tasks}`: pairs the engine
 //!   whose current key this is (401 for any other key).
 //! - `GET /pairing-service/engines/{id}`: pairing status, polled by running engines.
@@ -52,6 +75,11 @@ pub fn serve(dir: &Path, port: u16) -> Result<()> {
             Ok(r) => r,
             Err(e) => (500, json!({ "message": format!("{e:#}") })),
         };
+        // A plain-text answer (the unpairing's) comes as a JSON string.
+        let (answer, kind) = match answer {
+            Value::String(text) => (text, "text/plain"),
+            v => (v.to_string(), "application/json"),
+        };
         if !url.starts_with("/pairing-service/engines/") || method != "GET" {
             crate::append(
                 &dir.join("requests.log"),
@@ -65,10 +93,10 @@ pub fn serve(dir: &Path, port: u16) -> Result<()> {
                 .unwrap_or(0);
             std::thread::sleep(std::time::Duration::from_millis(delay));
         }
-        let response = tiny_http::Response::from_string(answer.to_string())
+        let response = tiny_http::Response::from_string(answer)
             .with_status_code(status)
             .with_header(
-                "content-type: application/json"
+                format!("content-type: {kind}")
                     .parse::<tiny_http::Header>()
                     .unwrap(),
             );
@@ -91,6 +119,7 @@ struct Api {
 }
 
 const ENGINES: &str = "/processing/runtimes/remote-engines/";
+const TASKS: &str = "/processing/executables/tasks";
 
 impl Api {
     fn save(&self) -> Result<()> {
@@ -108,11 +137,34 @@ impl Api {
         body: &str,
     ) -> Result<(u16, Value)> {
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let token = self.state["token"].as_str().unwrap_or_default();
+        let authorized = auth == Some(&format!("Bearer {token}"));
+        if (path.starts_with(ENGINES) || path.starts_with(TASKS)) && !authorized {
+            return Ok((401, json!({ "message": "missing or invalid bearer token" })));
+        }
+        if let Some(rest) = path.strip_prefix(TASKS) {
+            return Ok(
+                match (method, rest.split('/').collect::<Vec<_>>().as_slice()) {
+                    ("GET", [""]) => (200, self.tasks()),
+                    ("GET", ["", id, what]) => match self.task_engine(id) {
+                        None => (404, json!({ "message": format!("no task {id}") })),
+                        Some(engine) => match *what {
+                            "run-config" => (
+                                200,
+                                json!({
+                                    "trigger": { "type": "MANUAL" },
+                                    "runtime": { "type": "REMOTE_ENGINE", "id": engine },
+                                }),
+                            ),
+                            "executions" => (200, json!({ "items": self.executions(id) })),
+                            _ => (404, json!({ "message": "no such endpoint" })),
+                        },
+                    },
+                    _ => (404, json!({ "message": "no such endpoint" })),
+                },
+            );
+        }
         if let Some(rest) = path.strip_prefix(ENGINES) {
-            let token = self.state["token"].as_str().unwrap_or_default();
-            if auth != Some(&format!("Bearer {token}")) {
-                return Ok((401, json!({ "message": "missing or invalid bearer token" })));
-            }
             let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
             if self.state["engines"].get(id).is_none() {
                 return Ok((404, json!({ "message": format!("no remote engine {id}") })));
@@ -144,16 +196,101 @@ impl Api {
     /// The engine entry as the console shows it.
     fn entry(&self, id: &str) -> Value {
         let e = &self.state["engines"][id];
+        let paired = e["status"] == "PAIRED";
         json!({
             "id": id,
             "name": e["name"],
             "status": e["status"],
             "availability": e["availability"],
-            "version": e["version"],
-            "installDirectory": e["installDirectory"],
+            "version": if paired { e["version"].clone() } else { Value::Null },
             "preAuthorizedKey": e["key"],
-            "tasks": e["tasks"],
         })
+    }
+
+    /// Every task deployed on an engine of the account (an undeployed task is gone).
+    fn tasks(&self) -> Value {
+        let mut items = Vec::new();
+        for e in self.state["engines"].as_object().unwrap().values() {
+            for t in e["tasks"].as_array().into_iter().flatten() {
+                if t["status"] != "UNDEPLOYED" {
+                    items.push(json!({ "executable": t["id"], "name": t["name"] }));
+                }
+            }
+        }
+        json!({ "items": items })
+    }
+
+    /// The engine a task is deployed on.
+    fn task_engine(&self, task: &str) -> Option<String> {
+        self.state["engines"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, e)| {
+                e["tasks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t["id"] == task && t["status"] != "UNDEPLOYED")
+            })
+            .map(|(id, _)| id.clone())
+    }
+
+    /// A task's executions, newest first.
+    fn executions(&self, task: &str) -> Vec<Value> {
+        let mut v = self.state["executions"][task]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        v.reverse();
+        v
+    }
+
+    /// Record what an engine reported of its tasks as executions: a task that starts running
+    /// begins one, a task that stops or fails ends the running one.
+    fn executions_from(&mut self, engine: &str, tasks: &Value) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        if !self.state["executions"].is_object() {
+            self.state["executions"] = json!({});
+        }
+        for t in tasks.as_array().into_iter().flatten() {
+            let id = t["id"].as_str().unwrap_or_default().to_string();
+            let list = self.state["executions"]
+                .as_object_mut()
+                .unwrap()
+                .entry(id.clone())
+                .or_insert_with(|| json!([]));
+            let runs = list.as_array_mut().unwrap();
+            let running = runs
+                .last()
+                .is_some_and(|r| r["executionStatus"] == "EXECUTING");
+            match t["status"].as_str().unwrap_or_default() {
+                "RUNNING" if !running => runs.push(json!({
+                    "executionId": format!("{id}-{}", runs.len() + 1),
+                    "startTimestamp": now,
+                    "finishTimestamp": null,
+                    "executionStatus": "EXECUTING",
+                    "remoteEngineId": engine,
+                })),
+                "FAILED" => runs.push(json!({
+                    "executionId": format!("{id}-{}", runs.len() + 1),
+                    "startTimestamp": now,
+                    "finishTimestamp": now,
+                    "executionStatus": "EXECUTION_FAILED",
+                    "remoteEngineId": engine,
+                    "errorMessage": t["reason"],
+                })),
+                "STOPPED" | "UNDEPLOYED" if running => {
+                    let last = runs.last_mut().unwrap();
+                    last["executionStatus"] = json!("EXECUTION_TERMINATED");
+                    last["finishTimestamp"] = json!(now);
+                }
+                _ => {}
+            }
+        }
     }
 
     fn unpair(&mut self, id: &str, query: &str) -> Result<(u16, Value)> {
@@ -184,9 +321,11 @@ impl Api {
                 t["status"] = json!("UNDEPLOYED");
             }
             e["undeployed"] = json!(true);
+            let tasks = e["tasks"].clone();
+            self.executions_from(id, &tasks);
         }
         self.save()?;
-        Ok((200, json!({ "preAuthorizedKey": key })))
+        Ok((200, json!("")))
     }
 
     fn pair(&mut self, body: &Value) -> Result<(u16, Value)> {
@@ -214,8 +353,16 @@ impl Api {
         e["version"] = body["version"].clone();
         e["availability"] = json!("AVAILABLE");
         if e["undeployed"] != true {
+            // A pairing is a (re)started engine: what ran before ended with the old process.
+            let mut before = e["tasks"].clone();
+            for t in before.as_array_mut().into_iter().flatten() {
+                t["status"] = json!("STOPPED");
+            }
             e["tasks"] = body["tasks"].clone();
+            self.executions_from(&id, &before);
+            self.executions_from(&id, &body["tasks"]);
         }
+        let e = &mut self.state["engines"][&id];
         e["pairings"]
             .as_array_mut()
             .unwrap()
@@ -237,6 +384,7 @@ impl Api {
         e["availability"] = body["availability"].clone();
         if e["undeployed"] != true {
             e["tasks"] = body["tasks"].clone();
+            self.executions_from(id, &body["tasks"]);
         }
         self.save()?;
         Ok((200, json!({})))

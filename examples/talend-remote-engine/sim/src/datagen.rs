@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Every fourth task was written by a Windows engine: its paths use the escaped-backslash
-//! form (`\\data\\dsrunner\\...`) of the same installation root.
+//! form (`\\data\\dsrunner\\...`) of the same installation root. Every sixth task keeps its
+//! `.metadata` in `data/dsrunner/osgi/<uuid>/` instead, the layout of the seed's own example
+//! (whose text says `exec/osgi`): its `artifactFile` still points into `exec/osgi`.
 
 use crate::Rng;
 use anyhow::Result;
@@ -71,8 +73,15 @@ pub fn generate(root: &Path, tasks: usize, seed: u64) -> Result<()> {
             .map(|_| rng.word() as u8)
             .collect();
         std::fs::write(dir.join(&kar), kar_bytes)?;
+        let meta_dir = if i % 6 == 5 {
+            let d = root.join("data/dsrunner/osgi").join(rng.uuid());
+            std::fs::create_dir_all(&d)?;
+            d
+        } else {
+            dir.clone()
+        };
         std::fs::write(
-            dir.join(".metadata"),
+            meta_dir.join(".metadata"),
             format!(
                 "{{\"taskId\":\"{task_id}\",\"executionId\":\"{exec_id}\",\"name\":\"{name}\",\"type\":\"{kind}\",\"artifactFile\":\"{artifact}\",\"artifactVersion\":\"0.1.{}.{stamp}\",\"deployedAt\":\"2023-05-10T14:00:{:02}Z\",\"keepRunning\":true}}\n",
                 i % 7,

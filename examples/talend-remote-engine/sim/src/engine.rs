@@ -1,16 +1,22 @@
 //! A simulated Remote Engine installation: `bin/start` and `bin/stop` call `start` / `stop`
 //! here, and `run` is the engine process itself.
 //!
-//! The engine process pairs with the pairing service using the key in
-//! `etc/preauthorized.key.cfg` and the URL in `etc/org.talend.ipaas.rt.pairing.client.cfg`.
-//! It loads its tasks from `data/dsrunner/exec/osgi/*/.metadata`: a task runs only when its
-//! `artifactFile` is an existing file inside this installation, and its logs are available
-//! only when the `currentFilePath` of its `data/cls/*-state.dat` is. While it runs it polls
-//! its pairing status; when the engine is unpaired it writes the confirmation line to
-//! `data/log/tesb.log` and waits for a valid key (a changed key file is picked up live, as
-//! Karaf does with `etc/*.cfg`). A stop request makes it report its tasks stopped and exit.
+//! The engine process pairs when it starts, with the key in `etc/preauthorized.key.cfg` and
+//! the URL in `etc/org.talend.ipaas.rt.pairing.client.cfg`: "Your new Remote Engine will be
+//! paired when started" ("Creating and pairing a Remote Engine programmatically"); to pair
+//! again, the engine is stopped, the key file edited and the engine started ("Pairing Remote
+//! Engines with the configuration file"). A key written while it runs is not read.
+//! It loads its tasks from `data/dsrunner/exec/osgi/*/.metadata` and, as the seed's own
+//! example shows, `data/dsrunner/osgi/*/.metadata`: a task runs only when its `artifactFile`
+//! is an existing file inside this installation, and its logs are available only when the
+//! `currentFilePath` of its `data/cls/*-state.dat` is. While it runs it polls its pairing
+//! status; when the engine is unpaired it writes a line to `data/log/tesb.log` (its wording
+//! is the simulator's: Talend documents none, so the adapter confirms through the API unless
+//! told a line) and goes on running unpaired. A stop request makes it report its tasks
+//! stopped and exit.
 //!
-//! Failure injection: a file `fail-start` in the installation holding its version.
+//! Failure injection: a file `fail-start` in the installation holding its version; a file
+//! `fail-task` holding task ids (one per line): those tasks fail on that installation.
 
 use crate::{alive, append, read};
 use anyhow::{bail, Result};
@@ -19,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The line an engine writes to its log once it has been unpaired.
+/// The line an engine writes to its log once it has been unpaired (the simulator's own
+/// wording: not documented).
 pub const UNPAIRED: &str = "Remote Engine unpaired from Talend Management Console";
 
 fn pid_file(root: &Path) -> PathBuf {
@@ -114,10 +121,12 @@ pub fn stop(root: &Path) -> Result<()> {
 /// One task as the engine sees it.
 fn load_tasks(root: &Path) -> Vec<Value> {
     let mut tasks = Vec::new();
-    let osgi = root.join("data/dsrunner/exec/osgi");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&osgi)
-        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = ["data/dsrunner/exec/osgi", "data/dsrunner/osgi"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).into_iter().flatten())
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     dirs.sort();
     let inside = |p: &str| {
         let p = p.replace('\\', "/");
@@ -139,7 +148,10 @@ fn load_tasks(root: &Path) -> Vec<Value> {
             .and_then(|s| serde_json::from_str::<Value>(&s).ok())
             .and_then(|v| v["currentFilePath"].as_str().map(inside))
             .unwrap_or(false);
-        let (status, reason) = if inside(artifact) {
+        let failing = read(&root.join("fail-task"));
+        let (status, reason) = if failing.lines().any(|l| l.trim() == task) {
+            ("FAILED", json!("simulated failure"))
+        } else if inside(artifact) {
             ("RUNNING", Value::Null)
         } else {
             ("FAILED", json!(format!("artifact not found: {artifact}")))
@@ -184,7 +196,13 @@ pub fn run(root: &Path) -> Result<()> {
         "pairing.service.url",
     );
     let mut engine: Option<String> = None;
-    let mut tried_key = String::new();
+    // Read once, at start.
+    let key = cfg(
+        &root,
+        "preauthorized.key.cfg",
+        "remote.engine.pre.authorized.key",
+    );
+    let mut tried = false;
     let mut first = true;
     loop {
         if root.join("run/stop").exists() {
@@ -211,13 +229,8 @@ pub fn run(root: &Path) -> Result<()> {
         }
         match &engine {
             None => {
-                let key = cfg(
-                    &root,
-                    "preauthorized.key.cfg",
-                    "remote.engine.pre.authorized.key",
-                );
-                if key != tried_key {
-                    tried_key = key.clone();
+                if !tried {
+                    tried = true;
                     let body = json!({ "key": key, "installDirectory": root, "version": version, "tasks": tasks });
                     match crate::http("POST", &format!("{url}/pair"), None, Some(body.to_string())) {
                         Ok((200, text)) => {
@@ -233,7 +246,7 @@ pub fn run(root: &Path) -> Result<()> {
                         }
                         Ok((status, text)) => engine_log(
                             &root,
-                            &format!("ERROR: pairing failed ({status} {text}); waiting for a valid key in etc/preauthorized.key.cfg"),
+                            &format!("ERROR: pairing failed ({status} {text}); stop the engine, set a valid key in etc/preauthorized.key.cfg and start it"),
                         )?,
                         Err(e) => engine_log(&root, &format!("ERROR: pairing service unreachable at {url}: {e:#}"))?,
                     }
@@ -251,8 +264,7 @@ pub fn run(root: &Path) -> Result<()> {
                                 "{UNPAIRED}: engine {id}; deployments kept until the engine stops"
                             ),
                         )?;
-                        // `tried_key` stays the key it paired with: a key written since
-                        // (even before this poll noticed the unpairing) is tried next.
+                        // It runs on unpaired: pairing again takes a restart with a key.
                         engine = None;
                     }
                 }

@@ -22,6 +22,49 @@ pub struct Options {
     pub plugins: PathBuf,
     pub unpair_wait: String,
     pub group_size: String,
+    /// Drive the engines as system services (`bin/systemctl` in the fleet folder).
+    pub services: bool,
+}
+
+/// The unit of the install `root` of engine folder `engine`.
+fn unit(engine: &Path, version: &str) -> String {
+    format!(
+        "talend-remote-engine@{}-{version}",
+        engine.file_name().unwrap_or_default().to_string_lossy()
+    )
+}
+
+/// `systemctl start|stop|is-active UNIT` for the fleet in `dir`: the engine installation the
+/// unit names (exit status as systemctl: 0 done or active, 3 inactive, 5 no such unit).
+pub fn systemctl(dir: &Path, args: &[String]) -> Result<()> {
+    let (verb, name) = match args {
+        [verb, name] => (verb.as_str(), name.as_str()),
+        _ => bail!("usage: systemctl start|stop|is-active UNIT"),
+    };
+    let root = engines(dir)?.into_iter().find_map(|e| {
+        [OLD_VERSION, NEW_VERSION]
+            .into_iter()
+            .find(|v| unit(&e, v) == name)
+            .map(|v| e.join(format!("Talend-RE-{v}")))
+    });
+    crate::append(&dir.join("systemctl.log"), &format!("{verb} {name}"))?;
+    let Some(root) = root else {
+        eprintln!("Unit {name}.service not found.");
+        std::process::exit(5);
+    };
+    match verb {
+        "start" => engine::start(&root),
+        "stop" => engine::stop(&root),
+        "is-active" => {
+            let active = engine::running(&root).is_some();
+            println!("{}", if active { "active" } else { "inactive" });
+            if !active {
+                std::process::exit(3);
+            }
+            Ok(())
+        }
+        other => bail!("systemctl {other}: not simulated"),
+    }
 }
 
 /// One engine installation of `version` with its scripts and configuration.
@@ -115,7 +158,33 @@ pub fn build(dir: &Path, o: &Options) -> Result<()> {
             old.display(),
             new.display()
         ));
+        if o.services {
+            targets.push_str(&format!(
+                "old-service = \"{}\"\nnew-service = \"{}\"\n",
+                unit(&engine, OLD_VERSION),
+                unit(&engine, NEW_VERSION)
+            ));
+        }
     }
+    let (service_param, service_grant) = if o.services {
+        let systemctl = dir.join("bin/systemctl");
+        std::fs::create_dir_all(dir.join("bin"))?;
+        std::fs::write(
+            &systemctl,
+            format!(
+                "#!/bin/sh\n# systemctl for the simulated engines' units\nexec \"{}\" systemctl \"{}\" \"$@\"\n",
+                std::env::current_exe()?.display(),
+                dir.display()
+            ),
+        )?;
+        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755))?;
+        (
+            format!("systemctl = \"{}\"\n", systemctl.display()),
+            format!(", \"{}\"", systemctl.display()),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     write_atomic(
         &api_dir.join("state.json"),
         serde_json::to_string_pretty(&json!({ "token": token, "engines": entries }))?.as_bytes(),
@@ -154,9 +223,9 @@ pub fn build(dir: &Path, o: &Options) -> Result<()> {
          [rollout]\nname = \"talend-re-{NEW_VERSION}\"\nconcurrency = 2\n\n\
          [strategy]\nplugin = \"{strategy}\"\n[strategy.params]\ngroup-size = \"{group}\"\non-failure = \"continue\"\n\n\
          [adapter]\nplugin = \"{adapter}\"\n[adapter.params]\napi = \"{api_url}\"\npairing-url = \"{pairing_url}\"\n\
-         unpair-wait = \"{wait}\"\nfrom-version = \"{OLD_VERSION}\"\nto-version = \"{NEW_VERSION}\"\n\n\
+         unpair-wait = \"{wait}\"\nfrom-version = \"{OLD_VERSION}\"\nto-version = \"{NEW_VERSION}\"\n{service_param}\n\
          [grants]\ndirs = [{{ path = \"{engines}\", access = \"read-write\" }}]\n\
-         exec = [\"{engines}/*/*/bin/start\", \"{engines}/*/*/bin/stop\"]\nhttp = [\"127.0.0.1:{port}\"]\n\n\
+         exec = [\"{engines}/*/*/bin/start\", \"{engines}/*/*/bin/stop\"{service_grant}]\nhttp = [\"127.0.0.1:{port}\"]\n\n\
          [secrets]\ntmc-token = {{ file = \"{token}\" }}\n{targets}",
         n = o.engines,
         strategy = plugins.join("grouped.wasm").display(),

@@ -18,7 +18,12 @@
 //! ```
 //!
 //! Commands:
-//! - `fleet DIR --engines N --tasks T --port P --plugins DIR [--unpair-wait S] [--group-size G]`
+//! - `fleet DIR --engines N --tasks T --port P --plugins DIR [--unpair-wait S] [--group-size G]
+//!   [--services]` (with `--services` the engines are driven as system services through
+//!   `DIR/bin/systemctl`)
+//! - `systemctl DIR start|stop|is-active UNIT`: a stand-in for systemd's `systemctl` with the
+//!   engines' units `talend-remote-engine@<engine>-<version>` ("Managing the Remote Engine
+//!   service": `systemctl start|stop|status talend-remote-engine`)
 //! - `api DIR --port P` (the management API server), `start ROOT`, `stop ROOT`, `run ROOT`
 //!   (the engine process), `generate ROOT --tasks T` (a data tree)
 //! - `status DIR`, `verify DIR [--json]`, `teardown DIR`
@@ -50,8 +55,10 @@ fn run(args: &[String]) -> Result<()> {
                 plugins: simkit::plugins_dir(args),
                 unpair_wait: arg(args, "--unpair-wait", "2"),
                 group_size: arg(args, "--group-size", "2"),
+                services: args.iter().any(|a| a == "--services"),
             },
         ),
+        "systemctl" => fleet::systemctl(&path()?, &args[2..]),
         "api" => api::serve(&path()?, arg(args, "--port", "18400").parse()?),
         "start" => engine::start(&path()?),
         "stop" => engine::stop(&path()?),
@@ -61,7 +68,7 @@ fn run(args: &[String]) -> Result<()> {
         "verify" => fleet::verify(&path()?, args.iter().any(|a| a == "--json")),
         "teardown" => fleet::teardown(&path()?),
         _ => {
-            bail!("usage: talend-sim fleet|api|start|stop|run|generate|status|verify|teardown ...")
+            bail!("usage: talend-sim fleet|api|start|stop|run|generate|status|verify|teardown|systemctl ...")
         }
     }
 }
