@@ -185,9 +185,14 @@ impl CallState {
         r
     }
 
-    /// Replace a file atomically inside a read-write grant.
+    /// Replace a file atomically inside a read-write grant. A small file is written on the
+    /// call's own thread, like the guest's own file operations; a large one on the blocking
+    /// pool.
     pub async fn write_atomic(&mut self, path: String, contents: Vec<u8>) -> Result<(), HostError> {
         let env = self.env.clone();
+        if contents.len() <= 1 << 20 {
+            return super::files::write_atomic(&env.caps, &env.plugin, &path, &contents);
+        }
         tokio::task::spawn_blocking(move || {
             super::files::write_atomic(&env.caps, &env.plugin, &path, &contents)
         })

@@ -1,0 +1,157 @@
+//! The Talend engine data move, printed, never asserted: `copy-data` plus `rewrite-paths` of
+//! the `talend-remote-engine` adapter on one simulated engine of 6,000 tasks (timed from the
+//! journal of a real `cutover run`), against the native script an operator would write (`cp
+//! -a` of both folders, then `sed -i` on every `.metadata` and `*-state.dat`) on a tree
+//! generated the same way, in the same run.
+//!
+//! Needs the plugins built (see README); builds `talend-sim` into `target/simulators`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const TASKS: usize = 6000;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `talend-sim`, built for the bench.
+fn sim() -> PathBuf {
+    let dir = root().join("target/simulators");
+    let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "-p", "talend-sim", "--target-dir"])
+        .arg(&dir)
+        .current_dir(root())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "building talend-sim failed");
+    dir.join("release/talend-sim")
+}
+
+fn sh(script: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", script])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{script}");
+}
+
+/// Files under `dir`.
+fn count(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            n += count(&e.path());
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The native peer on `old` → `new`: copy both folders, rewrite both fields (both forms).
+fn native(old: &Path, new: &Path) -> Duration {
+    let (o, n) = (old.display().to_string(), new.display().to_string());
+    let (ow, nw) = (o.replace('/', "\\\\\\\\"), n.replace('/', "\\\\\\\\"));
+    let script = format!(
+        "set -e; mkdir -p '{n}/data'; cp -a '{o}/data/dsrunner' '{o}/data/cls' '{n}/data/'; \
+         find '{n}/data/dsrunner' -name .metadata -exec sed -i \
+           -e 's#\"artifactFile\":\"{o}/#\"artifactFile\":\"{n}/#' \
+           -e 's#\"artifactFile\":\"{ow}\\\\\\\\#\"artifactFile\":\"{nw}\\\\\\\\#' {{}} +; \
+         find '{n}/data/cls' -name '*-state.dat' -exec sed -i \
+           -e 's#\"currentFilePath\":\"{o}/#\"currentFilePath\":\"{n}/#' \
+           -e 's#\"currentFilePath\":\"{ow}\\\\\\\\#\"currentFilePath\":\"{nw}\\\\\\\\#' {{}} +"
+    );
+    let t = Instant::now();
+    sh(&script);
+    t.elapsed()
+}
+
+fn main() {
+    let plugins = root().join("plugins/target/wasm32-wasip2/release");
+    assert!(
+        plugins.join("talend_remote_engine.wasm").exists(),
+        "build the plugins first (see README)"
+    );
+    let sim = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet");
+    let ok = Command::new(&sim)
+        .arg("fleet")
+        .arg(&fleet)
+        .args(["--engines", "1", "--tasks", &TASKS.to_string()])
+        .args(["--port", "18990", "--unpair-wait", "0", "--plugins"])
+        .arg(&plugins)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "building the fleet failed");
+    let engine = fleet.join("engines/re-01/Talend-RE-2.13.2");
+    let files = count(&engine.join("data"));
+    let journal = dir.path().join("journal.db");
+    let cutover = env!("CARGO_BIN_EXE_cutover");
+    let run = Command::new(cutover)
+        .arg("--journal")
+        .arg(&journal)
+        .arg("run")
+        .arg(fleet.join("rollout.toml"))
+        .output()
+        .unwrap();
+    let _ = Command::new(&sim).arg("teardown").arg(&fleet).status();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let status = Command::new(cutover)
+        .arg("--journal")
+        .arg(&journal)
+        .args(["status", "1", "--json"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let took = |step: &str| {
+        let s = status["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == step && s["state"] == "ok")
+            .unwrap_or_else(|| panic!("no {step} in the journal"));
+        Duration::from_millis(
+            (s["ended_ms"].as_i64().unwrap() - s["started_ms"].as_i64().unwrap()) as u64,
+        )
+    };
+    let (copy, rewrite) = (took("copy-data"), took("rewrite-paths"));
+
+    // The native peer on a tree generated the same way.
+    let peer = dir.path().join("peer");
+    let old = peer.join("Talend-RE-2.13.2");
+    std::fs::create_dir_all(&old).unwrap();
+    let ok = Command::new(&sim)
+        .arg("generate")
+        .arg(&old)
+        .args(["--tasks", &TASKS.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let native = native(&old, &peer.join("Talend-RE-2.13.9"));
+
+    let s = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+    println!("one engine of {TASKS} tasks, {files} files in data/:");
+    println!("  cutover copy-data:        {}", s(copy));
+    println!("  cutover rewrite-paths:    {}", s(rewrite));
+    println!("  cutover both:             {}", s(copy + rewrite));
+    println!("  native cp -a + sed -i:    {}", s(native));
+    println!(
+        "  ratio cutover / native:   {:.2}x (target <= 1.2x)",
+        (copy + rewrite).as_secs_f64() / native.as_secs_f64()
+    );
+}
