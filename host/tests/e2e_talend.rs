@@ -642,13 +642,16 @@ fn engines_running_as_services_are_stopped_and_started_through_systemctl() {
 #[test]
 fn a_path_under_neither_root_fails_the_rewrite_instead_of_passing() {
     let f = Fleet::new(18630, 10);
-    // A task of re-01 whose .metadata points somewhere else entirely.
-    let dir = std::fs::read_dir(f.old(1).join("data/dsrunner/exec/osgi"))
+    // A task of re-01 (written in the Unix form) whose .metadata points somewhere else.
+    let old = f.old(1).display().to_string();
+    let meta = std::fs::read_dir(f.old(1).join("data/dsrunner/exec/osgi"))
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.join(".metadata").exists())
+        .map(|e| e.unwrap().path().join(".metadata"))
+        .find(|m| {
+            std::fs::read_to_string(m)
+                .is_ok_and(|t| t.contains(&format!("\"artifactFile\":\"{old}/")))
+        })
         .unwrap();
-    let meta = dir.join(".metadata");
     let text_meta = std::fs::read_to_string(&meta).unwrap();
     let v: Value = serde_json::from_str(&text_meta).unwrap();
     let artifact = v["artifactFile"].as_str().unwrap();
