@@ -114,6 +114,7 @@ pub async fn run(
             journal: Arc::new(Journal::open(&journal_path, sync)?),
             ui: Arc::new(Quiet),
             redact,
+            away: Vec::new(),
         };
         let spec = crate::spec::parse(&spec_path, &spec)?;
         let steps = 6 * targets;

@@ -42,11 +42,21 @@ enum Command {
         /// `failed` for all, or `TARGET=done|retry|failed` for one target (repeatable).
         #[arg(long)]
         in_flight: Vec<String>,
+        /// A remote host to leave out (repeatable): it is not reached, and its targets' steps
+        /// and undos fail as on a lost host.
+        #[arg(long, value_name = "HOST")]
+        without_host: Vec<String>,
     },
     /// Stop a rollout: steps in flight are interrupted and their targets undone.
     Abort { id: i64 },
     /// Undo every updated target of a rollout.
-    Rollback { id: i64 },
+    Rollback {
+        id: i64,
+        /// A remote host to leave out (repeatable): its targets' undos are recorded
+        /// unreached, for a later rollback once it answers.
+        #[arg(long, value_name = "HOST")]
+        without_host: Vec<String>,
+    },
     /// Release a rollout waiting at an approval gate or paused by its strategy.
     Approve { id: i64 },
     /// List rollouts.
@@ -160,9 +170,13 @@ fn run(args: Args) -> Result<i32> {
             Command::Plan { spec, json } => cli::plan(&ctx, &spec, json).await,
             Command::Run { spec } => cli::run(&ctx, &spec).await,
             Command::Status { id, json } => cli::status(&ctx, id, json),
-            Command::Resume { id, in_flight } => cli::resume(&ctx, id, &in_flight).await,
+            Command::Resume {
+                id,
+                in_flight,
+                without_host,
+            } => cli::resume(&ctx, id, &in_flight, &without_host).await,
             Command::Abort { id } => cli::abort(&ctx, id),
-            Command::Rollback { id } => cli::rollback(&ctx, id).await,
+            Command::Rollback { id, without_host } => cli::rollback(&ctx, id, &without_host).await,
             Command::Approve { id } => cli::approve(&ctx, id).await,
             Command::History { json } => cli::history(&ctx, json),
             Command::Plugin {

@@ -353,8 +353,26 @@ fn a_host_that_never_comes_back_fails_its_targets_and_rollback_finishes_once_it_
     assert!(
         out.contains("host `host-2` lost at")
             && out.contains("its targets: node-02, node-04")
-            && out.contains("`cutover rollback 1`"),
+            && out.contains("`cutover rollback 1`")
+            && out.contains("`cutover rollback 1 --without-host host-2`"),
         "{out}"
+    );
+    // Without host-2: a rollback goes on with the other hosts at once (nothing is left to
+    // undo there) and leaves host-2's targets for later; a host not in the rollout is refused.
+    let o = f.fleet.run(&["rollback", "1", "--without-host", "host-9"]);
+    assert!(
+        text(&o).contains("--without-host host-9: no target of this rollout is on host `host-9`"),
+        "{}",
+        text(&o)
+    );
+    let o = f.fleet.run(&["rollback", "1", "--without-host", "host-2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let s = status_json(&journal, 1);
+    assert_eq!(s["lost_hosts"][0]["host"], "host-2", "{s}");
+    assert!(
+        text(&o).contains("left out by the operator (--without-host)"),
+        "{}",
+        text(&o)
     );
     // host-2 is back: what status advised finishes the rollback there, each undo once.
     f.hosts.restart("host-2");

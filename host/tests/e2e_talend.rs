@@ -428,10 +428,7 @@ fn preflight_stops_before_anything_runs() {
     f.set_spec("from-version = \"2.12.0\"", "from-version = \"2.13.2\"");
     // ... or an engine id the console does not know.
     let (id2, _) = f.entry(2);
-    f.set_spec(
-        &format!("engine-id = \"{id2}\""),
-        "engine-id = \"0000\"",
-    );
+    f.set_spec(&format!("engine-id = \"{id2}\""), "engine-id = \"0000\"");
     let o = f.run(&["run", &f.spec()]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}");
@@ -574,7 +571,10 @@ fn a_task_that_does_not_run_on_the_new_engine_fails_verify_and_the_engine_goes_b
     let (id, e) = f.entry(1);
     let task = e["tasks"][3]["id"].as_str().unwrap().to_string();
     std::fs::write(f.new_root(1).join("fail-task"), &task).unwrap();
-    f.set_spec("unpair-wait = \"1\"", "unpair-wait = \"1\"\nverify-timeout = \"3\"");
+    f.set_spec(
+        "unpair-wait = \"1\"",
+        "unpair-wait = \"1\"\nverify-timeout = \"3\"",
+    );
     let o = f.run(&["run", &f.spec()]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}");
@@ -590,10 +590,9 @@ fn a_task_that_does_not_run_on_the_new_engine_fails_verify_and_the_engine_goes_b
         assert_eq!(e["installDirectory"], f.old(i).display().to_string());
     }
     // Verify asked the Processing API, not the engine entry.
-    assert!(f
-        .requests()
-        .iter()
-        .any(|l| l.starts_with(&format!("GET /processing/executables/tasks/{task}/executions"))));
+    assert!(f.requests().iter().any(|l| l.starts_with(&format!(
+        "GET /processing/executables/tasks/{task}/executions"
+    ))));
     let _ = id;
 }
 
@@ -614,7 +613,10 @@ fn an_engine_the_api_lists_no_task_on_fails_verify_unless_told_it_runs_none() {
     );
     assert_eq!(status_json(&f.journal(), 1)["status"], "rolled-back");
     // Said to run none: the pairing alone is checked, and the upgrade completes.
-    f.set_spec("unpair-wait = \"1\"", "unpair-wait = \"1\"\nallow-no-tasks = \"true\"");
+    f.set_spec(
+        "unpair-wait = \"1\"",
+        "unpair-wait = \"1\"\nallow-no-tasks = \"true\"",
+    );
     let o = f.run(&["run", &f.spec()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
@@ -634,7 +636,11 @@ fn engines_running_as_services_are_stopped_and_started_through_systemctl() {
             format!("stop talend-remote-engine@re-{i:02}-2.13.9"),
             format!("start talend-remote-engine@re-{i:02}-2.13.9"),
         ] {
-            assert_eq!(calls.iter().filter(|c| **c == call).count(), 1, "{call}: {calls:?}");
+            assert_eq!(
+                calls.iter().filter(|c| **c == call).count(),
+                1,
+                "{call}: {calls:?}"
+            );
         }
     }
 }

@@ -66,6 +66,7 @@ impl Ctx {
             journal: Arc::new(journal),
             ui: Arc::new(Term::new(redact.clone(), self.verbose)),
             redact,
+            away: Vec::new(),
         })
     }
 
@@ -211,9 +212,10 @@ pub async fn run(ctx: &Ctx, spec: &Path) -> Result<i32> {
 }
 
 /// `cutover resume ID`
-pub async fn resume(ctx: &Ctx, id: i64, in_flight: &[String]) -> Result<i32> {
+pub async fn resume(ctx: &Ctx, id: i64, in_flight: &[String], away: &[String]) -> Result<i32> {
     let choices = InFlightChoices::parse(in_flight).map_err(anyhow::Error::msg)?;
-    let env = ctx.env()?;
+    let mut env = ctx.env()?;
+    env.away = away.to_vec();
     let outcome = engine::resume(&env, id, &choices).await?;
     summary(&env, &outcome)
 }
@@ -226,8 +228,9 @@ pub async fn approve(ctx: &Ctx, id: i64) -> Result<i32> {
 }
 
 /// `cutover rollback ID`
-pub async fn rollback(ctx: &Ctx, id: i64) -> Result<i32> {
-    let env = ctx.env()?;
+pub async fn rollback(ctx: &Ctx, id: i64, away: &[String]) -> Result<i32> {
+    let mut env = ctx.env()?;
+    env.away = away.to_vec();
     let outcome = engine::rollback(&env, id).await?;
     summary(&env, &outcome)
 }
@@ -241,6 +244,7 @@ pub fn abort(ctx: &Ctx, id: i64) -> Result<i32> {
         journal,
         ui: Arc::new(Term::new(redact.clone(), false)),
         redact,
+        away: Vec::new(),
     };
     match engine::abort(&env, id)? {
         Status::Running => {

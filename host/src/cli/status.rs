@@ -196,13 +196,13 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
             redact.redact(&h.reason)
         );
         show!(
-            "    {}; once `ssh {}` answers again, `cutover {again} {id}` reaches it",
+            "    {}; once `ssh {host}` answers again, `cutover {again} {id}` reaches it; without it, `cutover {again} {id} --without-host {host}` goes on with the other hosts",
             if on.is_empty() {
                 "its fleet steps".to_string()
             } else {
                 format!("its targets: {}", on.join(", "))
             },
-            h.host
+            host = h.host
         );
     }
     let events = journal.events(id, 5)?;

@@ -31,6 +31,9 @@ pub struct Env {
     pub journal: Arc<Journal>,
     pub ui: Arc<dyn Ui>,
     pub redact: Arc<Redactor>,
+    /// Remote hosts this command leaves out (`--without-host`): not reached, and every call
+    /// to them fails at once as to a lost host.
+    pub away: Vec<String>,
 }
 
 /// Forwards plugin logs to the UI and the journal.
@@ -214,8 +217,10 @@ async fn reprepare(env: &Env, row: &crate::journal::RolloutRow) -> Result<Prepar
     let spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
     let mut prepared = prepare(env, spec).await?;
     prepared.remote = crate::remote::route::connect(env, &prepared, row.id).await?;
-    // Every host answered: none is lost any more.
-    env.journal.hosts_back(row.id)?;
+    if env.away.is_empty() {
+        // Every host answered: none is lost any more.
+        env.journal.hosts_back(row.id)?;
+    }
     take_leases(env, &prepared, row.id).await?;
     Ok(prepared)
 }

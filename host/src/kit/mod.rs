@@ -60,6 +60,7 @@ pub async fn test(
                 journal: Arc::new(journal),
                 ui,
                 redact,
+                away: Vec::new(),
             };
             let r = conformance::adapter(&env, plugin, spec, ignore, &mut report).await;
             drop(env);

@@ -52,7 +52,24 @@ pub async fn connect(env: &Env, p: &Prepared, rollout: i64) -> Result<Option<Arc
         .collect();
     hosts.sort();
     hosts.dedup();
-    if hosts.is_empty() {
+    if let Some(h) = env.away.iter().find(|h| !hosts.contains(h)) {
+        bail!(
+            "--without-host {h}: no target of this rollout is on host `{h}` (its hosts: {})",
+            hosts.join(", ")
+        );
+    }
+    let down: BTreeMap<String, String> = env
+        .away
+        .iter()
+        .map(|h| {
+            (
+                h.clone(),
+                "left out by the operator (--without-host)".to_string(),
+            )
+        })
+        .collect();
+    hosts.retain(|h| !down.contains_key(h));
+    if hosts.is_empty() && down.is_empty() {
         return Ok(None);
     }
     let (bytes, digest) =
@@ -114,7 +131,7 @@ pub async fn connect(env: &Env, p: &Prepared, rollout: i64) -> Result<Option<Arc
         sink: env.sink(Some(rollout)),
         secrets: p.secrets.clone(),
         limits: p.spec.limits,
-        down: Default::default(),
+        down: std::sync::Mutex::new(down),
     })))
 }
 
@@ -126,6 +143,10 @@ pub async fn take_leases(
     me: &Holder,
 ) -> Result<()> {
     for (host, paths) in leases {
+        if remote.down.lock().unwrap().contains_key(host) {
+            // Left out by the operator: nothing runs there, nothing is leased there.
+            continue;
+        }
         let s = remote
             .session_of(host)
             .ok_or_else(|| anyhow::anyhow!("host `{host}`: no session"))?;

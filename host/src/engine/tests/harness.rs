@@ -226,6 +226,7 @@ impl Harness {
             journal: Arc::new(journal),
             ui: Arc::new(crate::ui::Quiet),
             redact,
+            away: Vec::new(),
         };
         let id = env
             .journal
