@@ -1,5 +1,7 @@
 //! A simulated Remote Engine installation: `bin/start` and `bin/stop` call `start` / `stop`
-//! here, and `run` is the engine process itself.
+//! here, and `run` is the engine process itself. `<RemoteEngine_installation>/bin/stop` is the
+//! upgrade procedure's (the seed, step 3); `bin/start` is the documented "sh start" ("Starting
+//! Talend Remote Engine", and the sudo variant); both print a line the adapter only keeps.
 //!
 //! The engine process pairs when it starts, with the key in `etc/preauthorized.key.cfg` and
 //! the URL in `etc/org.talend.ipaas.rt.pairing.client.cfg`: "Your new Remote Engine will be
