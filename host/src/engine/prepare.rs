@@ -37,7 +37,7 @@ pub struct Prepared {
     pub strategy: Arc<StrategyPlugin>,
     pub adapter: Arc<AdapterPlugin>,
     /// Sessions with the remote targets' hosts, once connected.
-    pub remote: Option<Arc<crate::remote::client::Remote>>,
+    pub remote: Option<Arc<crate::remote::transport::Remote>>,
 }
 
 impl std::ops::Deref for Prepared {

@@ -308,11 +308,9 @@ impl Runtime {
 
     fn store(&self, env: Arc<CallEnv>, memory: usize) -> Result<Store<CallState>, PluginFault> {
         let mut b = WasiCtxBuilder::new();
-        // A call's file operations run on its own thread rather than handing each one to a
-        // blocking pool and back: a rewrite of thousands of small files would otherwise be
-        // dominated by the hand-offs. The call holds its worker thread while its guest code
-        // runs anyway. (Set before the preopens, which take it.)
-        b.allow_blocking_current_thread(true);
+        // File operations stay on the blocking pool (wasmtime-wasi's default): run on the
+        // call's own thread, a read blocked on a FIFO would block the task that enforces the
+        // call's budget too, and the run would never end.
         for cap in &env.caps.dirs {
             let perms = if cap.write {
                 FsPerms::ReadWrite

@@ -1,8 +1,9 @@
 //! Which transport runs a call: the local sandbox for `local` targets and fleet steps, the
 //! host's agent for the others; and opening every host's session before anything runs.
 
-use super::client::{Remote, Session};
+use super::client::Session;
 use super::proto::LeaseOp;
+use super::transport::Remote;
 use crate::engine::lease::{Holder, RENEW_EVERY};
 use crate::engine::prepare::Prepared;
 use crate::engine::transport::{BoxFuture, Local, StepCall, StepFailure, Transport};
