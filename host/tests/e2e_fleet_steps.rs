@@ -18,27 +18,14 @@ struct Outcome {
 /// Run the fixture (one target at a time) with `strategy` and its `[strategy.params]`
 /// lines; `fail` names a step that fails; each target is an id and its label lines.
 fn rollout(strategy: &str, params: &str, fail: &str, targets: &[(&str, &str)]) -> Outcome {
-    let plugins = plugins();
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("fleet.toml");
-    let mut text_spec = format!(
-        r#"[rollout]
-concurrency = 1
-[strategy]
-plugin = "{s}"
-[strategy.params]
-{params}
-[adapter]
-plugin = "{a}"
-[adapter.params]
-dir = "{d}"
-fail = "{fail}"
-[grants]
-dirs = [{{ path = "{d}", access = "read-write" }}]
-"#,
-        s = plugins.join(format!("{strategy}.wasm")).display(),
-        a = fixtures().join("fleet_fixture.wasm").display(),
-        d = dir.path().display(),
+    let mut text_spec = fleet_fixture_spec(
+        strategy,
+        params,
+        "",
+        &format!("fail = \"{fail}\""),
+        dir.path(),
     );
     for (id, labels) in targets {
         text_spec.push_str(&format!("[[targets]]\nid = \"{id}\"\n{labels}\n"));

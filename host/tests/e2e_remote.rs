@@ -410,24 +410,12 @@ fn fleet_steps_run_on_the_host_the_spec_names() {
     std::fs::create_dir_all(&real).unwrap();
     std::fs::create_dir_all(&view).unwrap();
     let spec = dir.path().join("fleet.toml");
-    let mut text_spec = format!(
-        r#"[rollout]
-concurrency = 1
-[strategy]
-plugin = "{s}"
-[strategy.params]
-group-size = 1
-[adapter]
-plugin = "{a}"
-fleet-host = "host-2"
-[adapter.params]
-dir = "{v}"
-[grants]
-dirs = [{{ path = "{v}", access = "read-write" }}]
-"#,
-        s = plugins().join("grouped.wasm").display(),
-        a = fixtures().join("fleet_fixture.wasm").display(),
-        v = view.display(),
+    let mut text_spec = fleet_fixture_spec(
+        "grouped",
+        "group-size = 1",
+        "fleet-host = \"host-2\"",
+        "",
+        &view,
     );
     for t in ["t1", "t2"] {
         text_spec.push_str(&format!("[[targets]]\nid = \"{t}\"\nhost = \"host-1\"\n"));

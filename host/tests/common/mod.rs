@@ -21,6 +21,27 @@ pub const FLEET_FIXTURE_RUN: [&str; 7] = [
     "cleanup t2",
 ];
 
+/// A spec running the fleet-step fixture one target at a time with `strategy` (and its
+/// `[strategy.params]` lines), the fixture writing into `dir` (granted read-write);
+/// `adapter` lines go under `[adapter]`, `params` lines under `[adapter.params]`. Targets
+/// are the caller's to add.
+pub fn fleet_fixture_spec(
+    strategy: &str,
+    strategy_params: &str,
+    adapter: &str,
+    params: &str,
+    dir: &Path,
+) -> String {
+    format!(
+        "[rollout]\nconcurrency = 1\n[strategy]\nplugin = \"{s}\"\n[strategy.params]\n{strategy_params}\n\
+         [adapter]\nplugin = \"{a}\"\n{adapter}\n[adapter.params]\ndir = \"{d}\"\n{params}\n\
+         [grants]\ndirs = [{{ path = \"{d}\", access = \"read-write\" }}]\n",
+        s = plugins().join(format!("{strategy}.wasm")).display(),
+        a = fixtures().join("fleet_fixture.wasm").display(),
+        d = dir.display(),
+    )
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
