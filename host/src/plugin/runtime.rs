@@ -8,7 +8,9 @@ use super::since_v1_0_0 as v1_0;
 use crate::spec::Limits;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{Component, ResourceTable};
@@ -306,11 +308,19 @@ impl Runtime {
         })
     }
 
-    fn store(&self, env: Arc<CallEnv>, memory: usize) -> Result<Store<CallState>, PluginFault> {
+    /// A store for one call. With `own_thread`, the call runs on a thread of its own (see
+    /// [`AdapterPlugin::on_own_thread`]) and its file operations may block it; otherwise they
+    /// go to the blocking pool, so that a read blocked on a FIFO cannot block the task that
+    /// enforces the call's budget.
+    fn store(
+        &self,
+        env: Arc<CallEnv>,
+        memory: usize,
+        own_thread: bool,
+    ) -> Result<Store<CallState>, PluginFault> {
         let mut b = WasiCtxBuilder::new();
-        // File operations stay on the blocking pool (wasmtime-wasi's default): run on the
-        // call's own thread, a read blocked on a FIFO would block the task that enforces the
-        // call's budget too, and the run would never end.
+        // Before the preopens, which take it.
+        b.allow_blocking_current_thread(own_thread);
         for cap in &env.caps.dirs {
             let perms = if cap.write {
                 FsPerms::ReadWrite
@@ -412,7 +422,7 @@ macro_rules! call_plugin {
         let env: Arc<CallEnv> = $env;
         let budget = env.budget;
         let what: String = $what;
-        let mut $store = $self.rt.store(env.clone(), $self.memory)?;
+        let mut $store = $self.rt.store(env.clone(), $self.memory, false)?;
         let fut = async {
             let $inst = &$self.pre;
             let $store = &mut $store;
@@ -437,6 +447,7 @@ enum StrategyPre {
 }
 
 /// An adapter, as prepared for the contract version it was built for.
+#[derive(Clone)]
 enum AdapterPre {
     V1_0(v1_0::Adapter),
 }
@@ -508,7 +519,7 @@ impl AdapterPlugin {
 
     /// Create a store only (for `cutover bench`).
     pub fn store_only(&self, env: Arc<CallEnv>) -> Result<(), PluginFault> {
-        self.rt.store(env, self.memory).map(|_| ())
+        self.rt.store(env, self.memory, false).map(|_| ())
     }
 
     /// What the adapter is and needs, checked against the contract's rules: an
@@ -564,6 +575,20 @@ impl AdapterPlugin {
         ctx: &m::StepContext,
     ) -> Result<Result<Vec<m::Output>, m::StepError>, PluginFault> {
         let what = call_name(&env);
+        if !env.caps.dirs.is_empty() {
+            let (step, target, ctx) = (step.to_string(), target.cloned(), ctx.clone());
+            return self
+                .on_own_thread(env, what, move |p, mut s| {
+                    Box::pin(async move {
+                        match p {
+                            AdapterPre::V1_0(p) => {
+                                p.run_step(&mut s, &step, target.as_ref(), &ctx).await
+                            }
+                        }
+                    })
+                })
+                .await;
+        }
         call_plugin!(self, env, what, |p, s| match p {
             AdapterPre::V1_0(p) => p.run_step(s, step, target, ctx),
         })
@@ -578,9 +603,73 @@ impl AdapterPlugin {
         ctx: &m::StepContext,
     ) -> Result<Result<(), m::StepError>, PluginFault> {
         let what = format!("undo of {}", call_name(&env));
+        if !env.caps.dirs.is_empty() {
+            let (step, target, ctx) = (step.to_string(), target.cloned(), ctx.clone());
+            return self
+                .on_own_thread(env, what, move |p, mut s| {
+                    Box::pin(async move {
+                        match p {
+                            AdapterPre::V1_0(p) => {
+                                p.undo_step(&mut s, &step, target.as_ref(), &ctx).await
+                            }
+                        }
+                    })
+                })
+                .await;
+        }
         call_plugin!(self, env, what, |p, s| match p {
             AdapterPre::V1_0(p) => p.undo_step(s, step, target, ctx),
         })
+    }
+
+    /// Run a call that has directory grants on a thread of its own, where the guest's file
+    /// operations block that thread instead of each being handed to the blocking pool and
+    /// back (a rewrite of thousands of small files is otherwise dominated by the hand-offs).
+    /// Its budget is enforced from here: a guest blocked in a read (on a FIFO, say) cannot
+    /// hold the run, and dropping the call (an abort) cancels it at its next epoch tick.
+    async fn on_own_thread<T: Send + 'static>(
+        &self,
+        env: Arc<CallEnv>,
+        what: String,
+        call: impl FnOnce(
+                AdapterPre,
+                Store<CallState>,
+            ) -> Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send>>
+            + Send
+            + 'static,
+    ) -> Result<T, PluginFault> {
+        let budget = env.budget;
+        let store = self.rt.store(env.clone(), self.memory, true)?;
+        let pre = self.pre.clone();
+        let (keep, cancelled) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Handle::current();
+        let work = tokio::task::spawn_blocking(move || {
+            runtime.block_on(async move {
+                tokio::select! {
+                    r = tokio::time::timeout(budget, call(pre, store)) => r.ok(),
+                    _ = cancelled => None,
+                }
+            })
+        });
+        let timeout = || PluginFault {
+            plugin: env.plugin.clone(),
+            call: what.clone(),
+            kind: FaultKind::Timeout,
+            detail: format!("no answer within {budget:?}"),
+        };
+        let answer = tokio::time::timeout(budget + Duration::from_secs(2), work).await;
+        drop(keep);
+        match answer {
+            Ok(Ok(Some(Ok(v)))) => Ok(v),
+            Ok(Ok(Some(Err(e)))) => Err(classify(&env.plugin, what, e)),
+            Ok(Ok(None)) | Err(_) => Err(timeout()),
+            Ok(Err(e)) => Err(PluginFault {
+                plugin: env.plugin.clone(),
+                call: what,
+                kind: FaultKind::Trap,
+                detail: format!("the call's thread failed: {e}"),
+            }),
+        }
     }
 }
 

@@ -142,6 +142,7 @@ impl Strategy {
 }
 
 /// An adapter built for contract 1.0.
+#[derive(Clone)]
 pub struct Adapter(adapter::AdapterPluginPre<CallState>);
 
 impl Adapter {
