@@ -498,6 +498,15 @@ impl StrategyPlugin {
     }
 }
 
+/// A step or its undo, on a 1.0 adapter.
+type StepFn<T> = for<'a> fn(
+    &'a v1_0::Adapter,
+    &'a mut Store<CallState>,
+    &'a str,
+    Option<&'a m::Target>,
+    &'a m::StepContext,
+) -> Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>;
+
 /// A loaded adapter plugin.
 pub struct AdapterPlugin {
     rt: Arc<Runtime>,
@@ -575,23 +584,10 @@ impl AdapterPlugin {
         ctx: &m::StepContext,
     ) -> Result<Result<Vec<m::Output>, m::StepError>, PluginFault> {
         let what = call_name(&env);
-        if !env.caps.dirs.is_empty() {
-            let (step, target, ctx) = (step.to_string(), target.cloned(), ctx.clone());
-            return self
-                .on_own_thread(env, what, move |p, mut s| {
-                    Box::pin(async move {
-                        match p {
-                            AdapterPre::V1_0(p) => {
-                                p.run_step(&mut s, &step, target.as_ref(), &ctx).await
-                            }
-                        }
-                    })
-                })
-                .await;
-        }
-        call_plugin!(self, env, what, |p, s| match p {
-            AdapterPre::V1_0(p) => p.run_step(s, step, target, ctx),
+        self.step_call(env, what, step, target, ctx, |p, s, st, t, c| {
+            Box::pin(p.run_step(s, st, t, c))
         })
+        .await
     }
 
     /// Undo one step.
@@ -603,23 +599,37 @@ impl AdapterPlugin {
         ctx: &m::StepContext,
     ) -> Result<Result<(), m::StepError>, PluginFault> {
         let what = format!("undo of {}", call_name(&env));
-        if !env.caps.dirs.is_empty() {
-            let (step, target, ctx) = (step.to_string(), target.cloned(), ctx.clone());
-            return self
-                .on_own_thread(env, what, move |p, mut s| {
-                    Box::pin(async move {
-                        match p {
-                            AdapterPre::V1_0(p) => {
-                                p.undo_step(&mut s, &step, target.as_ref(), &ctx).await
-                            }
-                        }
-                    })
-                })
-                .await;
-        }
-        call_plugin!(self, env, what, |p, s| match p {
-            AdapterPre::V1_0(p) => p.undo_step(s, step, target, ctx),
+        self.step_call(env, what, step, target, ctx, |p, s, st, t, c| {
+            Box::pin(p.undo_step(s, st, t, c))
         })
+        .await
+    }
+
+    /// A step call (`call` runs it or its undo): on a thread of its own when it has
+    /// directory grants ([`Self::on_own_thread`]), here otherwise.
+    async fn step_call<T: Send + 'static>(
+        &self,
+        env: Arc<CallEnv>,
+        what: String,
+        step: &str,
+        target: Option<&m::Target>,
+        ctx: &m::StepContext,
+        call: StepFn<T>,
+    ) -> Result<T, PluginFault> {
+        if env.caps.dirs.is_empty() {
+            return call_plugin!(self, env, what, |p, s| match p {
+                AdapterPre::V1_0(p) => call(p, s, step, target, ctx),
+            });
+        }
+        let (step, target, ctx) = (step.to_string(), target.cloned(), ctx.clone());
+        self.on_own_thread(env, what, move |p, mut s| {
+            Box::pin(async move {
+                match p {
+                    AdapterPre::V1_0(p) => call(&p, &mut s, &step, target.as_ref(), &ctx).await,
+                }
+            })
+        })
+        .await
     }
 
     /// Run a call that has directory grants on a thread of its own, where the guest's file
