@@ -100,20 +100,19 @@ pub async fn connect(env: &Env, p: &Prepared, rollout: i64) -> Result<Option<Arc
             Err(e) => refused.push(format!("{e:#}")),
         }
     }
-    let more: Vec<&String> = sessions
+    let more: Vec<String> = sessions
         .keys()
-        .flat_map(|h| std::iter::repeat_n(h, p.spec.ssh.connections - 1))
+        .flat_map(|h| std::iter::repeat_n(h.clone(), p.spec.ssh.connections - 1))
         .collect();
-    let opened = futures_util::future::join_all(more.iter().map(|h| open(h))).await;
-    let mut extra: Vec<(String, std::sync::Mutex<Arc<Session>>)> = Vec::new();
+    let opened = futures_util::future::join_all(more.iter().map(open)).await;
     for (h, r) in more.into_iter().zip(opened) {
         match r {
-            Ok(s) => extra.push((h.clone(), std::sync::Mutex::new(Arc::new(s)))),
+            Ok(s) => sessions
+                .get_mut(&h)
+                .expect("opened above")
+                .push(std::sync::Mutex::new(Arc::new(s))),
             Err(e) => refused.push(format!("{e:#}")),
         }
-    }
-    for (h, s) in extra {
-        sessions.get_mut(&h).expect("opened above").push(s);
     }
     if !refused.is_empty() {
         bail!(

@@ -63,10 +63,6 @@ impl Remote {
             .min_by_key(|(_, s)| s.load())
     }
 
-    fn host(call: &StepCall) -> &str {
-        &call.host
-    }
-
     /// Session `slot` of `host` open again, tried with backoff until `deadline`.
     async fn reopen(&self, host: &str, slot: usize, deadline: Instant) -> Option<Arc<Session>> {
         let mut wait = Duration::from_millis(250);
@@ -91,7 +87,7 @@ impl Remote {
         call: &StepCall,
         make: impl Fn(u64) -> Request,
     ) -> Result<Reply, StepFailure> {
-        let host = Self::host(call);
+        let host = call.host.as_str();
         if let Some(why) = self.down.lock().unwrap().get(host) {
             return Err(down(
                 host,
@@ -149,15 +145,32 @@ impl Remote {
         }
     }
 
+    /// The call's environment on this side: what its log lines and progress are shown with
+    /// (its secrets travel in the request, never here).
     fn env(&self, call: &StepCall) -> Arc<CallEnv> {
+        self.env_of(
+            Some(call.step.clone()),
+            call.target.as_ref().map(|t| t.id.clone()),
+            call.caps.clone(),
+            call.budget,
+        )
+    }
+
+    fn env_of(
+        &self,
+        step: Option<String>,
+        target: Option<String>,
+        caps: crate::plugin::authority::Effective,
+        budget: Duration,
+    ) -> Arc<CallEnv> {
         Arc::new(CallEnv {
             plugin: self.label.clone(),
-            step: Some(call.step.clone()),
-            target: call.target.as_ref().map(|t| t.id.clone()),
-            caps: call.caps.clone(),
+            step,
+            target,
+            caps,
             secrets: BTreeMap::new(),
             sink: self.sink.clone(),
-            budget: call.budget,
+            budget,
             limits: self.limits,
         })
     }
@@ -194,10 +207,7 @@ impl Transport for Remote {
                 .await?
             {
                 Reply::Ran { result, .. } => result,
-                other => Err(lost(
-                    Self::host(call),
-                    &format!("unexpected answer {other:?}"),
-                )),
+                other => Err(lost(&call.host, &format!("unexpected answer {other:?}"))),
             }
         })
     }
@@ -212,10 +222,7 @@ impl Transport for Remote {
                 .await?
             {
                 Reply::Undone { result, .. } => result,
-                other => Err(lost(
-                    Self::host(call),
-                    &format!("unexpected answer {other:?}"),
-                )),
+                other => Err(lost(&call.host, &format!("unexpected answer {other:?}"))),
             }
         })
     }
@@ -236,16 +243,7 @@ impl Remote {
         let (digest, label, limits) = (self.digest.clone(), self.label.clone(), self.limits);
         let secrets = caps.secret_values(&self.secrets);
         let caps = caps.clone();
-        let env = Arc::new(CallEnv {
-            plugin: self.label.clone(),
-            step: None,
-            target: None,
-            caps: caps.clone(),
-            secrets: BTreeMap::new(),
-            sink: self.sink.clone(),
-            budget: limits.call_timeout,
-            limits,
-        });
+        let env = self.env_of(None, None, caps.clone(), limits.call_timeout);
         match s
             .ask(
                 |id| Request::Preflight {
