@@ -82,6 +82,8 @@ pub struct Grants {
     pub exec: Vec<String>,
     /// Glob patterns of `host[:port]` that HTTP may reach.
     pub http: Vec<String>,
+    /// Glob patterns of `host:port` that TCP conversations may reach.
+    pub tcp: Vec<String>,
     /// Environment variables a plugin may set for the programs it runs.
     pub env: Vec<String>,
     /// Variables of the host's environment passed to every program a plugin runs.
@@ -176,6 +178,8 @@ struct RawGrants {
     exec: Vec<String>,
     #[serde(default)]
     http: Vec<String>,
+    #[serde(default)]
+    tcp: Vec<Spanned<String>>,
     #[serde(default)]
     env: Vec<Spanned<String>>,
     #[serde(default)]
@@ -422,6 +426,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
         }
         grants.exec = g.exec.iter().map(|e| absolutize(&resolve(e))).collect();
         grants.http = g.http;
+        for t in &g.tcp {
+            if let Err(why) = crate::plugin::authority::tcp::grant_ok(t.get_ref()) {
+                return Err(cx.err(t.span(), format!("key `grants.tcp`: {why}")));
+            }
+        }
+        grants.tcp = g.tcp.into_iter().map(Spanned::into_inner).collect();
         for (key, names) in [("env", &g.env), ("pass-env", &g.pass_env)] {
             for n in names {
                 if let Err(why) = crate::plugin::authority::env_name_ok(n.get_ref(), key == "env") {

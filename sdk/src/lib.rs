@@ -1,4 +1,4 @@
-//! Write Cutover plugins in Rust, against the `cutover:plugin@1.0.0` contract (its WIT
+//! Write Cutover plugins in Rust, against the `cutover:plugin@1.1.0` contract (its WIT
 //! travels with this crate, in `wit/`).
 //!
 //! An **adapter** implements [`Adapter`]: what it is ([`Adapter::about`]) and one table of
@@ -29,6 +29,7 @@ pub mod preflight;
 pub mod release;
 pub mod rewrite;
 mod steps;
+pub mod tcp;
 pub mod wait;
 pub mod waves;
 pub mod web;
@@ -62,8 +63,8 @@ pub mod __private {
             pub_export_macro: true,
             export_macro_name: "export_strategy_world",
             with: {
-                "cutover:plugin/types@1.0.0": crate::__private::adapter::cutover::plugin::types,
-                "cutover:plugin/log@1.0.0": crate::__private::adapter::cutover::plugin::log,
+                "cutover:plugin/types@1.1.0": crate::__private::adapter::cutover::plugin::types,
+                "cutover:plugin/log@1.1.0": crate::__private::adapter::cutover::plugin::log,
             },
         });
     }
@@ -130,7 +131,7 @@ pub trait Strategy {
     fn decide(report: WaveReport, params: Vec<Pair>) -> Decision;
 }
 
-/// Export a type implementing [`Adapter`] as the plugin's `cutover:plugin/adapter@1.0.0`.
+/// Export a type implementing [`Adapter`] as the plugin's `cutover:plugin/adapter@1.1.0`.
 #[macro_export]
 macro_rules! export_adapter {
     ($t:ty) => {
@@ -139,7 +140,7 @@ macro_rules! export_adapter {
     };
 }
 
-/// Export a type implementing [`Strategy`] as the plugin's `cutover:plugin/strategy@1.0.0`.
+/// Export a type implementing [`Strategy`] as the plugin's `cutover:plugin/strategy@1.1.0`.
 #[macro_export]
 macro_rules! export_strategy {
     ($t:ty) => {

@@ -16,6 +16,8 @@ pub enum Cap {
     Exec(&'static str),
     /// A host (`host[:port]` or a URL) HTTP may reach.
     Http(&'static str),
+    /// A `host:port` TCP conversations may reach (see [`crate::tcp`]).
+    Tcp(&'static str),
     /// A secret `secrets::get` may read.
     Secret(&'static str),
     /// An environment variable the adapter may set for its programs.
@@ -32,6 +34,7 @@ impl Cap {
             }),
             Cap::Exec(x) => Capability::Exec(x.into()),
             Cap::Http(x) => Capability::Http(x.into()),
+            Cap::Tcp(x) => Capability::Tcp(x.into()),
             Cap::Secret(x) => Capability::Secret(x.into()),
             Cap::Env(x) => Capability::Env(x.into()),
         }

@@ -388,6 +388,7 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                 ),
                 Capability::Exec(e) => format!("exec {e}"),
                 Capability::Http(h) => format!("http {h}"),
+                Capability::Tcp(a) => format!("tcp {a}"),
                 Capability::Secret(s) => format!("secret {s}"),
                 Capability::Env(e) => format!("env {e}"),
             };

@@ -38,7 +38,7 @@ fn sdk_dependency(sdk: Option<&Path>) -> Result<String> {
             "{} holds no Cargo.toml: give the cutover-sdk folder",
             p.display()
         ),
-        None => "\"1.0\"".to_string(),
+        None => "\"1.1\"".to_string(),
     })
 }
 

@@ -1,4 +1,4 @@
-//! What plugins can call: logging, exec, HTTP, files and secrets, in the host's own types.
+//! What plugins can call: logging, exec, HTTP, TCP, files and secrets, in the host's own types.
 //! Every decision is the capability authority's ([`authority`](super::authority)); this file
 //! only carries the calls out. Each contract version's bindings (`since_v1_0_0`, ...) call
 //! these. A refusal is a [`HostError::Denied`] naming the grant to add.
@@ -44,6 +44,14 @@ pub struct Response {
 }
 
 pub use super::files::CopyStats;
+pub use super::tcp::Exchange;
+
+/// A TCP conversation (see `tcp.conversation` in the contract).
+pub struct Conversation {
+    pub address: String,
+    pub exchanges: Vec<Exchange>,
+    pub timeout_ms: Option<u64>,
+}
 
 impl CallState {
     /// Write one log line of the call.
@@ -158,6 +166,18 @@ impl CallState {
                 "no HTTP answer within {limit:?}"
             ))),
         }
+    }
+
+    /// Hold a conversation with a granted `host:port`.
+    pub async fn converse(&mut self, c: Conversation) -> Result<Vec<Vec<u8>>, HostError> {
+        let env = self.env.clone();
+        let (host, port) = authority::tcp::check(&env.caps, &env.plugin, &c.address)?;
+        let limit = c
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::from_secs(30))
+            .min(env.budget);
+        super::tcp::converse(&host, port, &c.exchanges, limit, env.limits.exec_output).await
     }
 
     /// Copy a tree inside the granted directories.

@@ -8,6 +8,8 @@ pub mod model;
 pub mod process;
 pub mod runtime;
 pub mod since_v1_0_0;
+pub mod since_v1_1_0;
+mod tcp;
 pub mod validate;
 
 pub use runtime::{

@@ -277,6 +277,8 @@ pub enum Capability {
     Dir(DirRequest),
     Exec(String),
     Http(String),
+    /// A `host:port` for `tcp.converse` (contract 1.1).
+    Tcp(String),
     Secret(String),
     Env(String),
 }

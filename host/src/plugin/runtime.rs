@@ -5,6 +5,7 @@ use super::authority::{self, Effective};
 use super::cache::{sha256_hex, Cache};
 use super::model::{self as m, Level};
 use super::since_v1_0_0 as v1_0;
+use super::since_v1_1_0 as v1_1;
 use crate::spec::Limits;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -146,6 +147,7 @@ pub struct Runtime {
     engine: Engine,
     cache: Cache,
     v1_0: v1_0::Linkers,
+    v1_1: v1_1::Linkers,
 }
 
 /// Which world a component implements.
@@ -190,10 +192,12 @@ impl Runtime {
                 }
             })?;
         let v1_0 = v1_0::Linkers::new(&engine)?;
+        let v1_1 = v1_1::Linkers::new(&engine)?;
         Ok(Arc::new(Runtime {
             cache: Cache::new(cache_dir, &engine),
             engine,
             v1_0,
+            v1_1,
         }))
     }
 
@@ -224,7 +228,7 @@ impl Runtime {
     }
 
     /// Which world a component implements and the contract version it was built for,
-    /// read from its export (`cutover:plugin/adapter@1.0.0`); an error says why this host
+    /// read from its export (`cutover:plugin/adapter@1.1.0`); an error says why this host
     /// cannot load it.
     pub fn contract_of(&self, component: &Component) -> Result<(World, Version), String> {
         let ty = component.component_type();
@@ -242,9 +246,9 @@ impl Runtime {
         path: &Path,
         pin: Option<&str>,
         want: World,
-    ) -> Result<(Component, String, String)> {
+    ) -> Result<(Component, Version, String, String)> {
         let (component, digest, hit) = self.component(path, pin)?;
-        let (world, _) = self
+        let (world, version) = self
             .contract_of(&component)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         if world != want {
@@ -261,7 +265,7 @@ impl Runtime {
             "compiled and added to the precompiled cache"
         };
         let note = format!("{} (sha256 {}): {how}", path.display(), &digest[..12]);
-        Ok((component, digest, note))
+        Ok((component, version, digest, note))
     }
 
     /// Load a strategy plugin.
@@ -271,14 +275,15 @@ impl Runtime {
         pin: Option<&str>,
         memory: usize,
     ) -> Result<StrategyPlugin> {
-        let (component, digest, load_note) = self.load(path, pin, World::Strategy)?;
-        let pre = self
-            .v1_0
-            .strategy(&component)
-            .map_err(|e| link_error(path, e))?;
+        let (component, version, digest, load_note) = self.load(path, pin, World::Strategy)?;
+        let pre = match version {
+            (1, 0, _) => self.v1_0.strategy(&component).map(StrategyPre::V1_0),
+            _ => self.v1_1.strategy(&component).map(StrategyPre::V1_1),
+        }
+        .map_err(|e| link_error(path, e))?;
         Ok(StrategyPlugin {
             rt: self.clone(),
-            pre: StrategyPre::V1_0(pre),
+            pre,
             label: file_label(path),
             digest,
             load_note,
@@ -293,14 +298,15 @@ impl Runtime {
         pin: Option<&str>,
         memory: usize,
     ) -> Result<AdapterPlugin> {
-        let (component, digest, load_note) = self.load(path, pin, World::Adapter)?;
-        let pre = self
-            .v1_0
-            .adapter(&component)
-            .map_err(|e| link_error(path, e))?;
+        let (component, version, digest, load_note) = self.load(path, pin, World::Adapter)?;
+        let pre = match version {
+            (1, 0, _) => self.v1_0.adapter(&component).map(AdapterPre::V1_0),
+            _ => self.v1_1.adapter(&component).map(AdapterPre::V1_1),
+        }
+        .map_err(|e| link_error(path, e))?;
         Ok(AdapterPlugin {
             rt: self.clone(),
-            pre: AdapterPre::V1_0(pre),
+            pre,
             label: file_label(path),
             digest,
             load_note,
@@ -444,12 +450,48 @@ macro_rules! call_plugin {
 /// A strategy, as prepared for the contract version it was built for.
 enum StrategyPre {
     V1_0(v1_0::Strategy),
+    V1_1(v1_1::Strategy),
 }
 
 /// An adapter, as prepared for the contract version it was built for.
 #[derive(Clone)]
 enum AdapterPre {
     V1_0(v1_0::Adapter),
+    V1_1(v1_1::Adapter),
+}
+
+/// The same call on whichever contract version a plugin was prepared for.
+macro_rules! each_version {
+    ($enum:ident, $pre:expr, |$p:ident| $call:expr) => {
+        async {
+            match $pre {
+                $enum::V1_0($p) => $call.await,
+                $enum::V1_1($p) => $call.await,
+            }
+        }
+    };
+}
+
+impl AdapterPre {
+    async fn run_step(
+        &self,
+        s: &mut Store<CallState>,
+        step: &str,
+        t: Option<&m::Target>,
+        c: &m::StepContext,
+    ) -> wasmtime::Result<Result<Vec<m::Output>, m::StepError>> {
+        each_version!(AdapterPre, self, |p| p.run_step(s, step, t, c)).await
+    }
+
+    async fn undo_step(
+        &self,
+        s: &mut Store<CallState>,
+        step: &str,
+        t: Option<&m::Target>,
+        c: &m::StepContext,
+    ) -> wasmtime::Result<Result<(), m::StepError>> {
+        each_version!(AdapterPre, self, |p| p.undo_step(s, step, t, c)).await
+    }
 }
 
 /// A loaded strategy plugin.
@@ -467,9 +509,11 @@ pub struct StrategyPlugin {
 impl StrategyPlugin {
     /// Name, version, summary.
     pub async fn info(&self, env: Arc<CallEnv>) -> Result<m::StrategyInfo, PluginFault> {
-        call_plugin!(self, env, "info".into(), |p, s| match p {
-            StrategyPre::V1_0(p) => p.info(s),
-        })
+        call_plugin!(self, env, "info".into(), |p, s| each_version!(
+            StrategyPre,
+            p,
+            |p| p.info(s)
+        ))
     }
 
     /// Ask for a plan.
@@ -480,9 +524,11 @@ impl StrategyPlugin {
         constraints: &[m::Constraint],
         params: &[m::Pair],
     ) -> Result<Result<m::Plan, m::PluginError>, PluginFault> {
-        call_plugin!(self, env, "plan".into(), |p, s| match p {
-            StrategyPre::V1_0(p) => p.plan(s, targets, constraints, params),
-        })
+        call_plugin!(self, env, "plan".into(), |p, s| each_version!(
+            StrategyPre,
+            p,
+            |p| p.plan(s, targets, constraints, params)
+        ))
     }
 
     /// Ask what to do after a wave.
@@ -492,15 +538,17 @@ impl StrategyPlugin {
         report: &m::WaveReport,
         params: &[m::Pair],
     ) -> Result<m::Decision, PluginFault> {
-        call_plugin!(self, env, "decide".into(), |p, s| match p {
-            StrategyPre::V1_0(p) => p.decide(s, report, params),
-        })
+        call_plugin!(self, env, "decide".into(), |p, s| each_version!(
+            StrategyPre,
+            p,
+            |p| p.decide(s, report, params)
+        ))
     }
 }
 
-/// A step or its undo, on a 1.0 adapter.
+/// A step or its undo.
 type StepFn<T> = for<'a> fn(
-    &'a v1_0::Adapter,
+    &'a AdapterPre,
     &'a mut Store<CallState>,
     &'a str,
     Option<&'a m::Target>,
@@ -521,9 +569,11 @@ pub struct AdapterPlugin {
 impl AdapterPlugin {
     /// Create a store and instantiate without calling anything (for `cutover bench`).
     pub async fn instantiate_only(&self, env: Arc<CallEnv>) -> Result<(), PluginFault> {
-        call_plugin!(self, env, "instantiate".into(), |p, s| match p {
-            AdapterPre::V1_0(p) => p.instantiate(s),
-        })
+        call_plugin!(self, env, "instantiate".into(), |p, s| each_version!(
+            AdapterPre,
+            p,
+            |p| p.instantiate(s)
+        ))
     }
 
     /// Create a store only (for `cutover bench`).
@@ -535,9 +585,11 @@ impl AdapterPlugin {
     /// inconsistent description is an [`FaultKind::Invalid`] fault naming every problem.
     pub async fn describe(&self, env: Arc<CallEnv>) -> Result<m::Description, PluginFault> {
         let plugin = env.plugin.clone();
-        let d = call_plugin!(self, env, "describe".into(), |p, s| match p {
-            AdapterPre::V1_0(p) => p.describe(s),
-        })?;
+        let d = call_plugin!(self, env, "describe".into(), |p, s| each_version!(
+            AdapterPre,
+            p,
+            |p| p.describe(s)
+        ))?;
         let problems = super::validate::description(&d);
         if problems.is_empty() {
             Ok(d)
@@ -558,9 +610,11 @@ impl AdapterPlugin {
         targets: &[m::Target],
         ctx: &m::PreflightContext,
     ) -> Result<Result<Vec<m::Finding>, m::PluginError>, PluginFault> {
-        call_plugin!(self, env, "preflight".into(), |p, s| match p {
-            AdapterPre::V1_0(p) => p.preflight(s, targets, ctx),
-        })
+        call_plugin!(self, env, "preflight".into(), |p, s| each_version!(
+            AdapterPre,
+            p,
+            |p| p.preflight(s, targets, ctx)
+        ))
     }
 
     /// Topology rules.
@@ -570,9 +624,11 @@ impl AdapterPlugin {
         targets: &[m::Target],
         params: &[m::Pair],
     ) -> Result<Result<Vec<m::Constraint>, m::PluginError>, PluginFault> {
-        call_plugin!(self, env, "constraints".into(), |p, s| match p {
-            AdapterPre::V1_0(p) => p.constraints(s, targets, params),
-        })
+        call_plugin!(self, env, "constraints".into(), |p, s| each_version!(
+            AdapterPre,
+            p,
+            |p| p.constraints(s, targets, params)
+        ))
     }
 
     /// Run one step.
@@ -617,17 +673,11 @@ impl AdapterPlugin {
         call: StepFn<T>,
     ) -> Result<T, PluginFault> {
         if env.caps.dirs.is_empty() {
-            return call_plugin!(self, env, what, |p, s| match p {
-                AdapterPre::V1_0(p) => call(p, s, step, target, ctx),
-            });
+            return call_plugin!(self, env, what, |p, s| call(p, s, step, target, ctx));
         }
         let (step, target, ctx) = (step.to_string(), target.cloned(), ctx.clone());
         self.on_own_thread(env, what, move |p, mut s| {
-            Box::pin(async move {
-                match p {
-                    AdapterPre::V1_0(p) => call(&p, &mut s, &step, target.as_ref(), &ctx).await,
-                }
-            })
+            Box::pin(async move { call(&p, &mut s, &step, target.as_ref(), &ctx).await })
         })
         .await
     }
@@ -695,9 +745,15 @@ impl World {
     }
 }
 
-/// The contract versions this host loads, for messages: "1.0".
+/// The contract versions this host loads, for messages: "1.0 and 1.1".
 pub fn supported() -> String {
-    format!("{}.{}", v1_0::VERSION.0, v1_0::VERSION.1)
+    format!(
+        "{}.{} and {}.{}",
+        v1_0::VERSION.0,
+        v1_0::VERSION.1,
+        v1_1::VERSION.0,
+        v1_1::VERSION.1
+    )
 }
 
 /// World and version from a component's export names.
@@ -723,15 +779,16 @@ fn contract(exports: &[String]) -> Result<(World, Version), String> {
         };
         let built = format!("{}.{}.{}", v.0, v.1, v.2);
         return match v {
-            (1, minor, _) if minor <= v1_0::VERSION.1 => Ok((world, v)),
+            (1, minor, _) if minor <= v1_1::VERSION.1 => Ok((world, v)),
             (1, _, _) => Err(format!(
                 "was built for cutover:plugin {built}, newer than this host knows (it loads {}); update cutover",
                 supported()
             )),
             _ => Err(format!(
-                "was built for cutover:plugin {built}, a major version this host does not load (it loads {}); rebuild the plugin with a cutover-sdk for {}",
+                "was built for cutover:plugin {built}, a major version this host does not load (it loads {}); rebuild the plugin with a cutover-sdk for {}.{}",
                 supported(),
-                supported()
+                v1_1::VERSION.0,
+                v1_1::VERSION.1
             )),
         };
     }

@@ -56,6 +56,7 @@ pub fn description(d: &Description) -> Vec<String> {
             Capability::Dir(r) => &r.path,
             Capability::Exec(x)
             | Capability::Http(x)
+            | Capability::Tcp(x)
             | Capability::Secret(x)
             | Capability::Env(x) => x,
         };

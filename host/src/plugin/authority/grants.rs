@@ -3,7 +3,7 @@
 //! the rollout starts, with the grant key to add; so is a call that could write a program it
 //! may run.
 
-use super::{exec, DirCap, Effective, GrantKey};
+use super::{exec, tcp, DirCap, Effective, GrantKey};
 use crate::plugin::model::{Access, Capability, Target};
 use crate::spec::{Grants, SecretSource};
 use std::collections::BTreeMap;
@@ -214,6 +214,25 @@ pub fn resolve(
                         }
                     }
                     Err(err) => denied.push(format!("{plugin} requests HTTP {h}: {err}")),
+                },
+                Capability::Tcp(a) => match exp(a) {
+                    Ok(None) => {}
+                    Ok(Some(addr)) => match tcp::parse(&addr) {
+                        Ok((host, port)) => {
+                            let addr = format!("{host}:{port}");
+                            if grants.tcp.iter().any(|g| matches(g, &addr)) {
+                                if !eff.tcp.contains(&addr) {
+                                    eff.tcp.push(addr);
+                                }
+                            } else {
+                                denied.push(format!(
+                                    "{plugin} requests TCP to `{addr}`{who}: add \"{addr}\" to [grants] tcp"
+                                ));
+                            }
+                        }
+                        Err(err) => denied.push(format!("{plugin} requests TCP {a}: {err}")),
+                    },
+                    Err(err) => denied.push(format!("{plugin} requests TCP {a}: {err}")),
                 },
                 Capability::Secret(name) => match exp(name) {
                     Ok(None) => {}

@@ -9,6 +9,7 @@
 //!   handles only, never by re-opening a path string.
 //! - [`exec`]: which program, environment and working directory a call may use.
 //! - [`http`]: which hosts, redirects included.
+//! - [`tcp`]: which `host:port` addresses a conversation may reach.
 //! - [`text`]: plugin text made safe to show and bounded in size.
 //!
 //! A refusal is a [`Denied`], which names the spec key (`[grants] dirs`, ...) to change.
@@ -17,6 +18,7 @@ pub mod exec;
 pub mod grants;
 pub mod http;
 pub mod paths;
+pub mod tcp;
 pub mod text;
 
 pub use exec::env_name_ok;
@@ -30,6 +32,7 @@ pub enum GrantKey {
     Dirs,
     Exec,
     Http,
+    Tcp,
     Env,
     Secrets,
 }
@@ -40,6 +43,7 @@ impl std::fmt::Display for GrantKey {
             GrantKey::Dirs => "[grants] dirs",
             GrantKey::Exec => "[grants] exec",
             GrantKey::Http => "[grants] http",
+            GrantKey::Tcp => "[grants] tcp",
             GrantKey::Env => "[grants] env",
             GrantKey::Secrets => "[secrets]",
         })
@@ -97,6 +101,9 @@ pub struct Effective {
     pub exec: Vec<String>,
     /// `host[:port]` patterns HTTP may reach.
     pub http: Vec<String>,
+    /// `host:port` patterns TCP conversations may reach.
+    #[serde(default)]
+    pub tcp: Vec<String>,
     /// Secret names readable.
     pub secrets: Vec<String>,
     /// Environment variables the plugin may set for its programs.
@@ -124,6 +131,7 @@ impl Effective {
         }
         add(&mut out.exec, &more.exec);
         add(&mut out.http, &more.http);
+        add(&mut out.tcp, &more.tcp);
         add(&mut out.secrets, &more.secrets);
         add(&mut out.env, &more.env);
         add(&mut out.pass_env, &more.pass_env);
