@@ -1,23 +1,26 @@
 //! The grid-wide steps, run once for the fleet through `xscmd`: `check-grid`,
 //! `suspend-balancing` (and its undo, which restores the rankings before), `update` and
-//! `resume-balancing`.
+//! `resume-balancing`. The map sets are those `osgiCurrent` shows using the bundle's services
+//! (checked against parameter `map-sets` when it is given).
 
-use crate::{read_bundle, xscmd};
+use crate::xscmd::{self, MapSet};
+use crate::read_bundle;
 use cutover_sdk::{fail, info, output, warn, Call, Output, Pair, Result};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The rankings the update moves to: every grid service the bundle publishes (a service
-/// `osgiCurrent` shows for a map set), as integers. Other services of the bundle are left out,
-/// as preflight warns.
-fn wanted(params: &[Pair]) -> Result<Vec<(String, i64)>> {
+/// The rankings the update moves to: every service of the bundle the grid uses (one
+/// `osgiCurrent` shows), as integers, and the map sets that use them. Other services of the
+/// bundle are left out, as preflight warns.
+pub fn plan(params: &[Pair]) -> Result<(Vec<(String, i64)>, Vec<MapSet>)> {
     let (path, b) = read_bundle(params)?;
-    let mut grid = BTreeSet::new();
-    for (g, ms) in xscmd::map_sets(params)? {
-        grid.extend(xscmd::current(params, &g, &ms)?.into_keys());
-    }
-    b.services
+    let used: BTreeSet<String> = xscmd::current(params, &[])?
+        .into_iter()
+        .map(|r| r.service)
+        .collect();
+    let wanted = b
+        .services
         .iter()
-        .filter(|(svc, _, _)| grid.contains(svc))
+        .filter(|(svc, _, _)| used.contains(svc))
         .map(|(svc, r, file)| {
             r.parse().map(|r| (svc.clone(), r)).map_err(|_| {
                 fail(format!(
@@ -26,44 +29,52 @@ fn wanted(params: &[Pair]) -> Result<Vec<(String, i64)>> {
                 ))
             })
         })
+        .collect::<Result<Vec<_>>>()?;
+    let names: BTreeSet<String> = wanted.iter().map(|(s, _)| s.clone()).collect();
+    Ok((wanted, xscmd::affected(params, &names)?))
+}
+
+/// The wanted rankings of the services `set` uses.
+fn of_set(wanted: &[(String, i64)], set: &MapSet) -> Vec<(String, i64)> {
+    wanted
+        .iter()
+        .filter(|(svc, _)| set.services.contains(svc))
+        .cloned()
         .collect()
 }
 
-/// `suspendBalancing` or `resumeBalancing` for every grid/map set.
-fn balancing(params: &[Pair], command: &str) -> Result<()> {
-    for (g, ms) in xscmd::map_sets(params)? {
-        xscmd::run_ok(params, &[command, "-g", &g, "-ms", &ms])?;
+/// `suspendBalancing` or `resumeBalancing` for each map set.
+fn balancing(params: &[Pair], command: &str, sets: &[(String, String)]) -> Result<()> {
+    for (g, ms) in sets {
+        xscmd::run_ok(params, &[command, "-g", g, "-ms", ms])?;
         info!("{command} -g {g} -ms {ms}: done");
     }
     Ok(())
 }
 
-/// The active rankings of the services the update moves, as `-sr` takes them.
-fn active_of(wanted: &[(String, i64)], active: &BTreeMap<String, i64>) -> String {
-    let rankings: Vec<(String, i64)> = wanted
-        .iter()
-        .filter_map(|(svc, _)| active.get(svc).map(|r| (svc.clone(), *r)))
-        .collect();
-    xscmd::sr(&rankings)
+fn pairs(sets: &[MapSet]) -> Vec<(String, String)> {
+    sets.iter()
+        .map(|s| (s.grid.clone(), s.name.clone()))
+        .collect()
 }
 
 /// `check-grid`: every server of the fleet sees the new rankings (`osgiAll`), and they are
 /// valid targets (`osgiCheck`).
 pub fn check_grid(c: &Call) -> Result<Vec<Output>> {
     let params = c.params();
-    let wanted = wanted(params)?;
+    let (wanted, sets) = plan(params)?;
     let text = xscmd::run(params, &["osgiAll"])?;
-    let tables = xscmd::tables(&text);
+    let available = xscmd::available(&text);
     let mut missing = Vec::new();
     for t in c.fleet() {
-        let Some(rows) = tables.get(&t.id) else {
+        if !available.keys().any(|(server, _)| *server == t.id) {
             missing.push(format!("server {} is not in osgiAll", t.id));
             continue;
-        };
+        }
         for (svc, r) in &wanted {
-            let has = rows
-                .iter()
-                .any(|(s, list)| s == svc && list.split(',').any(|x| x.trim() == r.to_string()));
+            let has = available
+                .get(&(t.id.clone(), svc.clone()))
+                .is_some_and(|set| set.contains(r));
             if !has {
                 missing.push(format!("server {} does not offer {svc} ranking {r}", t.id));
             }
@@ -83,60 +94,87 @@ pub fn check_grid(c: &Call) -> Result<Vec<Output>> {
     }
     let sr = xscmd::sr(&wanted);
     xscmd::run_ok(params, &["osgiCheck", "-sr", &sr])?;
+    let affected: Vec<String> = sets.iter().map(MapSet::label).collect();
+    info!("map sets the update affects: {}", affected.join(", "));
     Ok(vec![output("rankings", sr)])
 }
 
+/// The map sets recorded by `suspend-balancing` (`before:<grid>/<map set>` outputs).
+fn recorded(c: &Call) -> Vec<(String, String, String)> {
+    c.outputs()
+        .iter()
+        .filter_map(|o| {
+            let set = o.key.strip_prefix("before:")?;
+            let (g, ms) = set.split_once('/')?;
+            Some((g.to_string(), ms.to_string(), o.value.clone()))
+        })
+        .collect()
+}
+
 /// `suspend-balancing`: records each map set's active rankings first, so that its undo can
-/// restore them whatever happened after.
+/// restore them whatever happened after; a re-run keeps what the first run recorded.
 pub fn suspend(c: &Call) -> Result<Vec<Output>> {
     let params = c.params();
-    let wanted = wanted(params)?;
+    let (wanted, sets) = plan(params)?;
     let mut outputs = Vec::new();
-    for (g, ms) in xscmd::map_sets(params)? {
-        let key = format!("before:{g}/{ms}");
+    for set in &sets {
+        let key = format!("before:{}", set.label());
         let before = match c.output(&key) {
             Some(b) => b.to_string(),
-            None => active_of(&wanted, &xscmd::current(params, &g, &ms)?),
+            None => {
+                let active = xscmd::active(params, &set.grid, &set.name)?;
+                active_of(&of_set(&wanted, set), &active)
+            }
         };
         outputs.push(output(&key, before));
     }
-    balancing(params, "suspendBalancing")?;
+    balancing(params, "suspendBalancing", &pairs(&sets))?;
     Ok(outputs)
 }
 
-/// Undo of `suspend-balancing`: if an update went through (it completed, or it completed in
-/// the grid while cutover was down), the recorded rankings are restored with balancing
-/// suspended; then balancing resumes.
+/// The active rankings of the services the update moves, as `-sr` takes them.
+fn active_of(wanted: &[(String, i64)], active: &BTreeMap<String, i64>) -> String {
+    let rankings: Vec<(String, i64)> = wanted
+        .iter()
+        .filter_map(|(svc, _)| active.get(svc).map(|r| (svc.clone(), *r)))
+        .collect();
+    xscmd::sr(&rankings)
+}
+
+/// Undo of `suspend-balancing`: for each map set it suspended, if an update went through (it
+/// completed, or it completed in the grid while cutover was down), the recorded rankings are
+/// restored with balancing suspended; then balancing resumes.
 pub fn unsuspend(c: &Call) -> Result<()> {
     let params = c.params();
-    for (g, ms) in xscmd::map_sets(params)? {
-        let Some(before) = c.output(&format!("before:{g}/{ms}")) else {
-            continue;
-        };
-        let active = xscmd::current(params, &g, &ms)?;
+    let sets = recorded(c);
+    for (g, ms, before) in &sets {
+        let active = xscmd::active(params, g, ms)?;
         let changed = before
             .split(',')
             .filter_map(|x| x.split_once(';'))
             .any(|(svc, r)| active.get(svc).map(|a| a.to_string()) != Some(r.to_string()));
         if changed {
             warn!("{g}/{ms} is not on rankings {before} any more: updating back");
-            xscmd::run_ok(params, &["suspendBalancing", "-g", &g, "-ms", &ms])?;
-            xscmd::run(params, &["osgiUpdate", "-sr", before, "-g", &g, "-ms", &ms])?;
+            xscmd::run_ok(params, &["suspendBalancing", "-g", g, "-ms", ms])?;
+            xscmd::run(params, &["osgiUpdate", "-sr", before, "-g", g, "-ms", ms])?;
         }
     }
-    balancing(params, "resumeBalancing")
+    let sets: Vec<(String, String)> = sets.into_iter().map(|(g, ms, _)| (g, ms)).collect();
+    balancing(params, "resumeBalancing", &sets)
 }
 
-/// `update`: `osgiCheck` again, then `osgiUpdate` per map set, unless a map set already has
-/// the new rankings (a re-run after a crash): the update happens once. Going back is the undo
-/// of `suspend-balancing`, which recorded the rankings before.
+/// `update`: `osgiCheck` again, then `osgiUpdate` per map set with the rankings of the
+/// services it uses, unless it already has them (a re-run after a crash): the update happens
+/// once. Going back is the undo of `suspend-balancing`, which recorded the rankings before.
 pub fn update(c: &Call) -> Result<Vec<Output>> {
     let params = c.params();
-    let wanted = wanted(params)?;
-    let sr = xscmd::sr(&wanted);
-    for (g, ms) in xscmd::map_sets(params)? {
-        let active = xscmd::current(params, &g, &ms)?;
-        if wanted.iter().all(|(svc, r)| active.get(svc) == Some(r)) {
+    let (wanted, sets) = plan(params)?;
+    for set in &sets {
+        let (g, ms) = (&set.grid, &set.name);
+        let mine = of_set(&wanted, set);
+        let sr = xscmd::sr(&mine);
+        let active = xscmd::active(params, g, ms)?;
+        if mine.iter().all(|(svc, r)| active.get(svc) == Some(r)) {
             warn!("{g}/{ms} already has rankings {sr} active (a re-run): not updated again");
             continue;
         }
@@ -145,16 +183,15 @@ pub fn update(c: &Call) -> Result<Vec<Output>> {
             &format!("osgiUpdate -sr {sr} -g {g} -ms {ms}: quiescing and draining the grid"),
             None,
         );
-        let text = xscmd::run(params, &["osgiUpdate", "-sr", &sr, "-g", &g, "-ms", &ms])?;
+        let text = xscmd::run(params, &["osgiUpdate", "-sr", &sr, "-g", g, "-ms", ms])?;
         if !text.contains("Update succeeded for the following service rankings") {
             return Err(fail(format!("osgiUpdate -g {g} -ms {ms}: {}", text.trim())));
         }
-        let reported: Vec<(String, String)> =
-            xscmd::tables(&text).into_values().flatten().collect();
-        for (svc, r) in &wanted {
+        let reported: Vec<Vec<String>> = xscmd::tables(&text).into_iter().map(|(_, r)| r).collect();
+        for (svc, r) in &mine {
             if !reported
                 .iter()
-                .any(|(s, v)| s == svc && *v == r.to_string())
+                .any(|row| row.len() == 2 && row[0] == *svc && row[1] == r.to_string())
             {
                 return Err(fail(format!(
                     "osgiUpdate -g {g} -ms {ms} did not report {svc} at ranking {r}: {}",
@@ -167,8 +204,13 @@ pub fn update(c: &Call) -> Result<Vec<Output>> {
     Ok(Vec::new())
 }
 
-/// `resume-balancing`: `resumeBalancing` for every grid/map set.
+/// `resume-balancing`: `resumeBalancing` for every map set `suspend-balancing` suspended.
 pub fn resume(c: &Call) -> Result<Vec<Output>> {
-    balancing(c.params(), "resumeBalancing")?;
+    let mut sets: Vec<(String, String)> =
+        recorded(c).into_iter().map(|(g, ms, _)| (g, ms)).collect();
+    if sets.is_empty() {
+        sets = pairs(&plan(c.params())?.1);
+    }
+    balancing(c.params(), "resumeBalancing", &sets)?;
     Ok(vec![])
 }

@@ -15,8 +15,10 @@
 //! stops and uninstalls the new bundles again.
 //!
 //! Parameters: `bundles` (folder holding the new bundle), `bundle` (its file in that
-//! folder), `xscmd`, `map-sets` (`Grid/MapSet,...`); per target: `home` (the node's folder:
-//! `bin/console` is its framework's console, `bundles/` receives the copy).
+//! folder), `framework` (`equinox` or `felix`), `xscmd` and its connection options
+//! (`catalog-endpoints`, `xscmd-user`, `password-secret`), `map-sets` (optional: checked
+//! against what `osgiCurrent` shows); per target: `home` (the node's folder, whose `bundles/`
+//! receives the copy) and `console` (`host:port` of the framework's remote console).
 
 mod bundle;
 mod console;
@@ -75,7 +77,7 @@ fn node<'a>(c: &'a Call, what: &str) -> Result<(&'a Target, Console)> {
         .target
         .as_ref()
         .ok_or_else(|| fail(format!("`{}` {what}", c.step)))?;
-    Ok((t, Console::of(t)?))
+    Ok((t, Console::of(t, c.params())?))
 }
 
 /// `copy-bundle`: write the new bundle into the node's `bundles/`.
@@ -147,7 +149,7 @@ fn uninstall(c: &Call) -> Result<()> {
 fn start(c: &Call) -> Result<Vec<Output>> {
     let (_, console) = node(c, "is a target step")?;
     let id = id_output(c, "bundle-id").ok_or_else(|| fail("no bundle-id from `install`"))?;
-    console.change("start", id, Some("Active"))?;
+    console.change("start", id, Some("active"))?;
     Ok(vec![])
 }
 
@@ -158,7 +160,7 @@ fn stop(c: &Call) -> Result<()> {
         return Ok(());
     };
     match console.get(id)? {
-        Some(b) if b.state == "Active" => console.change("stop", id, Some("Resolved")),
+        Some(b) if b.is("active") => console.change("stop", id, Some("resolved")),
         _ => Ok(()),
     }
 }
@@ -173,7 +175,7 @@ fn remove_old(c: &Call) -> Result<Vec<Output>> {
         .filter_map(|i| i.parse::<u64>().ok())
     {
         if console.get(id)?.is_some() {
-            console.change("stop", id, Some("Resolved"))?;
+            console.change("stop", id, Some("resolved"))?;
             console.change("uninstall", id, None)?;
             info!("{}: old bundle {id} stopped and uninstalled", t.id);
         }
@@ -218,17 +220,46 @@ impl cutover_sdk::Adapter for OsgiGrid {
                     false,
                     None,
                 ),
+                p(
+                    "framework",
+                    "the nodes' OSGi framework, whose console is spoken: equinox or felix",
+                    false,
+                    false,
+                    Some("equinox"),
+                ),
                 p("xscmd", "the xscmd program", true, false, None),
                 p(
+                    "catalog-endpoints",
+                    "xscmd -cep: the catalog service endpoints (host:port,...)",
+                    false,
+                    false,
+                    None,
+                ),
+                p("xscmd-user", "xscmd -user", false, false, None),
+                p(
+                    "password-secret",
+                    "the secret holding xscmd's -pwd",
+                    false,
+                    false,
+                    None,
+                ),
+                p(
                     "map-sets",
-                    "every grid/map set the update affects: Grid/MapSet,...",
-                    true,
+                    "the grid/map sets the update affects (Grid/MapSet,...); default: those osgiCurrent shows using the bundle's services",
+                    false,
                     false,
                     None,
                 ),
                 p(
                     "home",
-                    "the node's folder: bin/console, bundles/",
+                    "the node's folder: bundles/ receives the new bundle",
+                    true,
+                    true,
+                    None,
+                ),
+                p(
+                    "console",
+                    "host:port of the node's OSGi console (Equinox -console, Felix Gogo telnetd)",
                     true,
                     true,
                     None,
@@ -237,8 +268,9 @@ impl cutover_sdk::Adapter for OsgiGrid {
             capabilities: vec![
                 Cap::Dir("{bundles}", Access::Read).capability(),
                 Cap::Dir("{home}/bundles", Access::ReadWrite).capability(),
-                Capability::Exec("{home}/bin/console".into()),
+                Cap::Tcp("{console}").capability(),
                 Capability::Exec("{xscmd}".into()),
+                Capability::Secret("{password-secret?}".into()),
             ],
             leases: vec!["{home}/.cutover-lease".into()],
         }
@@ -307,10 +339,6 @@ impl cutover_sdk::Adapter for OsgiGrid {
         let mut findings = Vec::new();
         let mut block =
             |target: Option<&str>, m: String| findings.push(preflight::blocker(target, m));
-        let sets = match xscmd::map_sets(&params) {
-            Ok(s) => s,
-            Err(e) => return Err(preflight::refuse(e)),
-        };
         let (path, b) = read_bundle(&params).map_err(preflight::refuse)?;
         let shown = path.display().to_string();
         if let Err(e) = compare_versions(&b.version, "0") {
@@ -319,36 +347,60 @@ impl cutover_sdk::Adapter for OsgiGrid {
         if b.services.is_empty() {
             block(None, format!("bundle {shown} publishes no service (no Service-Component with a service.ranking): nothing to update"));
         }
+        let rows = match xscmd::current(&params, &[]) {
+            Ok(rows) => rows,
+            Err(e) => {
+                let hint = if e.message.contains("JAVA_HOME") {
+                    " (xscmd needs JAVA_HOME: pass it with [grants] pass-env = [\"JAVA_HOME\"])"
+                } else {
+                    ""
+                };
+                block(None, format!("the grid's active rankings: {}{hint}", e.message));
+                Vec::new()
+            }
+        };
         let mut grid_services = std::collections::BTreeSet::new();
-        for (g, ms) in &sets {
-            let active = match xscmd::current(&params, g, ms) {
-                Ok(a) => a,
-                Err(e) => {
-                    block(None, format!("the grid's active rankings: {}", e.message));
+        for (svc, r, file) in &b.services {
+            let mut seen = std::collections::BTreeSet::new();
+            for row in rows.iter().filter(|row| row.service == *svc) {
+                grid_services.insert(svc.clone());
+                if !seen.insert((row.grid.clone(), row.map_set.clone())) {
                     continue;
                 }
-            };
-            for (svc, r, file) in &b.services {
-                let Some(now) = active.get(svc) else { continue };
-                grid_services.insert(svc.clone());
+                let (now, g, ms) = (row.ranking, &row.grid, &row.map_set);
                 match r.parse::<i64>() {
                     Err(_) => block(None, format!("bundle {shown}: service {svc} ({file}) has service.ranking `{r}`: OSGi service rankings must be integers")),
-                    Ok(new) if new <= *now => block(None, format!("bundle {shown}: service {svc} has ranking {new}, not higher than the active {now} in {g}/{ms}: raise it")),
+                    Ok(new) if new <= now => block(None, format!("bundle {shown}: service {svc} has ranking {new}, not higher than the active {now} in {g}/{ms}: raise it")),
                     Ok(_) => {}
                 }
             }
         }
-        for (svc, _, file) in &b.services {
-            if !grid_services.contains(svc) {
-                findings.push(preflight::finding(
-                    Severity::Warning,
-                    None,
-                    format!("bundle {shown}: service {svc} ({file}) is not a plugin service of the grid; it is left out of the update"),
-                ));
+        if !rows.is_empty() {
+            for (svc, _, file) in &b.services {
+                if !grid_services.contains(svc) {
+                    findings.push(preflight::finding(
+                        Severity::Warning,
+                        None,
+                        format!("bundle {shown}: service {svc} ({file}) is not a plugin service of the grid; it is left out of the update"),
+                    ));
+                }
+            }
+            match xscmd::affected(&params, &grid_services) {
+                Ok(sets) => {
+                    let shown: Vec<String> = sets
+                        .iter()
+                        .map(|s| format!("{} ({})", s.label(), s.services.join(", ")))
+                        .collect();
+                    findings.push(preflight::info(
+                        None,
+                        format!("map sets to suspend and update: {}", shown.join("; ")),
+                    ));
+                }
+                Err(e) => findings.push(preflight::blocker(None, e.message)),
             }
         }
         for t in &targets {
-            let installed = match Console::of(t).and_then(|c| c.find(&b.symbolic_name)) {
+            let installed = match Console::of(t, &params).and_then(|c| c.find(&b.symbolic_name)) {
                 Ok(i) => i,
                 Err(e) => {
                     findings.push(preflight::blocker(Some(&t.id), e.message));

@@ -56,6 +56,14 @@ fn attr<'a>(xml: &'a str, tag: &str, with: &str, attr: &str) -> Option<&'a str> 
         })
 }
 
+/// A jar's `Bundle-SymbolicName` and `Bundle-Version`.
+pub fn identity(jar: &Path) -> Result<(String, String)> {
+    let manifest = simkit::jar::entry(jar, "META-INF/MANIFEST.MF")?;
+    let name = simkit::jar::header(&manifest, "Bundle-SymbolicName").context("no symbolic name")?;
+    let version = simkit::jar::header(&manifest, "Bundle-Version").context("no version")?;
+    Ok((name, version))
+}
+
 /// The (service, ranking) pairs a bundle's components publish; rankings that are not
 /// integers are left out, as OSGi ignores them.
 pub fn rankings(jar: &Path) -> Result<Vec<(String, i64)>> {

@@ -1,8 +1,9 @@
-//! The example grid: N nodes (real Felix frameworks) with bundle 1.0.0 active, the grid
-//! state for `xscmd`, both bundle versions, and a Cutover spec.
+//! The example grid: N nodes (real Equinox or Felix frameworks, each with its own remote
+//! console) with bundle 1.0.0 active, the grid state for `xscmd` (two map sets, a catalog
+//! endpoint with credentials), both bundle versions, and a Cutover spec.
 
 use crate::{bundle, framework, xscmd};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,12 @@ pub struct Options {
     pub port: u16,
     pub plugins: PathBuf,
     pub group_size: String,
+    pub framework: framework::Kind,
 }
+
+/// The catalog service endpoint and credentials of the example grid (a `-cep` value and the
+/// `-user`/`-pwd` xscmd needs).
+pub const CATALOG: (&str, &str, &str) = ("127.0.0.1:2809", "gridadmin", "s3cret-grid");
 
 /// The nodes' homes, in order.
 pub fn nodes(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -32,23 +38,6 @@ fn services(ranking: &str) -> Vec<(String, String)> {
         .iter()
         .map(|s| (s.to_string(), ranking.to_string()))
         .collect()
-}
-
-/// Install and start `jar` in the framework on `port`; its bundle id.
-pub fn install(port: u16, jar: &Path) -> Result<u64> {
-    let answer = framework::send(port, &format!("install file:{}", jar.display()))?;
-    let Some(id) = answer
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Bundle ID: "))
-        .and_then(|id| id.trim().parse().ok())
-    else {
-        bail!("install {} answered: {answer}", jar.display());
-    };
-    let answer = framework::send(port, &format!("start {id}"))?;
-    if framework::is_error(&answer) {
-        bail!("start {id} answered: {answer}");
-    }
-    Ok(id)
 }
 
 /// `fleet DIR ...`: build and start the example grid.
@@ -71,8 +60,8 @@ pub fn build(dir: &Path, o: &Options) -> Result<()> {
         let name = format!("server{i}");
         let home = dir.join("nodes").join(&name);
         let port = o.port + i as u16;
-        framework::create(&home, &name, port)?;
-        servers.push(json!({ "name": name, "port": port, "home": home }));
+        framework::create(&home, &name, port, o.framework)?;
+        servers.push(json!({ "name": name, "home": home }));
         homes.push((home, port));
     }
     // The frameworks start side by side: a JVM takes a while.
@@ -89,15 +78,19 @@ pub fn build(dir: &Path, o: &Options) -> Result<()> {
     for (home, port) in &homes {
         let copy = home.join("bundles/grid-plugins-1.0.0.jar");
         std::fs::copy(&old, &copy)?;
-        install(*port, &copy)?;
+        framework::install(*port, o.framework, &copy)?;
     }
     let active: serde_json::Map<String, serde_json::Value> =
         SERVICES.iter().map(|s| (s.to_string(), json!(1))).collect();
     std::fs::write(
         dir.join("grid/state.json"),
         serde_json::to_string_pretty(&json!({
-            "mapSets": [{ "grid": "MyGrid", "mapSet": "MyMapSet", "balancing": "active", "active": active, "updates": 0 }],
+            "mapSets": [
+                { "grid": "MyGrid", "mapSet": "MyMapSet", "services": SERVICES, "balancing": "active", "active": active.clone(), "updates": 0 },
+                { "grid": "MyGrid", "mapSet": "SessionMapSet", "services": [SERVICES[1]], "balancing": "active", "active": { SERVICES[1]: 1 }, "updates": 0 },
+            ],
             "services": SERVICES,
+            "catalog": { "endpoint": CATALOG.0, "user": CATALOG.1, "password": CATALOG.2 },
             "servers": servers,
         }))?,
     )?;
@@ -111,32 +104,40 @@ pub fn build(dir: &Path, o: &Options) -> Result<()> {
         ),
     )?;
     let mut targets = String::new();
-    for (home, _) in &homes {
+    for (home, port) in &homes {
         let name = home.file_name().unwrap_or_default().to_string_lossy();
         targets.push_str(&format!(
-            "\n[[targets]]\nid = \"{name}\"\nhome = \"{}\"\n",
+            "\n[[targets]]\nid = \"{name}\"\nhome = \"{}\"\nconsole = \"127.0.0.1:{port}\"\n",
             home.display()
         ));
     }
     let spec = format!(
-        "# Update the grid plugins of {n} OSGi container servers from 1.0.0 (ranking 1) to 1.1.0 (ranking 2).\n\
+        "# Update the grid plugins of {n} OSGi container servers ({fw}) from 1.0.0 (ranking 1) to 1.1.0 (ranking 2).\n\
          [rollout]\nname = \"grid-plugins-1.1.0\"\n\n\
          [strategy]\nplugin = \"{strategy}\"\n[strategy.params]\ngroup-size = \"{group}\"\n\n\
-         [adapter]\nplugin = \"{adapter}\"\n[adapter.params]\nbundles = \"{bundles}\"\nbundle = \"grid-plugins-1.1.0.jar\"\nxscmd = \"{xscmd}\"\nmap-sets = \"MyGrid/MyMapSet\"\n\n\
+         [adapter]\nplugin = \"{adapter}\"\n[adapter.params]\nbundles = \"{bundles}\"\nbundle = \"grid-plugins-1.1.0.jar\"\n\
+         framework = \"{fw}\"\nxscmd = \"{xscmd}\"\ncatalog-endpoints = \"{cep}\"\nxscmd-user = \"{user}\"\npassword-secret = \"grid-password\"\n\n\
+         [secrets]\ngrid-password = {{ file = \"{pwd_file}\" }}\n\n\
          [grants]\ndirs = [{{ path = \"{nodes}\", access = \"read-write\" }}, {{ path = \"{bundles}\", access = \"read\" }}]\n\
-         exec = [\"{nodes}/*/bin/console\", \"{xscmd}\"]\n{targets}",
+         exec = [\"{xscmd}\"]\ntcp = [\"127.0.0.1:*\"]\npass-env = [\"JAVA_HOME\"]\n{targets}",
         n = o.nodes,
+        fw = o.framework.name(),
         strategy = plugins.join("grouped.wasm").display(),
         group = o.group_size,
         adapter = plugins.join("osgi_grid.wasm").display(),
         xscmd = dir.join("bin/xscmd").display(),
+        cep = CATALOG.0,
+        user = CATALOG.1,
+        pwd_file = dir.join("grid-password").display(),
         nodes = dir.join("nodes").display(),
         bundles = dir.join("bundles").display(),
     );
+    std::fs::write(dir.join("grid-password"), CATALOG.2)?;
     std::fs::write(dir.join("rollout.toml"), spec)?;
     println!(
-        "{} OSGi frameworks (Apache Felix) run bundle {} 1.0.0 with ranking 1; grid MyGrid/MyMapSet; spec: {}",
+        "{} OSGi frameworks ({}) run bundle {} 1.0.0 with ranking 1; grid MyGrid (map sets MyMapSet, SessionMapSet); spec: {}",
         o.nodes,
+        o.framework.name(),
         bundle::NAME,
         dir.join("rollout.toml").display()
     );
@@ -146,14 +147,15 @@ pub fn build(dir: &Path, o: &Options) -> Result<()> {
 /// One line per server (its framework's own bundle listing), then the grid's state.
 pub fn status(dir: &Path) -> Result<()> {
     for home in nodes(dir)? {
-        let port = framework::port(&home)?;
         let name = home.file_name().unwrap_or_default().to_string_lossy();
-        match framework::send(port, "lb -s") {
-            Ok(answer) => {
-                let ours: Vec<String> = framework::rows(&answer)
+        let listing =
+            framework::console_of(&home).and_then(|(port, kind)| framework::bundles(port, kind));
+        match listing {
+            Ok(rows) => {
+                let ours: Vec<String> = rows
                     .into_iter()
-                    .filter(|r| r.what.starts_with(bundle::NAME))
-                    .map(|r| format!("[{}] {} {}", r.id, r.what, r.state))
+                    .filter(|r| r.symbolic_name == bundle::NAME)
+                    .map(|r| format!("[{}] {} {} {}", r.id, r.symbolic_name, r.version, r.state))
                     .collect();
                 println!("{name}: {}", ours.join("; "));
             }

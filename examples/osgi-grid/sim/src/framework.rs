@@ -1,101 +1,246 @@
-//! A node: a real Apache Felix framework (Debian's `felix-main`) with its Gogo shell, held by
-//! a small console server so that one-line commands can reach it over loopback.
+//! A node: a real OSGi framework from Debian with its own remote console on 127.0.0.1:`port`
+//! (from `HOME/node.json`); no console of ours stands in between.
 //!
-//! `node start HOME` launches the console server (`node run HOME`), which starts Felix with
-//! its shell on a pipe and listens on 127.0.0.1:`port` (from `HOME/node.json`). Each
-//! connection sends one Gogo command line and reads back what the shell printed. `console
-//! PORT COMMAND...` is the client: `HOME/bin/console` is the one command an operator grants.
+//! - **Eclipse Equinox 3.9** (`libequinox-osgi-java`), started with `-console 127.0.0.1:PORT`
+//!   and `osgi.console.enable.builtin=true`: its built-in telnet console, prompt `osgi> `, as
+//!   the Equinox documentation describes it ("-console [port]: start the OSGi console, on a
+//!   telnet port if one is given") and as IBM's procedure shows it (`osgi> install <URL>`).
+//! - **Apache Felix** (`felix-main`) with the Gogo shell bundles, whose `telnetd` command
+//!   ("telnetd [-i ip] [-p port] start: start simple telnet server", Gogo shell 0.12) serves
+//!   the shell, prompt `g! `; it runs from `gosh.args`.
 //!
-//! Environment: `JAVA` (default `java`), `FELIX_MAIN` (default
-//! `/usr/share/java/org.apache.felix.main.jar`) and `FELIX_BUNDLES` (default
-//! `/usr/share/felix-framework/bundle`, the Gogo shell bundles).
+//! Environment: `JAVA` (default `java`), `EQUINOX_JAR` (default
+//! `/usr/share/java/org.eclipse.osgi.nb.jar`), `FELIX_MAIN` (default
+//! `/usr/share/java/org.apache.felix.main.jar`), `FELIX_BUNDLES` (default
+//! `/usr/share/felix-framework/bundle`, the Gogo bundles).
 
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The request that stops the framework and the console server.
-const SHUTDOWN: &str = "__shutdown__";
+/// Which framework a node runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Equinox,
+    Felix,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Result<Kind> {
+        match s {
+            "equinox" => Ok(Kind::Equinox),
+            "felix" => Ok(Kind::Felix),
+            _ => bail!("--framework: `{s}` is not equinox or felix"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Equinox => "equinox",
+            Kind::Felix => "felix",
+        }
+    }
+
+    /// The console's prompt.
+    pub fn prompt(self) -> &'static str {
+        match self {
+            Kind::Equinox => "osgi> ",
+            Kind::Felix => "g! ",
+        }
+    }
+}
+
+/// Debian's Equinox 3.9.1 jar lacks the console's message catalogue (every line reads "NLS
+/// missing message: ..."). These are the upstream English messages of
+/// `org/eclipse/osgi/framework/internal/core/ConsoleMessages.properties` (Equinox 3.x) for
+/// what the console prints for `ss`, `install`, `start`, `stop`, `uninstall` and `close`; they
+/// are put before the jar on the class path.
+const EQUINOX_MESSAGES: &str = "CONSOLE_PROMPT=osgi> \n\
+CONSOLE_ID=id\n\
+CONSOLE_STATE_BUNDLE_TITLE=State       Bundle\n\
+CONSOLE_FRAMEWORK_IS_LAUNCHED_MESSAGE=Framework is launched.\n\
+CONSOLE_BUNDLE_ID_MESSAGE=Bundle id is \n\
+CONSOLE_NO_BUNDLE_SPECIFIED_ERROR=No bundle(s) specified!\n\
+CONSOLE_NOTHING_TO_INSTALL_ERROR=Nothing to install!\n\
+CONSOLE_NO_INSTALLED_BUNDLES_ERROR=No installed bundles.\n\
+CONSOLE_CANNOT_FIND_BUNDLE_ERROR=Cannot find bundle {0}\n\
+CONSOLE_INVALID_BUNDLE_SPECIFICATION_ERROR=Invalid bundle specification.\n\
+CONSOLE_NESTED_EXCEPTION=Nested Exception:\n\
+CONSOLE_LISTENING_ON_PORT=Listening on port {0} ... \n\
+CONSOLE_TELNET_CONNECTION_REFUSED=Connection refused.\n\
+CONSOLE_TELNET_CURRENTLY_USED=Telnet is currently being used.\n\
+CONSOLE_TELNET_ONE_CLIENT_ONLY=Only one client can access at a time.\n";
 
 fn env_or(key: &str, default: &str) -> PathBuf {
     PathBuf::from(std::env::var(key).unwrap_or_else(|_| default.to_string()))
 }
 
-/// The node's console port, from `HOME/node.json`.
-pub fn port(home: &Path) -> Result<u16> {
+/// A node's console port and framework, from `HOME/node.json`.
+pub fn console_of(home: &Path) -> Result<(u16, Kind)> {
     let v: serde_json::Value = serde_json::from_str(&simkit::read(&home.join("node.json")))
         .with_context(|| format!("{}/node.json", home.display()))?;
-    v["port"]
-        .as_u64()
-        .map(|p| p as u16)
-        .context("node.json has no port")
+    let port = v["port"].as_u64().context("node.json has no port")? as u16;
+    Ok((
+        port,
+        Kind::parse(v["framework"].as_str().unwrap_or("felix"))?,
+    ))
 }
 
 fn pid_file(home: &Path) -> PathBuf {
-    home.join("run/console.pid")
+    home.join("run/framework.pid")
 }
 
-/// The console server's pid, if it runs.
+/// The framework's pid, if it runs.
 pub fn running(home: &Path) -> Option<u32> {
     let pid: u32 = simkit::read(&pid_file(home)).parse().ok()?;
     simkit::alive(pid).then_some(pid)
 }
 
-/// Lay out a node: `node.json`, `bin/console`, `bundles/`.
-pub fn create(home: &Path, name: &str, port: u16) -> Result<()> {
+/// Lay out a node: `node.json` and `bundles/`.
+pub fn create(home: &Path, name: &str, port: u16, kind: Kind) -> Result<()> {
     std::fs::create_dir_all(home.join("bundles"))?;
     std::fs::write(
         home.join("node.json"),
-        serde_json::json!({ "name": name, "port": port }).to_string(),
+        serde_json::json!({ "name": name, "port": port, "framework": kind.name() }).to_string(),
     )?;
-    let me = std::env::current_exe()?;
-    simkit::write_exec(
-        &home.join("bin/console"),
-        &format!(
-            "#!/bin/sh\n# The Gogo shell of this node's OSGi framework: console COMMAND...\nexec '{}' console {port} \"$@\"\n",
-            me.display()
-        ),
-    )
+    Ok(())
 }
 
-/// `node start HOME`: launch the console server and wait until the shell answers.
+/// The JVM command line of a node's framework.
+fn command(home: &Path, port: u16, kind: Kind) -> Result<Command> {
+    let java = env_or("JAVA", "java");
+    let mut cmd = Command::new(&java);
+    match kind {
+        Kind::Equinox => {
+            let jar = env_or("EQUINOX_JAR", "/usr/share/java/org.eclipse.osgi.nb.jar");
+            if !jar.is_file() {
+                bail!(
+                    "Eclipse Equinox is not installed ({} is missing): apt-get install libequinox-osgi-java default-jre-headless",
+                    jar.display()
+                );
+            }
+            let dir = home.join("equinox");
+            let nls = dir.join("nls/org/eclipse/osgi/framework/internal/core");
+            std::fs::create_dir_all(&nls)?;
+            std::fs::write(nls.join("ConsoleMessages.properties"), EQUINOX_MESSAGES)?;
+            cmd.arg(format!(
+                "-Dosgi.configuration.area={}",
+                dir.join("configuration").display()
+            ))
+            .args([
+                "-Dosgi.console.enable.builtin=true",
+                "-Dosgi.noShutdown=true",
+                "-Declipse.ignoreApp=true",
+            ])
+            .arg("-cp")
+            .arg(format!("{}:{}", dir.join("nls").display(), jar.display()))
+            .arg("org.eclipse.core.runtime.adaptor.EclipseStarter")
+            .arg("-console")
+            .arg(format!("127.0.0.1:{port}"))
+            .current_dir(&dir);
+        }
+        Kind::Felix => {
+            let main_jar = env_or("FELIX_MAIN", "/usr/share/java/org.apache.felix.main.jar");
+            let shell = env_or("FELIX_BUNDLES", "/usr/share/felix-framework/bundle");
+            if !main_jar.is_file() || !shell.is_dir() {
+                bail!(
+                    "Apache Felix is not installed ({} or {} is missing): apt-get install felix-main default-jre-headless",
+                    main_jar.display(),
+                    shell.display()
+                );
+            }
+            let felix = home.join("felix");
+            let system = felix.join("system");
+            std::fs::create_dir_all(&system)?;
+            for jar in std::fs::read_dir(&shell)? {
+                let jar = jar?.path();
+                let link = system.join(jar.file_name().unwrap_or_default());
+                if !link.exists() {
+                    std::os::unix::fs::symlink(&jar, &link)?;
+                }
+            }
+            // Debian's Felix predates Java 9: it is told the running VM offers the Java SE
+            // execution environments its shell bundles require.
+            std::fs::write(
+                felix.join("config.properties"),
+                format!(
+                    "org.osgi.framework.storage={}\nfelix.auto.deploy.dir={}\nfelix.auto.deploy.action=install,start\n\
+                     org.osgi.framework.system.capabilities.extra=osgi.ee; osgi.ee=\"JavaSE\"; version:List<Version>=\"1.0,1.1,1.2,1.3,1.4,1.5,1.6,1.7,1.8\"\n",
+                    felix.join("cache").display(),
+                    system.display()
+                ),
+            )?;
+            cmd.args([
+                "--add-opens",
+                "java.base/java.net=ALL-UNNAMED",
+                "--add-opens",
+                "java.base/java.security=ALL-UNNAMED",
+                "--add-opens",
+                "java.base/java.lang=ALL-UNNAMED",
+            ])
+            .arg(format!(
+                "-Dfelix.config.properties=file:{}",
+                felix.join("config.properties").display()
+            ))
+            .arg(format!(
+                "-Dgosh.args=--nointeractive --noshutdown -c telnetd -i 127.0.0.1 -p {port} start"
+            ))
+            .arg("-jar")
+            .arg(&main_jar)
+            .current_dir(&felix);
+        }
+    }
+    Ok(cmd)
+}
+
+/// `node start HOME`: launch the framework and wait until its console lists the bundles (the
+/// Gogo shell answers before its command bundle has started).
 pub fn start(home: &Path) -> Result<()> {
     let home = std::fs::canonicalize(home)?;
     if let Some(pid) = running(&home) {
         println!("node {} already runs (pid {pid})", home.display());
         return Ok(());
     }
+    let (port, kind) = console_of(&home)?;
     std::fs::create_dir_all(home.join("run"))?;
-    let pid = simkit::spawn_detached(
-        Command::new(std::env::current_exe()?)
-            .args(["node", "run"])
-            .arg(&home),
-    )?;
+    let log = std::fs::File::create(home.join("framework.log"))?;
+    let mut cmd = command(&home, port, kind)?;
+    cmd.stdout(log.try_clone()?).stderr(log);
+    let pid = simkit::spawn_detached(&mut cmd)?;
     std::fs::write(pid_file(&home), pid.to_string())?;
-    let port = port(&home)?;
     let up = simkit::wait_until(Duration::from_secs(60), || {
-        !simkit::alive(pid) || home.join("run/ready").exists()
+        !simkit::alive(pid) || bundles(port, kind).is_ok()
     });
     if !up || !simkit::alive(pid) {
         bail!(
-            "the OSGi framework of {} did not come up on port {port}: see {}",
+            "the {} framework of {} did not open its console on port {port}: see {}",
+            kind.name(),
             home.display(),
-            home.join("felix.log").display()
+            home.join("framework.log").display()
         );
     }
     Ok(())
 }
 
-/// `node stop HOME`: stop the framework and its console server.
+/// `node stop HOME`: shut the framework down from its console (`close` for Equinox, `stop 0`
+/// for Felix), or kill it.
 pub fn stop(home: &Path) -> Result<()> {
     let Some(pid) = running(home) else {
         return Ok(());
     };
-    let _ = send(port(home)?, SHUTDOWN);
+    let (port, kind) = console_of(home)?;
+    let _ = send(
+        port,
+        kind,
+        if kind == Kind::Equinox {
+            "close"
+        } else {
+            "stop 0"
+        },
+    );
     if !simkit::wait_until(Duration::from_secs(20), || !simkit::alive(pid)) {
         Command::new("kill")
             .args(["-9", &pid.to_string()])
@@ -105,220 +250,118 @@ pub fn stop(home: &Path) -> Result<()> {
     Ok(())
 }
 
-/// What the shell printed so far, and whether it has exited.
-#[derive(Default)]
-struct Screen {
-    text: String,
-    closed: bool,
-}
-
-type Shared = Arc<(Mutex<Screen>, Condvar)>;
-
-/// Wait until the screen holds `marker` (then take what came before it) or `limit` passes.
-fn take_until(screen: &Shared, marker: &str, limit: Duration) -> Result<String> {
-    let (lock, cv) = &**screen;
-    let until = Instant::now() + limit;
-    let mut s = lock.lock().unwrap();
+/// Read from `conn` until `marker` arrives; what came before it.
+fn read_until(conn: &mut TcpStream, marker: &str, until: Instant) -> Result<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
     loop {
-        if let Some(at) = s.text.find(marker) {
-            let before = s.text[..at].to_string();
-            let rest = s.text[at + marker.len()..].to_string();
-            s.text = rest;
-            return Ok(before);
+        if let Some(at) = String::from_utf8_lossy(&got).find(marker) {
+            return Ok(String::from_utf8_lossy(&got).to_string()[..at].to_string());
         }
-        if s.closed {
-            bail!("the OSGi framework exited: {}", s.text.trim());
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("the console did not show `{marker}` in time");
         }
-        let now = Instant::now();
-        if now > until {
-            bail!("the Gogo shell did not answer within {} s", limit.as_secs());
+        conn.set_read_timeout(Some(left))?;
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            bail!("the console closed the connection");
         }
-        s = cv.wait_timeout(s, until - now).unwrap().0;
+        got.extend_from_slice(&buf[..n]);
     }
 }
 
-/// Drop the shell's prompts from its output.
-fn clean(text: &str) -> String {
-    text.lines()
-        .map(|l| {
-            let mut l = l.trim_end_matches('\r');
-            while let Some(rest) = l.strip_prefix("g! ") {
-                l = rest;
-            }
-            l.trim_end_matches("g!").to_string()
-        })
-        .filter(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// `node run HOME`: the console server (runs until shut down or the framework exits).
-pub fn run(home: &Path) -> Result<()> {
-    let home = std::fs::canonicalize(home)?;
-    let port = port(&home)?;
-    let java = env_or("JAVA", "java");
-    let main_jar = env_or("FELIX_MAIN", "/usr/share/java/org.apache.felix.main.jar");
-    let shell = env_or("FELIX_BUNDLES", "/usr/share/felix-framework/bundle");
-    if !main_jar.is_file() || !shell.is_dir() {
-        bail!(
-            "Apache Felix is not installed ({} or {} is missing): apt-get install felix-main default-jre-headless",
-            main_jar.display(),
-            shell.display()
-        );
-    }
-    let felix = home.join("felix");
-    let system = felix.join("system");
-    std::fs::create_dir_all(&system)?;
-    for jar in std::fs::read_dir(&shell)? {
-        let jar = jar?.path();
-        let link = system.join(jar.file_name().unwrap_or_default());
-        if !link.exists() {
-            std::os::unix::fs::symlink(&jar, &link)?;
-        }
-    }
-    // Debian's Felix predates Java 9: it is told the running VM offers the Java SE
-    // execution environments its shell bundles require.
-    std::fs::write(
-        felix.join("config.properties"),
-        format!(
-            "org.osgi.framework.storage={}\nfelix.auto.deploy.dir={}\nfelix.auto.deploy.action=install,start\n\
-             org.osgi.framework.system.capabilities.extra=osgi.ee; osgi.ee=\"JavaSE\"; version:List<Version>=\"1.0,1.1,1.2,1.3,1.4,1.5,1.6,1.7,1.8\"\n",
-            felix.join("cache").display(),
-            system.display()
-        ),
-    )?;
-    let log = std::fs::File::create(home.join("felix.log"))?;
-    let mut child = Command::new(&java)
-        .args([
-            "--add-opens",
-            "java.base/java.net=ALL-UNNAMED",
-            "--add-opens",
-            "java.base/java.security=ALL-UNNAMED",
-            "--add-opens",
-            "java.base/java.lang=ALL-UNNAMED",
-        ])
-        .arg(format!(
-            "-Dfelix.config.properties=file:{}",
-            felix.join("config.properties").display()
-        ))
-        .arg("-jar")
-        .arg(&main_jar)
-        .current_dir(&felix)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", java.display()))?;
-    let mut stdin = child.stdin.take().context("no stdin")?;
-    let mut stdout = child.stdout.take().context("no stdout")?;
-    let screen: Shared = Arc::default();
-    let reader = screen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            let n = stdout.read(&mut buf).unwrap_or(0);
-            let (lock, cv) = &*reader;
-            let mut s = lock.lock().unwrap();
-            if n == 0 {
-                s.closed = true;
-                cv.notify_all();
-                return;
-            }
-            s.text.push_str(&String::from_utf8_lossy(&buf[..n]));
-            cv.notify_all();
-        }
-    });
-    take_until(&screen, "g! ", Duration::from_secs(60))?;
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .with_context(|| format!("listening on 127.0.0.1:{port}"))?;
-    std::fs::write(home.join("run/ready"), "")?;
-    for (n, conn) in listener.incoming().enumerate() {
-        let Ok(mut conn) = conn else { continue };
-        let mut line = String::new();
-        if BufReader::new(&conn).read_line(&mut line).is_err() {
-            continue;
-        }
-        let command = line.trim();
-        if command == SHUTDOWN {
-            let _ = writeln!(stdin, "stop 0");
-            let _ = stdin.flush();
-            let ended = simkit::wait_until(Duration::from_secs(15), || {
-                child.try_wait().ok().flatten().is_some()
-            });
-            if !ended {
-                let _ = child.kill();
-            }
-            let _ = conn.write_all(b"stopped\n");
-            let _ = std::fs::remove_file(home.join("run/ready"));
-            return Ok(());
-        }
-        let marker = format!("__end_of_answer_{n}__");
-        let answer = writeln!(stdin, "{command}\necho {marker}")
-            .and_then(|_| stdin.flush())
-            .map_err(anyhow::Error::from)
-            .and_then(|_| take_until(&screen, &format!("{marker}\n"), Duration::from_secs(60)));
-        let reply = match answer {
-            Ok(text) => clean(&text),
-            Err(e) => format!("console: {e:#}"),
-        };
-        let _ = conn.write_all(reply.as_bytes());
-        let _ = conn.shutdown(Shutdown::Write);
-        if child.try_wait().ok().flatten().is_some() {
-            bail!("the OSGi framework exited");
-        }
-    }
-    Ok(())
-}
-
-/// Send one command line to the console on `port`; what the shell printed.
-pub fn send(port: u16, command: &str) -> Result<String> {
+/// Run one command on the console at 127.0.0.1:`port`: what it printed, without `\r` and the
+/// prompt (an empty command only checks that the console answers).
+pub fn send(port: u16, kind: Kind, command: &str) -> Result<String> {
+    let until = Instant::now() + Duration::from_secs(60);
     let mut conn = TcpStream::connect(("127.0.0.1", port))
         .with_context(|| format!("no OSGi console on 127.0.0.1:{port}"))?;
-    conn.write_all(format!("{}\n", command.replace('\n', " ")).as_bytes())?;
-    conn.shutdown(Shutdown::Write)?;
-    let mut text = String::new();
-    conn.read_to_string(&mut text)?;
-    Ok(text)
-}
-
-/// Whether the shell's answer reports an error (Gogo prints them as text, not exit codes).
-pub fn is_error(answer: &str) -> bool {
-    answer.lines().any(|l| {
-        l.starts_with("gogo:")
-            || l.starts_with("console:")
-            || l.contains("Exception:")
-            || l.starts_with("Cannot ")
-    })
-}
-
-/// `console PORT COMMAND...`: print the answer; exit 1 when it reports an error.
-pub fn console(port: u16, words: &[String]) -> Result<()> {
-    let answer = send(port, &words.join(" "))?;
-    println!("{answer}");
-    if is_error(&answer) {
-        bail!("the OSGi console reported an error");
+    read_until(&mut conn, kind.prompt(), until)?;
+    if command.is_empty() {
+        return Ok(String::new());
     }
-    Ok(())
+    conn.write_all(format!("{command}\r\n").as_bytes())?;
+    // `close` ends the framework: there is no prompt after it.
+    if command == "close" {
+        return Ok(String::new());
+    }
+    Ok(read_until(&mut conn, kind.prompt(), until)?.replace('\r', ""))
 }
 
-/// One row of `lb`: id, state and the last column (name, location or symbolic name).
+/// One installed bundle.
 pub struct Row {
     pub id: u64,
+    /// As the console prints it (`ACTIVE` for Equinox, `Active` for Felix).
     pub state: String,
-    pub what: String,
+    pub symbolic_name: String,
+    pub version: String,
 }
 
-/// Parse `lb` output.
-pub fn rows(answer: &str) -> Vec<Row> {
-    answer
+impl Row {
+    pub fn active(&self) -> bool {
+        self.state.eq_ignore_ascii_case("active")
+    }
+}
+
+/// The installed bundles: Equinox's `ss` (`id<TAB>STATE<spaces>name_version`) or Felix Gogo's
+/// `lb -s` (`ID|State|Level|name (version)`).
+pub fn bundles(port: u16, kind: Kind) -> Result<Vec<Row>> {
+    let (command, answer) = match kind {
+        Kind::Equinox => ("ss", send(port, kind, "ss")?),
+        Kind::Felix => ("lb -s", send(port, kind, "lb -s")?),
+    };
+    let rows: Vec<Row> = answer
         .lines()
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split('|').map(str::trim).collect();
-            Some(Row {
-                id: cols.first()?.parse().ok()?,
-                state: cols.get(1)?.to_string(),
-                what: cols.get(3)?.to_string(),
-            })
+        .filter_map(|l| match kind {
+            Kind::Equinox => {
+                let (id, rest) = l.split_once('\t')?;
+                let mut words = rest.split_whitespace();
+                let state = words.next()?.to_string();
+                let (name, version) = words.next()?.rsplit_once('_')?;
+                Some(Row {
+                    id: id.trim().parse().ok()?,
+                    state,
+                    symbolic_name: name.to_string(),
+                    version: version.to_string(),
+                })
+            }
+            Kind::Felix => {
+                let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+                let (name, version) = cols.get(3)?.rsplit_once(" (")?;
+                Some(Row {
+                    id: cols.first()?.parse().ok()?,
+                    state: cols.get(1)?.to_string(),
+                    symbolic_name: name.to_string(),
+                    version: version.trim_end_matches(')').to_string(),
+                })
+            }
         })
-        .collect()
+        .collect();
+    if rows.is_empty() {
+        bail!("the framework answered `{command}` with: {answer}");
+    }
+    Ok(rows)
+}
+
+/// Install and start `jar`; its bundle id (`Bundle id is N` from Equinox, `Bundle ID: N`
+/// from Felix).
+pub fn install(port: u16, kind: Kind, jar: &Path) -> Result<u64> {
+    let answer = send(port, kind, &format!("install file:{}", jar.display()))?;
+    let Some(id) = answer.lines().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix("Bundle id is ")
+            .or_else(|| l.strip_prefix("Bundle ID: "))
+            .and_then(|id| id.trim().parse::<u64>().ok())
+    }) else {
+        bail!("install {} answered: {answer}", jar.display());
+    };
+    send(port, kind, &format!("start {id}"))?;
+    let started = bundles(port, kind)?
+        .into_iter()
+        .any(|r| r.id == id && r.active());
+    if !started {
+        bail!("bundle {id} ({}) did not start", jar.display());
+    }
+    Ok(id)
 }

@@ -1,23 +1,25 @@
-//! osgi-grid-sim: real OSGi frameworks (Apache Felix with its Gogo shell, from Debian) for
-//! the nodes of a grid, and a **simulator** of WebSphere eXtreme Scale's `xscmd` (IBM's
-//! product cannot run here). The `osgi-grid` adapter is tested against both.
+//! osgi-grid-sim: real OSGi frameworks from Debian for the nodes of a grid (Eclipse Equinox
+//! with its telnet console, or Apache Felix with the Gogo shell's `telnetd`), and a
+//! **simulator** of WebSphere eXtreme Scale's `xscmd` (IBM's product cannot run here). The
+//! `osgi-grid` adapter is tested against both frameworks and the simulator.
 //!
 //! A fleet folder looks like this:
 //!
 //! ```text
 //! fleet/
 //!   bundles/        grid-plugins-1.0.0.jar (ranking 1) and grid-plugins-1.1.0.jar (ranking 2)
-//!   nodes/serverN/  node.json (console port), bin/console, bundles/ (copies installed in the
-//!                   framework), felix/ (configuration and bundle cache), felix.log
-//!   grid/           state.json (map sets, balancing, active rankings), xscmd.log
+//!   nodes/serverN/  node.json (console port, framework), bundles/ (copies installed in the
+//!                   framework), equinox/ or felix/ (configuration, cache), framework.log
+//!   grid/           state.json (map sets, balancing, active rankings, catalog), xscmd.log
+//!   grid-password   the catalog's password (the spec's secret)
 //!   bin/xscmd       the xscmd simulator for this grid
 //!   rollout.toml    a Cutover spec updating the grid
 //! ```
 //!
 //! Commands:
-//! - `fleet DIR --nodes N --port P --plugins DIR [--group-size G]`
+//! - `fleet DIR --nodes N --port P --plugins DIR [--group-size G] [--framework equinox|felix]`
 //! - `bundle OUT --version V --service NAME=RANKING ... [--name SYMBOLIC-NAME]`
-//! - `node start|stop|run HOME`, `console PORT COMMAND...`
+//! - `node start|stop HOME`
 //! - `xscmd GRID -c COMMAND [-sr S;R,...] [-g GRID -ms MAPSET]`
 //! - `status DIR`, `teardown DIR`
 
@@ -46,6 +48,7 @@ fn run(args: &[String]) -> Result<()> {
                 port: arg(args, "--port", "18900").parse()?,
                 plugins: simkit::plugins_dir(args),
                 group_size: arg(args, "--group-size", "1"),
+                framework: framework::Kind::parse(&arg(args, "--framework", "equinox"))?,
             },
         ),
         "bundle" => {
@@ -69,20 +72,12 @@ fn run(args: &[String]) -> Result<()> {
             match args.get(1).map(String::as_str) {
                 Some("start") => framework::start(&home),
                 Some("stop") => framework::stop(&home),
-                Some("run") => framework::run(&home),
-                _ => bail!("usage: osgi-grid-sim node start|stop|run HOME"),
+                _ => bail!("usage: osgi-grid-sim node start|stop HOME"),
             }
-        }
-        "console" => {
-            let port = args
-                .get(1)
-                .context("usage: console PORT COMMAND...")?
-                .parse()?;
-            framework::console(port, &args[2..])
         }
         "xscmd" => xscmd::run(&path()?, &args[2..]),
         "status" => fleet::status(&path()?),
         "teardown" => fleet::teardown(&path()?),
-        _ => bail!("usage: osgi-grid-sim fleet|bundle|node|console|xscmd|status|teardown ..."),
+        _ => bail!("usage: osgi-grid-sim fleet|bundle|node|xscmd|status|teardown ..."),
     }
 }

@@ -4,8 +4,9 @@
 //! State lives in `GRID/state.json`: the grid's map sets (balancing state and active service
 //! rankings each), the plugin services the ObjectGrid descriptors reference, and the
 //! container servers (each a real OSGi framework reached through its console). Available
-//! rankings are read from the frameworks: the components of every *active* bundle, as the
-//! eXtreme Scale service tracker sees them. Every command is recorded in `GRID/xscmd.log`.
+//! rankings are read from the frameworks (over their own consoles): the components of every
+//! *active* bundle, as the eXtreme Scale service tracker sees them. Every command is recorded in
+//! `GRID/xscmd.log`, without its connection options.
 //!
 //! Failure injection: while `GRID/fail-update` exists, `osgiUpdate` fails after quiescing
 //! the grid and rolls back to the previous rankings, as the product does; `GRID/update-delay-ms`
@@ -47,30 +48,68 @@ fn record(grid: &Path, line: &str) -> Result<()> {
     )
 }
 
-/// Available rankings per referenced service on one server (from its framework).
-pub fn available(port: u16, services: &[String]) -> Result<BTreeMap<String, BTreeSet<i64>>> {
-    let answer = framework::send(port, "lb -l")?;
-    if framework::is_error(&answer) || !answer.contains("START LEVEL") {
-        bail!("the framework answered `lb -l` with: {answer}");
-    }
+/// Available rankings per referenced service on one server: the services of every *active*
+/// bundle in its framework (read over the framework's own console), as the eXtreme Scale
+/// service tracker sees them. A bundle's jar is found among the node's `bundles/` copies by
+/// its symbolic name and version.
+pub fn available(home: &Path, services: &[String]) -> Result<BTreeMap<String, BTreeSet<i64>>> {
+    let (port, kind) = framework::console_of(home)?;
+    let active: Vec<(String, String)> = framework::bundles(port, kind)?
+        .into_iter()
+        .filter(|r| r.active())
+        .map(|r| (r.symbolic_name, r.version))
+        .collect();
     let mut out: BTreeMap<String, BTreeSet<i64>> = services
         .iter()
         .map(|s| (s.clone(), BTreeSet::new()))
         .collect();
-    for row in framework::rows(&answer) {
-        let Some(path) = row.what.strip_prefix("file:") else {
+    for jar in std::fs::read_dir(home.join("bundles"))? {
+        let jar = jar?.path();
+        let Ok((name, version)) = bundle::identity(&jar) else {
             continue;
         };
-        if row.state != "Active" || !path.ends_with(".jar") {
+        if !active.contains(&(name, version)) {
             continue;
         }
-        for (svc, r) in bundle::rankings(Path::new(path)).unwrap_or_default() {
+        for (svc, r) in bundle::rankings(&jar).unwrap_or_default() {
             if let Some(set) = out.get_mut(&svc) {
                 set.insert(r);
             }
         }
     }
     Ok(out)
+}
+
+/// xscmd runs `$JAVA_HOME/bin/java`: IBM's documentation asks to "verify that the JAVA_HOME
+/// environment variable is set" (xsadmin and xscmd utilities); the message is this
+/// simulator's.
+fn java_home() -> Result<()> {
+    let home = std::env::var("JAVA_HOME").unwrap_or_default();
+    if home.is_empty() || !Path::new(&home).join("bin/java").exists() {
+        bail!("JAVA_HOME is not set to a Java runtime (JAVA_HOME={home:?}): set JAVA_HOME");
+    }
+    Ok(())
+}
+
+/// The connection options every xscmd command takes (IBM, "xscmd utility reference":
+/// `-cep <endpoints>` catalog service endpoints, `-user <username>`, `-pwd <password>`). A
+/// grid whose state names a catalog endpoint (and credentials) is reached only with them; the
+/// messages are this simulator's.
+fn connect(state: &Value, args: &[String]) -> Result<()> {
+    let Some(cep) = state["catalog"]["endpoint"].as_str() else {
+        return Ok(());
+    };
+    if flag(args, "-cep") != Some(cep) {
+        bail!("cannot connect to a catalog server: none listens at {} (this grid's catalog service endpoint is {cep}; give it with -cep)",
+            flag(args, "-cep").unwrap_or("localhost:1099 (the default)"));
+    }
+    if let Some(user) = state["catalog"]["user"].as_str() {
+        let pwd = state["catalog"]["password"].as_str().unwrap_or_default();
+        if flag(args, "-user") != Some(user) || flag(args, "-pwd") != Some(pwd) {
+            bail!("the catalog server at {cep} refused the credentials (-user/-pwd)");
+        }
+    }
+    Ok(())
 }
 
 fn list(v: &Value) -> Vec<String> {
@@ -129,8 +168,8 @@ fn check(state: &Value, wanted: &[(String, i64)], services: &[String]) -> Result
     let mut problems = Vec::new();
     for server in state["servers"].as_array().cloned().unwrap_or_default() {
         let name = server["name"].as_str().unwrap_or_default();
-        let port = server["port"].as_u64().unwrap_or_default() as u16;
-        let avail = available(port, services)
+        let home = Path::new(server["home"].as_str().unwrap_or_default());
+        let avail = available(home, services)
             .with_context(|| format!("server {name} cannot be reached"))?;
         for (svc, r) in wanted {
             if !avail.get(svc).is_some_and(|s| s.contains(r)) {
@@ -147,7 +186,17 @@ fn check(state: &Value, wanted: &[(String, i64)], services: &[String]) -> Result
 pub fn run(grid: &Path, args: &[String]) -> Result<()> {
     let command = flag(args, "-c").context("usage: xscmd -c <command> [options]")?;
     let result = dispatch(grid, command, args);
-    let line = args.join(" ");
+    // Recorded without the connection options (a password among them).
+    let mut shown = Vec::new();
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        if matches!(a.as_str(), "-cep" | "-user" | "-pwd") {
+            rest.next();
+        } else {
+            shown.push(a.as_str());
+        }
+    }
+    let line = shown.join(" ");
     match &result {
         Ok(()) => record(grid, &format!("{line} -> ok"))?,
         Err(e) => record(grid, &format!("{line} -> failed: {e:#}"))?,
@@ -156,15 +205,19 @@ pub fn run(grid: &Path, args: &[String]) -> Result<()> {
 }
 
 fn dispatch(grid: &Path, command: &str, args: &[String]) -> Result<()> {
+    java_home()?;
     let mut state = load(grid)?;
+    connect(&state, args)?;
     let services = list(&state["services"]);
     match command {
+        // IBM's procedure (seed §osgiAll): per server, `Server: NAME`, the header `OSGi Service
+        // Name Available Rankings`, a rule, `service r1, r2` rows; then the summary line.
         "osgiAll" => {
             let mut seen = BTreeSet::new();
             for server in state["servers"].as_array().cloned().unwrap_or_default() {
                 let name = server["name"].as_str().unwrap_or_default();
-                let port = server["port"].as_u64().unwrap_or_default() as u16;
-                let avail = available(port, &services)
+                let home = Path::new(server["home"].as_str().unwrap_or_default());
+                let avail = available(home, &services)
                     .with_context(|| format!("server {name} cannot be reached"))?;
                 println!("Server: {name}");
                 println!("OSGi Service Name Available Rankings");
@@ -182,25 +235,42 @@ fn dispatch(grid: &Path, command: &str, args: &[String]) -> Result<()> {
             }
             Ok(())
         }
+        // IBM, "Lesson 4.1: Query service rankings": `osgiCurrent [-g G -ms M] [-sn S]` prints
+        // `OSGi Service Name Current Ranking ObjectGrid Name MapSet Name Server Name`, a rule,
+        // one row per service, map set and server, then CWXSI0040I.
         "osgiCurrent" => {
             let sets = state["mapSets"].as_array().cloned().unwrap_or_default();
             let chosen = match flag(args, "-g") {
                 Some(_) => vec![sets[map_set(&state, args)?].clone()],
                 None => sets,
             };
-            for server in state["servers"].as_array().cloned().unwrap_or_default() {
-                println!("Server: {}", server["name"].as_str().unwrap_or_default());
-                println!("OSGi Service Name Current Ranking");
-                println!("----------------- ---------------");
-                for m in &chosen {
-                    for svc in &services {
-                        println!("{svc} {}", m["active"][svc]);
+            let only = flag(args, "-sn");
+            println!("OSGi Service Name Current Ranking ObjectGrid Name MapSet Name Server Name");
+            println!("----------------- --------------- --------------- ----------- -----------");
+            for m in &chosen {
+                let uses = list(&m["services"]);
+                for svc in services
+                    .iter()
+                    .filter(|s| uses.is_empty() || uses.contains(s))
+                {
+                    if only.is_some_and(|o| o != svc) {
+                        continue;
+                    }
+                    for server in state["servers"].as_array().cloned().unwrap_or_default() {
+                        println!(
+                            "{svc} {} {} {} {}",
+                            m["active"][svc],
+                            m["grid"].as_str().unwrap_or_default(),
+                            m["mapSet"].as_str().unwrap_or_default(),
+                            server["name"].as_str().unwrap_or_default()
+                        );
                     }
                 }
             }
             ok(command);
             Ok(())
         }
+        // Seed: `osgiCheck -sr svc;2,...` prints CWXSI0040I when every ranking is available.
         "osgiCheck" => {
             let wanted = service_rankings(args, &services)?;
             let problems = check(&state, &wanted, &services)?;
@@ -210,6 +280,7 @@ fn dispatch(grid: &Path, command: &str, args: &[String]) -> Result<()> {
             ok(command);
             Ok(())
         }
+        // Seed: `suspendBalancing|resumeBalancing -g G -ms M`.
         "suspendBalancing" | "resumeBalancing" => {
             let i = map_set(&state, args)?;
             let to = if command == "suspendBalancing" {
@@ -222,18 +293,9 @@ fn dispatch(grid: &Path, command: &str, args: &[String]) -> Result<()> {
             ok(command);
             Ok(())
         }
-        "balanceStatus" => {
-            let i = map_set(&state, args)?;
-            let m = &state["mapSets"][i];
-            println!(
-                "Balancing of grid {} map set {}: {}",
-                m["grid"].as_str().unwrap_or_default(),
-                m["mapSet"].as_str().unwrap_or_default(),
-                m["balancing"].as_str().unwrap_or_default()
-            );
-            ok(command);
-            Ok(())
-        }
+        // Seed: `osgiUpdate -sr ... -g G -ms M` quiesces the grid, drains the transactions,
+        // swaps the plugins and reactivates; it prints "Update succeeded for the following
+        // service rankings:" and a `Service Ranking` table, or rolls back on a failure.
         "osgiUpdate" => {
             let wanted = service_rankings(args, &services)?;
             let i = map_set(&state, args)?;
