@@ -277,6 +277,18 @@ fn a_redirect_to_an_ungranted_host_is_not_followed() {
 }
 
 #[test]
+fn raw_wasi_sockets_stay_closed_even_to_a_granted_address() {
+    let (port, count) = serve("HTTP/1.0 200 OK\r\n\r\n".into(), 4);
+    let addr = format!("127.0.0.1:{port}");
+    let h = Hostile::new("wasi-socket")
+        .label("t2", "addr", &addr)
+        .grant("http", &format!("[\"{addr}\"]"))
+        .grant("tcp", &format!("[\"{addr}\"]"));
+    escape(h, &["raw socket to"]);
+    assert_eq!(count.load(Ordering::SeqCst), 0, "a raw socket connected");
+}
+
+#[test]
 fn a_secret_echoed_back_by_the_plugin_is_redacted_everywhere() {
     let token = unique("tok");
     let h = Hostile::new("secret-leak")

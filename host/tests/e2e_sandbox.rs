@@ -182,8 +182,21 @@ fn plugin_inspect_shows_world_steps_and_capabilities() {
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["world"], "adapter");
-    assert_eq!(v["api"], "1.0.0");
+    assert_eq!(v["api"], "1.1.0");
     assert_eq!(v["steps"][2]["kind"], "target-rollout");
+    // A plugin built for contract 1.0 still loads, as what it was built for.
+    let old = run(
+        &dir.path().join("j.db"),
+        &[
+            "plugin",
+            "inspect",
+            "--json",
+            fixtures().join("hostile_adapter.wasm").to_str().unwrap(),
+        ],
+    );
+    assert!(old.status.success(), "{}", text(&old));
+    let old: serde_json::Value = serde_json::from_slice(&old.stdout).unwrap();
+    assert_eq!(old["api"], "1.0.0");
     assert_eq!(v["steps"][2]["undo_idempotent"], true);
     assert_eq!(v["leases"][0], "{root}/.cutover-lease");
     let steps: Vec<&str> = v["steps"]

@@ -325,6 +325,12 @@ impl Runtime {
         own_thread: bool,
     ) -> Result<Store<CallState>, PluginFault> {
         let mut b = WasiCtxBuilder::new();
+        // No WASI sockets: network access goes through the contract's `http` and `tcp`,
+        // which the authority decides per granted host.
+        b.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
         // Before the preopens, which take it.
         b.allow_blocking_current_thread(own_thread);
         for cap in &env.caps.dirs {

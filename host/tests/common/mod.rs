@@ -139,6 +139,8 @@ pub fn status_json(journal: &Path, id: i64) -> serde_json::Value {
 pub struct SimFleet {
     pub dir: tempfile::TempDir,
     sim: PathBuf,
+    /// Added to the environment of every `cutover` this fleet runs.
+    envs: Vec<(String, String)>,
 }
 
 impl SimFleet {
@@ -156,7 +158,17 @@ impl SimFleet {
             .output()
             .expect("the simulator runs");
         assert!(o.status.success(), "{}", text(&o));
-        SimFleet { dir, sim }
+        SimFleet {
+            dir,
+            sim,
+            envs: Vec::new(),
+        }
+    }
+
+    /// Run every `cutover` of this fleet with `key=value` in its environment.
+    pub fn with_env(mut self, key: &str, value: &str) -> SimFleet {
+        self.envs.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// The fleet's folder, as the simulator wrote it into the spec.
@@ -183,7 +195,13 @@ impl SimFleet {
 
     /// `cutover --journal <journal> args...`.
     pub fn run(&self, args: &[&str]) -> Output {
-        run(&self.journal(), args)
+        Command::new(cutover())
+            .arg("--journal")
+            .arg(self.journal())
+            .args(args)
+            .envs(self.envs.iter().cloned())
+            .output()
+            .expect("cutover runs")
     }
 
     /// `cutover plugin test` of the built plugin `wasm` on this fleet's spec; asserts every
@@ -207,6 +225,7 @@ impl SimFleet {
             .arg("--journal")
             .arg(self.journal())
             .args(["run", &self.spec()])
+            .envs(self.envs.iter().cloned())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

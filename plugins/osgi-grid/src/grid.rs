@@ -8,10 +8,13 @@ use crate::read_bundle;
 use cutover_sdk::{fail, info, output, warn, Call, Output, Pair, Result};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// (service, ranking) pairs.
+type Rankings = Vec<(String, i64)>;
+
 /// The rankings the update moves to: every service of the bundle the grid uses (one
 /// `osgiCurrent` shows), as integers, and the map sets that use them. Other services of the
 /// bundle are left out, as preflight warns.
-pub fn plan(params: &[Pair]) -> Result<(Vec<(String, i64)>, Vec<MapSet>)> {
+pub fn plan(params: &[Pair]) -> Result<(Rankings, Vec<MapSet>)> {
     let (path, b) = read_bundle(params)?;
     let used: BTreeSet<String> = xscmd::current(params, &[])?
         .into_iter()
@@ -35,7 +38,7 @@ pub fn plan(params: &[Pair]) -> Result<(Vec<(String, i64)>, Vec<MapSet>)> {
 }
 
 /// The wanted rankings of the services `set` uses.
-fn of_set(wanted: &[(String, i64)], set: &MapSet) -> Vec<(String, i64)> {
+fn of_set(wanted: &[(String, i64)], set: &MapSet) -> Rankings {
     wanted
         .iter()
         .filter(|(svc, _)| set.services.contains(svc))
