@@ -2,7 +2,9 @@
 //! the `talend-remote-engine` adapter on one simulated engine of 6,000 tasks (timed from the
 //! journal of a real `cutover run`), against the native script an operator would write (`cp
 //! -a` of both folders, then `sed -i` on every `.metadata` and `*-state.dat`) on a tree
-//! generated the same way, in the same run.
+//! generated the same way, in the same run. Rounds alternate the two (`BENCH_ROUNDS`, default
+//! 3, each on fresh trees) and the medians are compared: the machine is shared, and one round
+//! can be slowed by anything else running.
 //!
 //! Needs the plugins built (see README); builds `talend-sim` into `target/simulators`.
 
@@ -74,28 +76,24 @@ fn native(old: &Path, new: &Path) -> Duration {
     t.elapsed()
 }
 
-fn main() {
-    let plugins = root().join("plugins/target/wasm32-wasip2/release");
-    assert!(
-        plugins.join("talend_remote_engine.wasm").exists(),
-        "build the plugins first (see README)"
-    );
-    let sim = sim();
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = dir.path().join("fleet");
-    let ok = Command::new(&sim)
+/// One `cutover run` of a fresh one-engine fleet in `dir`: the files in data/ and how long
+/// `copy-data` and `rewrite-paths` took, from the journal.
+fn cutover_round(sim: &Path, plugins: &Path, dir: &Path) -> (usize, Duration, Duration) {
+    let fleet = dir.join("fleet");
+    let ok = Command::new(sim)
         .arg("fleet")
         .arg(&fleet)
         .args(["--engines", "1", "--tasks", &TASKS.to_string()])
         .args(["--port", "18990", "--unpair-wait", "0", "--plugins"])
-        .arg(&plugins)
+        .arg(plugins)
+        .stdout(std::process::Stdio::null())
         .status()
         .unwrap()
         .success();
     assert!(ok, "building the fleet failed");
     let engine = fleet.join("engines/re-01/Talend-RE-2.13.2");
     let files = count(&engine.join("data"));
-    let journal = dir.path().join("journal.db");
+    let journal = dir.join("journal.db");
     let cutover = env!("CARGO_BIN_EXE_cutover");
     let run = Command::new(cutover)
         .arg("--journal")
@@ -104,7 +102,11 @@ fn main() {
         .arg(fleet.join("rollout.toml"))
         .output()
         .unwrap();
-    let _ = Command::new(&sim).arg("teardown").arg(&fleet).status();
+    let _ = Command::new(sim)
+        .arg("teardown")
+        .arg(&fleet)
+        .stdout(std::process::Stdio::null())
+        .status();
     assert!(
         run.status.success(),
         "{}",
@@ -128,30 +130,70 @@ fn main() {
             (s["ended_ms"].as_i64().unwrap() - s["started_ms"].as_i64().unwrap()) as u64,
         )
     };
-    let (copy, rewrite) = (took("copy-data"), took("rewrite-paths"));
+    (files, took("copy-data"), took("rewrite-paths"))
+}
 
-    // The native peer on a tree generated the same way.
-    let peer = dir.path().join("peer");
-    let old = peer.join("Talend-RE-2.13.2");
+/// The native peer on a tree generated the same way, in `dir`.
+fn native_round(sim: &Path, dir: &Path) -> Duration {
+    let old = dir.join("Talend-RE-2.13.2");
     std::fs::create_dir_all(&old).unwrap();
-    let ok = Command::new(&sim)
+    let ok = Command::new(sim)
         .arg("generate")
         .arg(&old)
         .args(["--tasks", &TASKS.to_string()])
+        .stdout(std::process::Stdio::null())
         .status()
         .unwrap()
         .success();
     assert!(ok);
-    let native = native(&old, &peer.join("Talend-RE-2.13.9"));
+    native(&old, &dir.join("Talend-RE-2.13.9"))
+}
 
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let plugins = root().join("plugins/target/wasm32-wasip2/release");
+    assert!(
+        plugins.join("talend_remote_engine.wasm").exists(),
+        "build the plugins first (see README)"
+    );
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let sim = sim();
     let s = |d: Duration| format!("{:.2} s", d.as_secs_f64());
-    println!("one engine of {TASKS} tasks, {files} files in data/:");
-    println!("  cutover copy-data:        {}", s(copy));
-    println!("  cutover rewrite-paths:    {}", s(rewrite));
-    println!("  cutover both:             {}", s(copy + rewrite));
+    let (mut copies, mut rewrites, mut boths, mut natives) = (vec![], vec![], vec![], vec![]);
+    let mut files = 0;
+    for round in 1..=rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let (n, copy, rewrite) = cutover_round(&sim, &plugins, &dir.path().join("cutover"));
+        let native = native_round(&sim, &dir.path().join("peer"));
+        files = n;
+        println!(
+            "round {round}/{rounds}: cutover {} (copy {}, rewrite {}), native {}",
+            s(copy + rewrite),
+            s(copy),
+            s(rewrite),
+            s(native)
+        );
+        copies.push(copy);
+        rewrites.push(rewrite);
+        boths.push(copy + rewrite);
+        natives.push(native);
+    }
+    let (both, native) = (median(boths), median(natives));
+    println!("one engine of {TASKS} tasks, {files} files in data/ (medians of {rounds} rounds):");
+    println!("  cutover copy-data:        {}", s(median(copies)));
+    println!("  cutover rewrite-paths:    {}", s(median(rewrites)));
+    println!("  cutover both:             {}", s(both));
     println!("  native cp -a + sed -i:    {}", s(native));
     println!(
         "  ratio cutover / native:   {:.2}x (target <= 1.2x)",
-        (copy + rewrite).as_secs_f64() / native.as_secs_f64()
+        both.as_secs_f64() / native.as_secs_f64()
     );
 }

@@ -39,13 +39,22 @@ struct Frame {
     src: OwnedFd,
     dst: OwnedFd,
     rel: PathBuf,
-    names: Vec<CString>,
+    /// Entries, with the type their directory entry says (a hint only: every file is opened
+    /// without following links and checked again).
+    names: Vec<(CString, FileType)>,
     next: usize,
     mode: u32,
+    /// The destination directory was created by this copy, so it holds nothing yet.
+    fresh: bool,
 }
 
 impl Frame {
-    fn new(src: OwnedFd, dst: OwnedFd, rel: PathBuf) -> Result<Frame, (PathBuf, std::io::Error)> {
+    fn new(
+        src: OwnedFd,
+        dst: OwnedFd,
+        rel: PathBuf,
+        fresh: bool,
+    ) -> Result<Frame, (PathBuf, std::io::Error)> {
         let st = rustix::fs::fstat(&src).map_err(|e| (rel.clone(), e.into()))?;
         let mut names = Vec::new();
         let dir = rustix::fs::Dir::read_from(&src).map_err(|e| (rel.clone(), e.into()))?;
@@ -53,10 +62,10 @@ impl Frame {
             let entry = entry.map_err(|e| (rel.clone(), e.into()))?;
             let n = entry.file_name();
             if n != c"." && n != c".." {
-                names.push(n.to_owned());
+                names.push((n.to_owned(), entry.file_type()));
             }
         }
-        names.sort();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Frame {
             src,
             dst,
@@ -64,6 +73,7 @@ impl Frame {
             names,
             next: 0,
             mode: st.st_mode & 0o7777,
+            fresh,
         })
     }
 }
@@ -106,9 +116,10 @@ pub fn copy_tree(
         ..Default::default()
     };
     let mut stack =
-        vec![Frame::new(src_fd, dst_fd, PathBuf::new()).map_err(|(p, e)| fail(&src, &p, e))?];
+        vec![Frame::new(src_fd, dst_fd, PathBuf::new(), false)
+            .map_err(|(p, e)| fail(&src, &p, e))?];
     while let Some(top) = stack.last_mut() {
-        let Some(name) = top.names.get(top.next).cloned() else {
+        let Some((name, hint)) = top.names.get(top.next).cloned() else {
             rustix::fs::fchmod(&top.dst, Mode::from_raw_mode(top.mode))
                 .map_err(|e| fail(&dst, &top.rel, e.into()))?;
             stack.pop();
@@ -116,6 +127,25 @@ pub fn copy_tree(
         };
         top.next += 1;
         let rel = top.rel.join(lossy(&name));
+        // A regular file by its directory entry is copied straight away; it is opened without
+        // following links and checked to be one, so a change since the listing is caught
+        // there and the entry is looked at again.
+        if hint == FileType::RegularFile {
+            match copy_file(&top.src, &top.dst, &name, top.fresh) {
+                Ok(bytes) => {
+                    stats.files += 1;
+                    stats.bytes += bytes;
+                    if !progress(&stats) {
+                        return Err(HostError::TimedOut(format!(
+                            "copy-tree {from} → {to}: interrupted"
+                        )));
+                    }
+                    continue;
+                }
+                Err(Copy::NotRegular) => {}
+                Err(Copy::Failed(e)) => return Err(fail(&src, &rel, e)),
+            }
+        }
         let st = match rustix::fs::statat(&top.src, &name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => continue, // removed while copying
@@ -128,10 +158,12 @@ pub fn copy_tree(
                 if id(&s) == dst_id {
                     return Err(HostError::Invalid(inside));
                 }
-                match rustix::fs::mkdirat(&top.dst, &name, Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
+                let fresh = match rustix::fs::mkdirat(&top.dst, &name, Mode::from_raw_mode(0o700))
+                {
+                    Ok(()) => true,
+                    Err(Errno::EXIST) => false,
                     Err(e) => return Err(fail(&dst, &rel, e.into())),
-                }
+                };
                 let d = rustix::fs::openat(&top.dst, &name, DIR_NOFOLLOW, Mode::empty())
                     .map_err(|e| changed(plugin, &dst, &rel, e))?;
                 if stack.len() >= MAX_DEPTH {
@@ -142,7 +174,7 @@ pub fn copy_tree(
                     ));
                 }
                 stats.dirs += 1;
-                stack.push(Frame::new(s, d, rel).map_err(|(p, e)| fail(&src, &p, e))?);
+                stack.push(Frame::new(s, d, rel, fresh).map_err(|(p, e)| fail(&src, &p, e))?);
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(&top.src, &name, Vec::new())
@@ -152,8 +184,13 @@ pub fn copy_tree(
                     .map_err(|e| fail(&dst, &rel, e.into()))?;
             }
             FileType::RegularFile => {
-                let bytes = copy_file(&top.src, &top.dst, &name, st.st_mode & 0o7777)
-                    .map_err(|e| fail(&src, &rel, e))?;
+                let bytes = match copy_file(&top.src, &top.dst, &name, top.fresh) {
+                    Ok(n) => n,
+                    Err(Copy::NotRegular) => {
+                        return Err(fail(&src, &rel, std::io::Error::other("not a regular file")))
+                    }
+                    Err(Copy::Failed(e)) => return Err(fail(&src, &rel, e)),
+                };
                 stats.files += 1;
                 stats.bytes += bytes;
                 if !progress(&stats) {
@@ -198,16 +235,38 @@ fn clear(dir: &OwnedFd, name: &CStr) -> std::io::Result<()> {
     }
 }
 
-/// Copy one regular file, opened without following links and without blocking.
-fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &CStr, mode: u32) -> std::io::Result<u64> {
-    let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let s = rustix::fs::openat(src, name, OFlags::RDONLY | flags, Mode::empty())?;
-    if FileType::from_raw_mode(rustix::fs::fstat(&s)?.st_mode) != FileType::RegularFile {
-        return Err(std::io::Error::other("not a regular file"));
+/// Why a file was not copied.
+enum Copy {
+    /// It is not (or no longer) a regular file: a link, a directory or a special file.
+    NotRegular,
+    Failed(std::io::Error),
+}
+
+impl From<Errno> for Copy {
+    fn from(e: Errno) -> Copy {
+        Copy::Failed(e.into())
     }
-    if let Ok(st) = rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW) {
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            clear(dst, name)?;
+}
+
+/// Copy one regular file, opened without following links and without blocking, with its
+/// permissions; its size. In a `fresh` destination directory nothing stands in its way. The
+/// bytes move in the kernel (`copy_file_range`), in one call for a file that does not grow.
+fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &CStr, fresh: bool) -> Result<u64, Copy> {
+    let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let s = match rustix::fs::openat(src, name, OFlags::RDONLY | flags, Mode::empty()) {
+        Ok(s) => s,
+        Err(Errno::LOOP | Errno::NOENT) => return Err(Copy::NotRegular),
+        Err(e) => return Err(e.into()),
+    };
+    let st = rustix::fs::fstat(&s)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(Copy::NotRegular);
+    }
+    if !fresh {
+        if let Ok(st) = rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW) {
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                clear(dst, name).map_err(Copy::Failed)?;
+            }
         }
     }
     let d = rustix::fs::openat(
@@ -216,10 +275,37 @@ fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &CStr, mode: u32) -> std::io::R
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | flags,
         Mode::from_raw_mode(0o600),
     )?;
-    let (mut s, mut d) = (std::fs::File::from(s), std::fs::File::from(d));
-    let n = std::io::copy(&mut s, &mut d)?;
-    rustix::fs::fchmod(&d, Mode::from_raw_mode(mode))?;
-    Ok(n)
+    let size = st.st_size.max(0) as u64;
+    let mut copied = 0u64;
+    loop {
+        // What the file held when opened (what grows later is not copied).
+        let want = if copied < size {
+            size - copied
+        } else {
+            1 << 20
+        };
+        let n = match rustix::fs::copy_file_range(&s, None, &d, None, want as usize) {
+            Ok(n) => n as u64,
+            Err(Errno::XDEV | Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP) => {
+                let (mut r, mut w) = (std::fs::File::from(s), std::fs::File::from(d));
+                use std::io::Seek;
+                r.seek(std::io::SeekFrom::Start(copied))
+                    .map_err(Copy::Failed)?;
+                w.seek(std::io::SeekFrom::Start(copied))
+                    .map_err(Copy::Failed)?;
+                copied += std::io::copy(&mut r, &mut w).map_err(Copy::Failed)?;
+                rustix::fs::fchmod(&w, Mode::from_raw_mode(st.st_mode & 0o7777))?;
+                return Ok(copied);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        copied += n;
+        if n == 0 || copied >= size {
+            break;
+        }
+    }
+    rustix::fs::fchmod(&d, Mode::from_raw_mode(st.st_mode & 0o7777))?;
+    Ok(copied)
 }
 
 /// Replace the file `path` (inside a read-write grant) with `contents` atomically: a
