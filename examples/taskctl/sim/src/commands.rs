@@ -202,9 +202,10 @@ fn ctlstart(root: &Path) -> Result<()> {
     let procs = if server { SERVER_PROCS } else { AGENT_PROCS };
     let mut started = Vec::new();
     for p in procs.iter().filter(|p| **p != left_out) {
+        // Listed as soon as it runs: a process not listed exits.
         started.push(spawn(root, p)?.to_string());
+        simkit::write_atomic(&root.join("run/procs"), started.join(" ").as_bytes())?;
     }
-    std::fs::write(root.join("run/procs"), started.join(" "))?;
     std::fs::write(root.join("run/status"), "5")?;
     event(root, "up")?;
     println!("ctlstart: node {} started", name(root));
@@ -247,8 +248,11 @@ fn daemon(cmd: &str, root: &Path) -> Result<()> {
         "run/procs"
     };
     let me = std::process::id();
-    // Give the starter time to write the pid file.
-    std::thread::sleep(Duration::from_millis(200));
+    // The starter lists it right after starting it.
+    let until = Instant::now() + Duration::from_secs(2);
+    while !pids(&root.join(file)).contains(&me) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     while pids(&root.join(file)).contains(&me) {
         std::thread::sleep(Duration::from_millis(100));
     }
