@@ -57,7 +57,7 @@ impl Platform {
             .unwrap();
         let login = std::fs::read_to_string(self.path().join("ctladmin.login")).unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        write!(stdin, "{login}{command}\n").unwrap();
+        writeln!(stdin, "{login}{command}").unwrap();
         drop(stdin);
         text(&child.wait_with_output().unwrap())
     }

@@ -97,6 +97,16 @@ impl Node {
             .collect())
     }
 
+    /// Whether all expected processes run (`up`) or none does, now.
+    pub fn processes_are(&self, up: bool) -> Result<bool> {
+        let running = self.running()?.len();
+        Ok(if up {
+            running == self.expected().len()
+        } else {
+            running == 0
+        })
+    }
+
     /// Wait until all expected processes run (`up`) or none does, at most `settle-timeout`;
     /// the error names the processes, `after` the command that should have done it.
     pub fn await_processes(&self, up: bool, after: &str) -> Result<String> {

@@ -88,15 +88,38 @@ fn held(n: &Node) -> Result<String> {
     n.await_ipc(true, "ctlinit")
 }
 
+/// Whether the node's processes show it started (`up`) or stopped already (then said): the
+/// seed does not say what a second `ctlstart` or `ctlstop` does, so re-runs skip them.
+fn already(node: &Node, up: bool) -> Result<bool> {
+    let done = node.processes_are(up)?;
+    if done {
+        let state = if up { "started" } else { "stopped" };
+        cutover_sdk::info!("node {}: already {state}", node.name);
+    }
+    Ok(done)
+}
+
+/// `ctlstart` (`up`) or `ctlstop`, unless done already.
+fn start_or_stop(node: &Node, up: bool) -> Result<()> {
+    if !already(node, up)? {
+        node.ctl(if up { "ctlstart" } else { "ctlstop" })?;
+    }
+    Ok(())
+}
+
 /// `ctlstop`, then none of the node's processes may run.
 pub fn stop_node(c: &Call) -> Result<Vec<Output>> {
-    act(&Node::of(c)?, "ctlstop", stopped, "ctlstart").map(|_| vec![])
+    let node = Node::of(c)?;
+    if already(&node, false)? {
+        return Ok(vec![]);
+    }
+    act(&node, "ctlstop", stopped, "ctlstart").map(|_| vec![])
 }
 
 /// `ctlstart`, then every process of the node's type must run.
 pub fn undo_stop_node(c: &Call) -> Result<()> {
     let node = Node::of(c)?;
-    node.ctl("ctlstart")?;
+    start_or_stop(&node, true)?;
     started(&node).map(drop)
 }
 
@@ -151,13 +174,14 @@ pub fn undo_start_listener(c: &Call) -> Result<()> {
 
 /// `ctlstart`; `verify` checks the result.
 pub fn start_node(c: &Call) -> Result<Vec<Output>> {
-    Node::of(c)?.ctl("ctlstart").map(|_| vec![])
+    start_or_stop(&Node::of(c)?, true)?;
+    Ok(vec![])
 }
 
 /// `ctlstop`, then none of the node's processes may run.
 pub fn undo_start_node(c: &Call) -> Result<()> {
     let node = Node::of(c)?;
-    node.ctl("ctlstop")?;
+    start_or_stop(&node, false)?;
     stopped(&node).map(drop)
 }
 
