@@ -212,6 +212,11 @@ fn the_tree_is_upgraded_level_by_level_and_no_master_group_is_ever_fully_down() 
 #[test]
 fn a_completed_upgrade_rolls_back_to_the_old_programs_and_leaves_no_backup() {
     let p = Platform::new();
+    // This time ctladmin gets its commands as arguments (the login still on stdin).
+    p.set_spec(
+        "settle-timeout = \"10\"\n",
+        "settle-timeout = \"10\"\nctladmin-input = \"args\"\n",
+    );
     let o = run(&p.journal(), &["run", &p.spec()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = run(&p.journal(), &["rollback", "1"]);
