@@ -27,6 +27,25 @@ pub fn run(program: &str, args: &[&str], timeout_ms: Option<u64>) -> Result<Exit
     .map_err(Error::from)
 }
 
+/// Run `program args...` with `input` on its standard input (a console fed its commands, a
+/// login read from a secret) and return how it ended (any exit code).
+pub fn run_input(
+    program: &str,
+    args: &[&str],
+    input: &[u8],
+    timeout_ms: Option<u64>,
+) -> Result<Exit> {
+    exec::run(&Command {
+        program: program.to_string(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        cwd: None,
+        env: Vec::new(),
+        stdin: Some(input.to_vec()),
+        timeout_ms,
+    })
+    .map_err(Error::from)
+}
+
 /// Run a fully described command (environment, working directory, input) and return how it
 /// ended.
 pub fn run_command(cmd: &Command) -> Result<Exit> {

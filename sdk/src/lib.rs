@@ -21,6 +21,7 @@ pub mod cmd;
 pub mod config;
 mod error;
 pub mod files;
+pub mod inplace;
 #[cfg(feature = "jar")]
 pub mod jar;
 mod logging;
@@ -30,6 +31,7 @@ pub mod release;
 pub mod rewrite;
 mod steps;
 pub mod tcp;
+pub mod unix;
 pub mod wait;
 pub mod waves;
 pub mod web;

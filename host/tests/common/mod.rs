@@ -69,12 +69,30 @@ pub fn fixtures() -> PathBuf {
         .clone()
 }
 
+/// Where the tests build `name` (`plugins`, `fixtures`, `simulators`): under
+/// `$CARGO_TARGET_DIR/<name>` when the tests run with one, else `default` in the repository.
+fn build_dir(name: &str, default: &str) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d).join(name),
+        None => root().join(default),
+    }
+}
+
 /// Build the wasm32-wasip2 workspace at `folder` (relative to the repository root) in
 /// release; the folder of its `.wasm` files.
 fn build_wasm(folder: &str, what: &str) -> PathBuf {
+    let name = Path::new(folder).file_name().unwrap().to_str().unwrap();
+    let target = build_dir(name, &format!("{folder}/target"));
     // From inside the workspace, so its .cargo/config.toml (link flags) applies.
     let status = Command::new(cargo())
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target)
         .current_dir(root().join(folder))
         .status()
         .expect("cargo runs");
@@ -82,13 +100,13 @@ fn build_wasm(folder: &str, what: &str) -> PathBuf {
         status.success(),
         "building {what} failed (is the target installed? `rustup target add wasm32-wasip2`)"
     );
-    root().join(folder).join("target/wasm32-wasip2/release")
+    target.join("wasm32-wasip2/release")
 }
 
 /// Build a simulator binary of `package` once; its path.
 pub fn simulator(package: &str) -> PathBuf {
     static BUILT: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
-    let dir = root().join("target/simulators");
+    let dir = build_dir("simulators", "target/simulators");
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap();
     if !built.iter().any(|p| p == package) {

@@ -1,61 +1,47 @@
 //! `taskctl`: upgrade the nodes of a TASKCTL 8 platform (scheduling server, master agents,
-//! slave agents) while the tree keeps working. Per node: remember the platform
-//! configuration, stop the node (`ctlstop`) and its listener (`ctlshut`), install the new
-//! version, start the listener (`ctlinit`) and the node (`ctlstart`), then verify status 5 in
-//! `listcirn`, the role's processes, and that task types, projects and global parameters
-//! (`listjt`, `listapp`, `listpara`) are unchanged. Undo restores the previous version and
-//! restarts the node.
+//! slave agents) while the tree keeps working, using only what the vendor's article on
+//! distributed deployment documents (the "seed", cited by line) and parameters for what it
+//! leaves out. Per node:
 //!
-//! Constraints: a master agent and all its slaves are never down together, and the levels go
-//! in the order of parameter `order` (default slaves, then masters, then the server).
+//! 1. `snapshot`: `listcirn` in `ctladmin` shows the node `5-启动状态`; record `listjt`,
+//!    `listapp`, `listpara` (seed L141-145).
+//! 2. `stop-node`: the node's `ctlstop` (L131); none of its processes may remain (L147-155).
+//! 3. `stop-listener`: `ctlshut` (L63); `ipcs -m` / `ipcs -q` must show none of the
+//!    listener's shared memory and message queues (L53-61).
+//! 4. `install`: replace the node's program folders with the package's, keeping the old
+//!    ones for undo (the seed documents no upgrade or install layout: Cutover's design).
+//! 5. `start-listener`: `ctlinit` (L51-57); its shared memory and message queues must be
+//!    there.
+//! 6. `start-node`: `ctlstart` (L127-129).
+//! 7. `verify`: `listcirn` shows the node started, its processes run, the listings are
+//!    unchanged, and the version when `version-file` names where to read it.
 //!
-//! Parameters: `version`, `package` (the new version's folder), `order`, `ps` (the `ps`
-//! program, for the process check); per target: `type`, `parent`, `root`.
+//! Undo runs the opposite command and the same check; `install` is undone by moving the old
+//! folders back. Constraints: a master agent and all its slaves are never down together, and
+//! the levels go in the order of parameter `order`.
 
+mod admin;
+mod check;
+mod node;
+mod steps;
 mod tree;
 
-use cutover_sdk::params::{declare, get, label};
-use cutover_sdk::{cmd, fail, files, output, preflight, release};
-use cutover_sdk::{
-    About, Access, Call, Cap, Constraint, Finding, Output, Pair, PreflightContext, Result, StepDef,
-    Target,
-};
-use std::path::{Path, PathBuf};
+use cutover_sdk::params::{declare, get};
+use cutover_sdk::{preflight, Constraint, Finding, Pair, PreflightContext, Result, Target};
+use cutover_sdk::{About, Access, Cap, StepDef};
+use steps::*;
 
 struct Taskctl;
 
-/// Processes of a scheduling server node.
-const SERVER_PROCS: &[&str] = &[
-    "ctlcpg", "ctlsps", "ctldrr", "ctldar", "ctlstr", "ctldsy", "ctlemr", "ctlucd", "ctljmm",
-];
-/// Processes of an agent node.
-const AGENT_PROCS: &[&str] = &["ctlcpg", "ctlsps", "ctldrr", "ctldar", "ctlstr"];
-/// The configuration listings that must not change.
-const LISTINGS: &[&str] = &["listjt", "listapp", "listpara"];
-
-/// The target of a step call (every step runs per target).
-fn target(c: &Call) -> Result<&Target> {
-    c.target
-        .as_ref()
-        .ok_or_else(|| fail("taskctl has no fleet steps"))
+/// A node program, `{home}/{bin}/<name>`.
+macro_rules! program {
+    ($name:literal) => {
+        Cap::Exec(concat!("{home}/{bin}/", $name))
+    };
 }
 
-/// The node's home, label `root`.
-fn root(c: &Call) -> Result<PathBuf> {
-    Ok(PathBuf::from(label(target(c)?, "root")?))
-}
-
-/// The node's home and the version being installed: every step requires both.
-fn node(c: &Call) -> Result<(PathBuf, &str)> {
-    let root = root(c)?;
-    Ok((root, c.param("version")?))
-}
-
-/// Run `<root>/bin/<command>`; its standard output.
-fn ctl(root: &Path, command: &str, args: &[&str]) -> Result<String> {
-    let program = root.join("bin").join(command).display().to_string();
-    Ok(cmd::run_ok(&program, args, None)?.stdout)
-}
+/// What the `ctladmin` sessions need.
+const ADMIN: [Cap; 2] = [Cap::Exec("{ctladmin}"), Cap::Secret("{ctladmin-login?}")];
 
 fn problems(p: Vec<(String, String)>) -> String {
     p.into_iter()
@@ -64,336 +50,137 @@ fn problems(p: Vec<(String, String)>) -> String {
         .join("; ")
 }
 
-/// Record the configuration listings and where `current` points.
-fn snapshot(c: &Call) -> Result<Vec<Output>> {
-    let (root, _) = node(c)?;
-    let mut outputs = Vec::new();
-    for l in LISTINGS {
-        outputs.push(output(l, ctl(&root, l, &[])?));
-    }
-    let previous = release::current(&root)
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    outputs.push(output("previous", previous));
-    Ok(outputs)
-}
-
-/// A step that runs one control command of the node.
-fn run_ctl(c: &Call, command: &str) -> Result<Vec<Output>> {
-    let (root, _) = node(c)?;
-    ctl(&root, command, &[]).map(|_| vec![])
-}
-
-/// An undo that runs one control command of the node.
-fn undo_ctl(c: &Call, command: &str) -> Result<()> {
-    ctl(&root(c)?, command, &[]).map(drop)
-}
-
-fn stop_node(c: &Call) -> Result<Vec<Output>> {
-    run_ctl(c, "ctlstop")
-}
-
-fn stop_listener(c: &Call) -> Result<Vec<Output>> {
-    run_ctl(c, "ctlshut")
-}
-
-fn start_listener(c: &Call) -> Result<Vec<Output>> {
-    run_ctl(c, "ctlinit")
-}
-
-fn start_node(c: &Call) -> Result<Vec<Output>> {
-    run_ctl(c, "ctlstart")
-}
-
-fn undo_stop_node(c: &Call) -> Result<()> {
-    undo_ctl(c, "ctlstart")
-}
-
-fn undo_stop_listener(c: &Call) -> Result<()> {
-    undo_ctl(c, "ctlinit")
-}
-
-fn undo_start_listener(c: &Call) -> Result<()> {
-    undo_ctl(c, "ctlshut")
-}
-
-fn undo_start_node(c: &Call) -> Result<()> {
-    undo_ctl(c, "ctlstop")
-}
-
-/// Copy the package into `versions/<version>` once and point `current` at it.
-fn install(c: &Call) -> Result<Vec<Output>> {
-    let (root, version) = node(c)?;
-    let package = PathBuf::from(c.param("package")?);
-    let rel = Path::new("versions").join(version);
-    let copied = release::install(&package, &root.join(&rel))?;
-    release::switch(&root, &rel)?;
-    Ok(vec![output("files", copied.to_string())])
-}
-
-/// Point `current` back at the version `snapshot` recorded.
-fn uninstall(c: &Call) -> Result<()> {
-    release::switch_back(&root(c)?, c.output("previous"))
-}
-
-/// Status 5, the role's processes from this node's home, the version, and the configuration
-/// listings as they were before.
-fn verify(c: &Call) -> Result<Vec<Output>> {
-    let (root, version) = node(c)?;
-    let root = root.as_path();
-    let t = target(c)?;
-    let name = get(&t.labels, "name").unwrap_or(&t.id);
-    let cirn = ctl(root, "listcirn", &[])?;
-    let row = cirn
-        .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some(name))
-        .ok_or_else(|| fail(format!("listcirn does not list node {name}")))?;
-    if !row.trim_end().ends_with("5-启动状态") {
-        return Err(fail(format!(
-            "listcirn shows node {name} not started: {}",
-            row.trim()
-        )));
-    }
-    let running = files::read_string(&root.join("current/VERSION"))?;
-    if running.trim() != version {
-        return Err(fail(format!(
-            "node {name} runs {}, not {version}",
-            running.trim()
-        )));
-    }
-    let ps = c.param("ps")?;
-    let listing = cmd::run_ok(ps, &["-eo", "comm=,args="], None)?.stdout;
-    let home = format!("{}/bin/", root.display());
-    let mine: Vec<&str> = listing
-        .lines()
-        .filter(|l| l.contains(&home))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    let wanted = if get(&t.labels, "type") == Some(tree::SERVER) {
-        SERVER_PROCS
-    } else {
-        AGENT_PROCS
-    };
-    let missing: Vec<&&str> = wanted.iter().filter(|p| !mine.contains(p)).collect();
-    if !missing.is_empty() {
-        return Err(fail(format!(
-            "node {name}: processes not running: {}",
-            missing
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        )));
-    }
-    for l in LISTINGS {
-        let now = ctl(root, l, &[])?;
-        let before = c.output(l).unwrap_or_default();
-        if now.trim() != before.trim() {
-            return Err(fail(format!(
-                "node {name}: `{l}` changed with the upgrade:\nbefore:\n{before}\nnow:\n{now}"
-            )));
-        }
-    }
-    Ok(vec![output("processes", wanted.join(" "))])
-}
-
-/// The listing programs (`verify` runs them too, and `ps`).
-const LISTING_CAPS: &[Cap] = &[
-    Cap::Exec("{root}/bin/listcirn"),
-    Cap::Exec("{root}/bin/listjt"),
-    Cap::Exec("{root}/bin/listapp"),
-    Cap::Exec("{root}/bin/listpara"),
-];
-
 impl cutover_sdk::Adapter for Taskctl {
     fn about() -> About {
         let p = declare;
+        let not_documented = |name: &str, what: &str, default: Option<&str>| {
+            p(
+                name,
+                &format!("{what} (not documented by TASKCTL)"),
+                false,
+                false,
+                default,
+            )
+        };
         About {
             name: "taskctl",
             version: env!("CARGO_PKG_VERSION"),
             summary: "TASKCTL 8 server and agent nodes, upgraded along the platform tree",
             parameters: vec![
-                p("version", "the version to install", true, false, None),
-                p(
-                    "package",
-                    "folder holding the new version's files",
-                    true,
-                    false,
-                    None,
-                ),
-                p(
-                    "order",
-                    "slaves-first, server-first or none",
-                    false,
-                    false,
-                    Some("slaves-first"),
-                ),
-                p(
-                    "ps",
-                    "the ps program, to check the role's processes",
-                    false,
-                    false,
-                    Some("/usr/bin/ps"),
-                ),
-                p(
-                    "type",
-                    "cntServer, cntMAgent or cntSAgent",
-                    true,
-                    true,
-                    None,
-                ),
-                p(
-                    "parent",
-                    "the parent node (a master agent's server, a slave agent's master)",
-                    false,
-                    true,
-                    None,
-                ),
-                p(
-                    "root",
-                    "the node's home: bin/, versions/, current, config/",
-                    true,
-                    true,
-                    None,
-                ),
+                p("package", "folder of the release: each of its folders replaces the node's folder of that name", true, false, None),
+                p("version", "the release's version, as `version-file` shows it", false, false, None),
+                not_documented("version-file", "file under a node's home naming its version", None),
+                p("order", "slaves-first, server-first or none", false, false, Some("slaves-first")),
+                not_documented("bin", "folder under a node's home holding ctlinit, ctlshut, ctlstart, ctlstop", Some("bin")),
+                p("ctladmin", "the ctladmin program on the target's host (its place is not documented)", true, true, None),
+                not_documented("ctladmin-args", "arguments of ctladmin, space-separated", Some("")),
+                not_documented("ctladmin-input", "how ctladmin gets its command: stdin or args", Some("stdin")),
+                not_documented("ctladmin-login", "secret whose lines are written to ctladmin before the command", None),
+                p("ipcs", "the ipcs program", false, false, Some("/usr/bin/ipcs")),
+                p("ps", "the ps program", false, false, Some("/usr/bin/ps")),
+                p("settle-timeout", "seconds processes, shared memory and queues may take to come or go", false, false, Some("60")),
+                p("type", "cntServer, cntMAgent or cntSAgent", true, true, None),
+                p("parent", "the parent node (a master agent's server, a slave agent's master)", false, true, None),
+                p("name", "the node's name on the platform (default: the target id)", false, true, None),
+                p("home", "the node's installation directory", true, true, None),
+                p("ipc-owner", "the account owning the node's shared memory and message queues (ipcs owner column); unset: not checked", false, true, None),
+                p("process-match", "text in the command line of each of the node's processes (when nodes share a host)", false, true, None),
             ],
-            // The node's home is written only by `install`, which runs none of its programs;
-            // the steps that run them see it read-only.
+            // The node's home is written only by `install`, which runs none of its programs.
             capabilities: vec![
                 Cap::Dir("{package}", Access::Read).capability(),
-                Cap::Dir("{root}", Access::Read).capability(),
+                Cap::Dir("{home}", Access::Read).capability(),
             ],
-            leases: vec!["{root}/.cutover-lease".into()],
+            leases: vec!["{home}/.cutover-lease".into()],
         }
     }
 
     const STEPS: &'static [StepDef] = &[
         StepDef {
             name: "snapshot",
-            about: "record listjt, listapp and listpara",
+            about: "listcirn shows the node started; record listjt, listapp, listpara",
             run: snapshot,
             idempotent: true,
-            caps: LISTING_CAPS,
+            caps: &ADMIN,
+            timeout_s: 120,
             ..StepDef::TARGET
         },
         StepDef {
             name: "stop-node",
-            about: "stop the node (ctlstop)",
+            about: "ctlstop; none of the node's processes left",
             run: stop_node,
             undo: Some(undo_stop_node),
             idempotent: true,
             undo_idempotent: true,
-            timeout_s: 120,
-            caps: &[
-                Cap::Exec("{root}/bin/ctlstop"),
-                Cap::Exec("{root}/bin/ctlstart"),
-            ],
+            timeout_s: 180,
+            caps: &[program!("ctlstop"), program!("ctlstart"), Cap::Exec("{ps}")],
             ..StepDef::TARGET
         },
         StepDef {
             name: "stop-listener",
-            about: "stop the node's listener (ctlshut)",
+            about: "ctlshut; its shared memory and message queues released",
             run: stop_listener,
             undo: Some(undo_stop_listener),
             idempotent: true,
             undo_idempotent: true,
+            timeout_s: 180,
             caps: &[
-                Cap::Exec("{root}/bin/ctlshut"),
-                Cap::Exec("{root}/bin/ctlinit"),
+                program!("ctlshut"),
+                program!("ctlinit"),
+                Cap::Exec("{ipcs}"),
             ],
             ..StepDef::TARGET
         },
         StepDef {
             name: "install",
-            about: "install the new version and point current at it",
+            about: "replace the node's program folders with the package's, keeping the old",
             run: install,
             undo: Some(uninstall),
             idempotent: true,
             undo_idempotent: true,
             timeout_s: 600,
-            caps: &[Cap::Dir("{root}", Access::ReadWrite)],
+            caps: &[Cap::Dir("{home}", Access::ReadWrite)],
             ..StepDef::TARGET
         },
         StepDef {
             name: "start-listener",
-            about: "start the listener (ctlinit)",
+            about: "ctlinit; its shared memory and message queues there",
             run: start_listener,
             undo: Some(undo_start_listener),
             idempotent: true,
             undo_idempotent: true,
+            timeout_s: 180,
             caps: &[
-                Cap::Exec("{root}/bin/ctlinit"),
-                Cap::Exec("{root}/bin/ctlshut"),
+                program!("ctlinit"),
+                program!("ctlshut"),
+                Cap::Exec("{ipcs}"),
             ],
             ..StepDef::TARGET
         },
         StepDef {
             name: "start-node",
-            about: "start the node (ctlstart)",
+            about: "ctlstart",
             run: start_node,
             undo: Some(undo_start_node),
             idempotent: true,
             undo_idempotent: true,
-            timeout_s: 120,
-            caps: &[
-                Cap::Exec("{root}/bin/ctlstart"),
-                Cap::Exec("{root}/bin/ctlstop"),
-            ],
+            timeout_s: 180,
+            caps: &[program!("ctlstart"), program!("ctlstop"), Cap::Exec("{ps}")],
             ..StepDef::TARGET
         },
         StepDef {
             name: "verify",
-            about: "status 5, the role's processes, configuration unchanged",
+            about: "listcirn 5-启动状态, the node's processes, listings unchanged, version",
             run: verify,
             idempotent: true,
-            caps: &[
-                Cap::Exec("{root}/bin/listcirn"),
-                Cap::Exec("{root}/bin/listjt"),
-                Cap::Exec("{root}/bin/listapp"),
-                Cap::Exec("{root}/bin/listpara"),
-                Cap::Exec("{ps}"),
-            ],
+            timeout_s: 240,
+            caps: &[ADMIN[0], ADMIN[1], Cap::Exec("{ps}")],
             ..StepDef::TARGET
         },
     ];
 
     fn preflight(targets: Vec<Target>, ctx: PreflightContext) -> Result<Vec<Finding>> {
-        let params = ctx.params;
-        let mut findings = Vec::new();
-        let mut block = |target: Option<&str>, message: String| {
-            findings.push(preflight::blocker(target, message))
-        };
-        if let Err(p) = tree::build(&targets) {
-            for (t, m) in p {
-                block(Some(&t), m);
-            }
-        }
-        let package = get(&params, "package").unwrap_or_default();
-        if !Path::new(package).join("VERSION").exists() {
-            block(
-                None,
-                format!("package `{package}` has no VERSION file: is it a TASKCTL version folder?"),
-            );
-        }
-        for t in &targets {
-            let Some(r) = get(&t.labels, "root") else {
-                block(
-                    Some(&t.id),
-                    "needs `root = \"...\"` (the node's home)".into(),
-                );
-                continue;
-            };
-            for c in ["ctlstop", "ctlshut", "ctlinit", "ctlstart", "listcirn"] {
-                // Commands may be links into the product's install: look at the entry itself.
-                if std::fs::symlink_metadata(Path::new(r).join("bin").join(c)).is_err() {
-                    block(
-                        Some(&t.id),
-                        format!("{r}/bin/{c} is missing: is `root` a TASKCTL node's home?"),
-                    );
-                }
-            }
-        }
-        Ok(findings)
+        Ok(check::findings(&targets, &ctx.params))
     }
 
     fn constraints(targets: Vec<Target>, params: Vec<Pair>) -> Result<Vec<Constraint>> {

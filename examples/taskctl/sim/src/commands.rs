@@ -1,4 +1,5 @@
-//! The TASKCTL commands of one node, and its long-running processes.
+//! The programs of one node (`ctlinit`, `ctlshut`, `ctlstart`, `ctlstop`) and its
+//! long-running processes.
 
 use crate::{alive, now_ms, read};
 use anyhow::{bail, Result};
@@ -6,37 +7,35 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Processes of a scheduling server node.
+/// Seed L151: the processes of a scheduling server node.
 pub const SERVER_PROCS: &[&str] = &[
     "ctlcpg", "ctlsps", "ctldrr", "ctldar", "ctlstr", "ctldsy", "ctlemr", "ctlucd", "ctljmm",
 ];
-/// Processes of an agent node (master or slave).
+/// Seed L155: the processes of an agent node (master or slave).
 pub const AGENT_PROCS: &[&str] = &["ctlcpg", "ctlsps", "ctldrr", "ctldar", "ctlstr"];
-/// The commands a node's bin/ offers.
-pub const COMMANDS: &[&str] = &[
-    "ctlinit", "ctlshut", "ctlstart", "ctlstop", "listcirn", "listjt", "listapp", "listpara",
-];
-/// `listcirn` status of a started node.
-pub const STARTED: &str = "5-启动状态";
-/// `listcirn` status of a stopped node.
-pub const STOPPED: &str = "1-停止状态";
+/// The programs of a node: seed L51 (`ctlinit`), L63 (`ctlshut`), L127-131 (`ctlstart`,
+/// `ctlstop` of the current node), L115-117 (the `ctladmin` client).
+pub const PROGRAMS: &[&str] = &["ctladmin", "ctlinit", "ctlshut", "ctlstart", "ctlstop"];
+/// Seed L56: ctlinit asks the system for 25M of shared memory.
+pub const SHM_BYTES: u64 = 25 << 20;
 
 /// The platform folder holding `topology` and `events.log`.
-fn platform(root: &Path) -> PathBuf {
+pub fn platform(root: &Path) -> PathBuf {
     root.parent()
         .and_then(Path::parent)
         .unwrap_or(root)
         .to_path_buf()
 }
 
-fn name(root: &Path) -> String {
+pub fn name(root: &Path) -> String {
     root.file_name()
         .unwrap_or_default()
         .to_string_lossy()
         .to_string()
 }
 
-/// One node of the topology: number, name, type, port, parent.
+/// One node as defined on the platform (seed L75-85: type, name, IP, port, parent), with the
+/// number `listcirn` shows (L119).
 pub struct Node {
     pub no: String,
     pub name: String,
@@ -62,16 +61,21 @@ pub fn topology(platform: &Path) -> Vec<Node> {
         .collect()
 }
 
-fn kind(root: &Path) -> String {
+fn me(root: &Path) -> Option<Node> {
     topology(&platform(root))
         .into_iter()
         .find(|n| n.name == name(root))
-        .map(|n| n.kind)
-        .unwrap_or_default()
 }
 
+/// The release the node's programs are (the simulator's own marker in `lib/`).
 fn version(root: &Path) -> String {
-    read(&root.join("current/VERSION"))
+    read(&root.join("lib/VERSION"))
+}
+
+/// The account the node runs as, as the simulated `ipcs` shows it: `tc_` and its name
+/// without `agent-` (short enough for ipcs's 10-character column).
+pub fn account(name: &str) -> String {
+    format!("tc_{}", name.replace("agent-", ""))
 }
 
 /// Record a node going down or up, for checking constraints afterwards.
@@ -89,13 +93,13 @@ fn pids(path: &Path) -> Vec<u32> {
         .collect()
 }
 
-fn listener_up(root: &Path) -> bool {
+pub fn listener_up(root: &Path) -> bool {
     pids(&root.join("run/listener.pid"))
         .iter()
         .any(|p| alive(*p))
 }
 
-fn node_up(root: &Path) -> bool {
+pub fn node_up(root: &Path) -> bool {
     read(&root.join("run/status")) == "5" && pids(&root.join("run/procs")).iter().any(|p| alive(*p))
 }
 
@@ -114,127 +118,126 @@ fn retire(path: &Path) {
     }
 }
 
-/// Run command `cmd` of the node at `root`.
+/// Seed L53-57: ctlinit starts the listener, takes 25M of shared memory (loading the
+/// platform configuration into it when there is one) and creates message queues. The
+/// simulator keeps them in `run/ipc` as `m|q key id owner perms bytes`, which its `ipcs`
+/// lists; the number of queues is not documented (it makes two).
+fn ctlinit(root: &Path) -> Result<()> {
+    if listener_up(root) {
+        println!("ctlinit: listener of {} already started", name(root));
+        return Ok(());
+    }
+    let node = me(root);
+    let no: u32 = node.as_ref().and_then(|n| n.no.parse().ok()).unwrap_or(0);
+    let pid = spawn(root, "ctlinit")?;
+    std::fs::write(root.join("run/listener.pid"), pid.to_string())?;
+    let mut shm = String::new();
+    for f in ["tasktypes", "projects", "params"] {
+        shm.push_str(&format!("[{f}]\n{}\n", read(&root.join("config").join(f))));
+    }
+    std::fs::write(root.join("run/shm"), shm)?;
+    let owner = account(&name(root));
+    let ipc = format!(
+        "m 0x5443{no:04x} {} {owner} 600 {SHM_BYTES}\n\
+         q 0x5443{:04x} {} {owner} 600 0\nq 0x5443{:04x} {} {owner} 600 0\n",
+        no * 32768 + 1,
+        0x100 + no,
+        no * 2,
+        0x200 + no,
+        no * 2 + 1
+    );
+    std::fs::write(root.join("run/ipc"), ipc)?;
+    let port = node.map(|n| n.port).unwrap_or_default();
+    println!("ctlinit: listening on port {port}; 25M of shared memory, platform configuration loaded; message queues created");
+    Ok(())
+}
+
+/// Seed L63: ctlshut stops the listener. The simulator releases its shared memory and
+/// queues with it, except with `keep-shm` (the segment stays, as if not released).
+fn ctlshut(root: &Path) -> Result<()> {
+    retire(&root.join("run/listener.pid"));
+    let _ = std::fs::remove_file(root.join("run/shm"));
+    if root.join("keep-shm").exists() {
+        let kept: Vec<String> = read(&root.join("run/ipc"))
+            .lines()
+            .filter(|l| l.starts_with("m "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(root.join("run/ipc"), kept.concat())?;
+    } else {
+        let _ = std::fs::remove_file(root.join("run/ipc"));
+    }
+    println!("ctlshut: listener of {} stopped", name(root));
+    Ok(())
+}
+
+/// Seed L127-129: ctlstart starts the current node. L113: starting presupposes an
+/// initialised node; L123: it fails where no node is installed. The processes are those of
+/// L149-155.
+fn ctlstart(root: &Path) -> Result<()> {
+    if node_up(root) {
+        println!("ctlstart: node {} already started", name(root));
+        return Ok(());
+    }
+    if !listener_up(root) {
+        bail!("node {}: not initialised (run ctlinit)", name(root));
+    }
+    let v = version(root);
+    if v.is_empty() {
+        bail!("node {}: no installation on this host", name(root));
+    }
+    let delay: u64 = read(&platform(root).join("start-delay-ms"))
+        .parse()
+        .unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(delay));
+    if read(&root.join("fail-start")) == v {
+        bail!(
+            "node {} failed to start {v} (simulated failure)",
+            name(root)
+        );
+    }
+    let left_out = read(&root.join("fail-proc"));
+    let left_out = left_out.strip_prefix(&format!("{v} ")).unwrap_or_default();
+    let server = me(root).is_some_and(|n| n.kind == "cntServer");
+    let procs = if server { SERVER_PROCS } else { AGENT_PROCS };
+    let mut started = Vec::new();
+    for p in procs.iter().filter(|p| **p != left_out) {
+        // Listed as soon as it runs: a process not listed exits.
+        started.push(spawn(root, p)?.to_string());
+        simkit::write_atomic(&root.join("run/procs"), started.join(" ").as_bytes())?;
+    }
+    std::fs::write(root.join("run/status"), "5")?;
+    event(root, "up")?;
+    println!("ctlstart: node {} started", name(root));
+    Ok(())
+}
+
+/// Seed L131: ctlstop stops the current node.
+fn ctlstop(root: &Path) -> Result<()> {
+    if !node_up(root) {
+        println!("ctlstop: node {} is not started", name(root));
+        return Ok(());
+    }
+    event(root, "down")?;
+    std::fs::write(root.join("run/status"), "0")?;
+    retire(&root.join("run/procs"));
+    println!("ctlstop: node {} stopped", name(root));
+    Ok(())
+}
+
+/// Run program `cmd` of the node at `root`.
 pub fn run(cmd: &str, root: &Path, args: &[String]) -> Result<()> {
     if args.first().map(String::as_str) == Some("--daemon") {
         return daemon(cmd, root);
     }
     std::fs::create_dir_all(root.join("run"))?;
     match cmd {
-        "ctlinit" => {
-            if listener_up(root) {
-                println!("ctlinit: listener of {} already started", name(root));
-                return Ok(());
-            }
-            let pid = spawn(root, "ctlinit")?;
-            std::fs::write(root.join("run/listener.pid"), pid.to_string())?;
-            // The platform configuration is loaded into shared memory when present.
-            let mut shm = String::new();
-            for f in ["tasktypes", "projects", "params"] {
-                shm.push_str(&format!("[{f}]\n{}\n", read(&root.join("config").join(f))));
-            }
-            std::fs::write(root.join("run/shm"), shm)?;
-            let port = topology(&platform(root))
-                .into_iter()
-                .find(|n| n.name == name(root))
-                .map(|n| n.port)
-                .unwrap_or_default();
-            println!("ctlinit: listening on port {port}; shared memory 25M allocated, platform configuration loaded; message queues created");
-        }
-        "ctlshut" => {
-            if node_up(root) {
-                bail!("node {} is started: stop it with ctlstop first", name(root));
-            }
-            retire(&root.join("run/listener.pid"));
-            let _ = std::fs::remove_file(root.join("run/shm"));
-            println!("ctlshut: listener of {} stopped", name(root));
-        }
-        "ctlstart" => {
-            if node_up(root) {
-                println!("ctlstart: node {} already started", name(root));
-                return Ok(());
-            }
-            if !listener_up(root) {
-                bail!(
-                    "node {}: the listener is not started (run ctlinit)",
-                    name(root)
-                );
-            }
-            let v = version(root);
-            if v.is_empty() {
-                bail!("node {}: no installation on this host", name(root));
-            }
-            let delay: u64 = read(&platform(root).join("start-delay-ms"))
-                .parse()
-                .unwrap_or(0);
-            std::thread::sleep(Duration::from_millis(delay));
-            if read(&root.join("fail-start")) == v {
-                bail!(
-                    "node {} failed to start {v} (simulated failure)",
-                    name(root)
-                );
-            }
-            let procs = if kind(root) == "cntServer" {
-                SERVER_PROCS
-            } else {
-                AGENT_PROCS
-            };
-            let mut started = Vec::new();
-            for p in procs {
-                started.push(spawn(root, p)?.to_string());
-            }
-            std::fs::write(root.join("run/procs"), started.join(" "))?;
-            std::fs::write(root.join("run/status"), "5")?;
-            event(root, "up")?;
-            println!("ctlstart: node {} started ({v})", name(root));
-        }
-        "ctlstop" => {
-            if !node_up(root) {
-                println!("ctlstop: node {} is not started", name(root));
-                return Ok(());
-            }
-            event(root, "down")?;
-            std::fs::write(root.join("run/status"), "1")?;
-            retire(&root.join("run/procs"));
-            println!("ctlstop: node {} stopped", name(root));
-        }
-        "listcirn" => {
-            println!(
-                "{:<4} {:<10} {:<10} {:<10} {:<6} {:<10} STATUS",
-                "NO", "NAME", "TYPE", "IP", "PORT", "PARENT"
-            );
-            for n in topology(&platform(root)) {
-                let node = root.parent().unwrap().join(&n.name);
-                let status = if node_up(&node) { STARTED } else { STOPPED };
-                println!(
-                    "{:<4} {:<10} {:<10} {:<10} {:<6} {:<10} {status}",
-                    n.no, n.name, n.kind, "127.0.0.1", n.port, n.parent
-                );
-            }
-        }
-        "listjt" | "listapp" | "listpara" => {
-            if !listener_up(root) {
-                bail!(
-                    "the listener of {} is not started: no platform configuration in shared memory",
-                    name(root)
-                );
-            }
-            let section = match cmd {
-                "listjt" => "tasktypes",
-                "listapp" => "projects",
-                _ => "params",
-            };
-            let shm = read(&root.join("run/shm"));
-            let body = shm
-                .split(&format!("[{section}]\n"))
-                .nth(1)
-                .map(|s| s.split("\n[").next().unwrap_or(""))
-                .unwrap_or("");
-            println!("{body}");
-        }
+        "ctlinit" => ctlinit(root),
+        "ctlshut" => ctlshut(root),
+        "ctlstart" => ctlstart(root),
+        "ctlstop" => ctlstop(root),
         other => bail!("unknown command {other}"),
     }
-    Ok(())
 }
 
 /// A long-running process: lives while its pid is listed in its pid file.
@@ -245,8 +248,11 @@ fn daemon(cmd: &str, root: &Path) -> Result<()> {
         "run/procs"
     };
     let me = std::process::id();
-    // Give the starter time to write the pid file.
-    std::thread::sleep(Duration::from_millis(200));
+    // The starter lists it right after starting it.
+    let until = Instant::now() + Duration::from_secs(2);
+    while !pids(&root.join(file)).contains(&me) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     while pids(&root.join(file)).contains(&me) {
         std::thread::sleep(Duration::from_millis(100));
     }

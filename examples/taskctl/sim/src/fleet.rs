@@ -1,7 +1,6 @@
 //! The fleet builder and teardown.
 
-use crate::commands::{AGENT_PROCS, COMMANDS, SERVER_PROCS};
-use crate::read;
+use crate::commands::{account, AGENT_PROCS, PROGRAMS, SERVER_PROCS};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,32 +29,41 @@ impl Options {
     }
 }
 
+/// The platform configuration (seed L89-103: task types, application projects; L145: global
+/// parameters), kept by each node and loaded into its shared memory by ctlinit.
 const CONFIG: &[(&str, &str)] = &[
     ("tasktypes", "JT_SHELL   shell    plugin=cshell   ret=0\nJT_SQL     sql      plugin=csql     ret=0\nJT_DS      datastage plugin=cdsjob  ret=0,1"),
     ("projects", "DW_ODS     operational data store\nDW_MART    data marts\nRPT_DAILY  daily reports"),
     ("params", "ETL_DATE=20220427\nDB_CONN=dw/***@dwdb\nMAX_JOBS=32"),
 ];
 
-fn node(root: &Path, version: &str, kind: &str, me: &Path) -> Result<()> {
-    std::fs::create_dir_all(root.join("bin"))?;
-    std::fs::create_dir_all(root.join("config"))?;
-    std::fs::create_dir_all(root.join("versions").join(version))?;
-    std::fs::write(
-        root.join("versions").join(version).join("VERSION"),
-        format!("{version}\n"),
-    )?;
-    let _ = std::fs::remove_file(root.join("current"));
-    std::os::unix::fs::symlink(format!("versions/{version}"), root.join("current"))?;
+/// The simulator's login for ctladmin: a user and a password, one per line.
+const LOGIN: &str = "admin\nadmin-sim-pass\n";
+
+/// A release: `bin/` with the programs and `procs` as links to this program, `lib/` with a
+/// library and the version marker.
+fn release(dir: &Path, version: &str, procs: &[&str], me: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir.join("bin"))?;
+    std::fs::create_dir_all(dir.join("lib"))?;
+    for name in PROGRAMS.iter().chain(procs) {
+        let link = dir.join("bin").join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(me, link)?;
+    }
+    std::fs::write(dir.join("lib/VERSION"), format!("{version}\n"))?;
+    let fill = version.bytes().fold(0u8, |a, b| a.wrapping_add(b));
+    std::fs::write(dir.join("lib/libctlcore.so"), vec![fill; 32 << 10])?;
+    Ok(())
+}
+
+fn node(root: &Path, kind: &str, me: &Path) -> Result<()> {
     let procs = if kind == "cntServer" {
         SERVER_PROCS
     } else {
         AGENT_PROCS
     };
-    for name in COMMANDS.iter().chain(procs) {
-        let link = root.join("bin").join(name);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(me, link)?;
-    }
+    release(root, OLD_VERSION, procs, me)?;
+    std::fs::create_dir_all(root.join("config"))?;
     for (f, text) in CONFIG {
         std::fs::write(root.join("config").join(f), format!("{text}\n"))?;
     }
@@ -109,23 +117,28 @@ pub fn build(dir: &Path, o: &Options) -> Result<()> {
     let mut targets = String::new();
     for (i, (name, kind, parent)) in nodes.iter().enumerate() {
         let root = dir.join("nodes").join(name);
-        node(&root, OLD_VERSION, kind, &me)?;
+        node(&root, kind, &me)?;
         topology.push_str(&format!("{} {name} {kind} {} {parent}\n", i + 1, 18589 + i));
+        let home = root.display();
         targets.push_str(&format!(
-            "\n[[targets]]\nid = \"{name}\"\ntype = \"{kind}\"\n{}root = \"{}\"\n",
+            "\n[[targets]]\nid = \"{name}\"\ntype = \"{kind}\"\n{}home = \"{home}\"\n\
+             ctladmin = \"{home}/bin/ctladmin\"\nipc-owner = \"{}\"\nprocess-match = \"{home}/bin/\"\n",
             if parent == "-" {
                 String::new()
             } else {
                 format!("parent = \"{parent}\"\n")
             },
-            root.display()
+            account(name),
         ));
     }
     std::fs::write(dir.join("topology"), topology)?;
+    std::fs::write(dir.join("ctladmin.login"), LOGIN)?;
+    std::fs::create_dir_all(dir.join("sbin"))?;
+    let ipcs = dir.join("sbin/ipcs");
+    let _ = std::fs::remove_file(&ipcs);
+    std::os::unix::fs::symlink(&me, &ipcs)?;
     let package = dir.join("packages").join(NEW_VERSION);
-    std::fs::create_dir_all(package.join("lib"))?;
-    std::fs::write(package.join("VERSION"), format!("{NEW_VERSION}\n"))?;
-    std::fs::write(package.join("lib/libctlcore.so"), vec![0x7fu8; 32 << 10])?;
+    release(&package, NEW_VERSION, SERVER_PROCS, &me)?;
     for (name, _, _) in &nodes {
         let root = dir.join("nodes").join(name);
         ctl(&root, "ctlinit")?;
@@ -135,15 +148,20 @@ pub fn build(dir: &Path, o: &Options) -> Result<()> {
         "# Upgrade a TASKCTL platform ({n} nodes) from {OLD_VERSION} to {NEW_VERSION}.\n\
          [rollout]\nname = \"taskctl-{NEW_VERSION}\"\nconcurrency = 4\n\n\
          [strategy]\nplugin = \"{strategy}\"\n[strategy.params]\ngroup-size = \"{group}\"\non-failure = \"continue\"\n\n\
-         [adapter]\nplugin = \"{adapter}\"\n[adapter.params]\nversion = \"{NEW_VERSION}\"\npackage = \"{package}\"\nps = \"{ps}\"\n\n\
+         [adapter]\nplugin = \"{adapter}\"\n[adapter.params]\nversion = \"{NEW_VERSION}\"\n\
+         version-file = \"lib/VERSION\"\npackage = \"{package}\"\nps = \"{ps}\"\nipcs = \"{ipcs}\"\n\
+         ctladmin-login = \"taskctl-login\"\nsettle-timeout = \"10\"\n\n\
+         [secrets]\ntaskctl-login = {{ file = \"{login}\" }}\n\n\
          [grants]\ndirs = [\n  {{ path = \"{packages}\", access = \"read\" }},\n  {{ path = \"{nodes_dir}\", access = \"read-write\" }},\n]\n\
-         exec = [\"{nodes_dir}/*/bin/*\", \"{ps}\"]\n{targets}",
+         exec = [\"{nodes_dir}/*/bin/*\", \"{ps}\", \"{ipcs}\"]\n{targets}",
         n = nodes.len(),
         strategy = plugins.join("grouped.wasm").display(),
         group = o.group_size,
         adapter = plugins.join("taskctl.wasm").display(),
         package = package.display(),
         ps = ps(),
+        ipcs = ipcs.display(),
+        login = dir.join("ctladmin.login").display(),
         packages = dir.join("packages").display(),
         nodes_dir = dir.join("nodes").display(),
     );
@@ -166,7 +184,6 @@ pub fn teardown(dir: &Path) -> Result<()> {
         let root = e.path();
         let _ = ctl(&root, "ctlstop");
         let _ = ctl(&root, "ctlshut");
-        let _ = read(&root.join("run/status"));
     }
     Ok(())
 }
