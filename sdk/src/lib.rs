@@ -25,6 +25,7 @@ pub mod inplace;
 #[cfg(feature = "jar")]
 pub mod jar;
 mod logging;
+pub mod osgi;
 pub mod params;
 pub mod preflight;
 pub mod release;

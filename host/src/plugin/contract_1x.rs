@@ -346,6 +346,21 @@ fn dir_grant(d: &m::DirGrant) -> t::DirGrant {
     }
 }
 
+fn capability(c: a::Capability) -> m::Capability {
+    match c {
+        a::Capability::Dir(d) => m::Capability::Dir(m::DirRequest {
+            path: d.path,
+            access: access(d.access),
+        }),
+        a::Capability::Exec(x) => m::Capability::Exec(x),
+        a::Capability::Http(x) => m::Capability::Http(x),
+        a::Capability::Secret(x) => m::Capability::Secret(x),
+        a::Capability::Env(x) => m::Capability::Env(x),
+        #[allow(unreachable_patterns)] // In 1.0, where there is no other.
+        other => added_capability(other),
+    }
+}
+
 fn output_to(o: &m::Output) -> a::Output {
     a::Output {
         key: o.key.clone(),

@@ -7,6 +7,40 @@ mod host_calls;
 pub mod model;
 pub mod process;
 pub mod runtime;
+/// The bindings of one 1.x contract version (`wit/since_vX.Y.Z`): modules `adapter` (the
+/// `adapter-plugin` world and every shared interface) and `strategy` (the `strategy-plugin`
+/// world, sharing `types` and `log` with the adapter's).
+macro_rules! contract_worlds {
+    ($path:tt) => {
+        /// The `adapter-plugin` world (and every shared interface).
+        mod adapter {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "adapter-plugin",
+                imports: { default: async | trappable },
+                exports: { default: async },
+                trappable_error_type: {
+                    "cutover:plugin/types.host-error" => crate::plugin::model::HostError,
+                },
+            });
+        }
+
+        /// The `strategy-plugin` world, sharing `types` and `log` with the adapter's bindings.
+        mod strategy {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "strategy-plugin",
+                imports: { default: async | trappable },
+                exports: { default: async },
+                with: {
+                    "cutover:plugin/types": super::adapter::cutover::plugin::types,
+                    "cutover:plugin/log": super::adapter::cutover::plugin::log,
+                },
+            });
+        }
+    };
+}
+
 pub mod since_v1_0_0;
 pub mod since_v1_1_0;
 mod tcp;

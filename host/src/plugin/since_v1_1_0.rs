@@ -8,32 +8,7 @@ use super::runtime::CallState;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
-/// The `adapter-plugin` world (and every shared interface).
-mod adapter {
-    wasmtime::component::bindgen!({
-        path: "../wit/since_v1.1.0",
-        world: "adapter-plugin",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        trappable_error_type: {
-            "cutover:plugin/types.host-error" => crate::plugin::model::HostError,
-        },
-    });
-}
-
-/// The `strategy-plugin` world, sharing `types` and `log` with the adapter's bindings.
-mod strategy {
-    wasmtime::component::bindgen!({
-        path: "../wit/since_v1.1.0",
-        world: "strategy-plugin",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "cutover:plugin/types": super::adapter::cutover::plugin::types,
-            "cutover:plugin/log": super::adapter::cutover::plugin::log,
-        },
-    });
-}
+contract_worlds!("../wit/since_v1.1.0");
 
 use adapter::cutover::plugin::{exec, files, http, log, secrets, tcp, types as t};
 use adapter::exports::cutover::plugin::adapter as a;
@@ -42,17 +17,11 @@ use strategy::exports::cutover::plugin::strategy as s;
 /// The major and minor version of this contract.
 pub const VERSION: (u64, u64) = (1, 1);
 
-fn capability(c: a::Capability) -> m::Capability {
+/// The capabilities 1.1 added.
+fn added_capability(c: a::Capability) -> m::Capability {
     match c {
-        a::Capability::Dir(d) => m::Capability::Dir(m::DirRequest {
-            path: d.path,
-            access: access(d.access),
-        }),
-        a::Capability::Exec(x) => m::Capability::Exec(x),
-        a::Capability::Http(x) => m::Capability::Http(x),
         a::Capability::Tcp(x) => m::Capability::Tcp(x),
-        a::Capability::Secret(x) => m::Capability::Secret(x),
-        a::Capability::Env(x) => m::Capability::Env(x),
+        _ => unreachable!("a capability of 1.0, converted in contract_1x.rs"),
     }
 }
 

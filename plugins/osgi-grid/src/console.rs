@@ -11,85 +11,16 @@
 //! `start ID`, `stop ID` and `uninstall ID` are the same on both, as in IBM's procedure
 //! (`osgi> start <id>`, `osgi> stop <id>`, `osgi> uninstall <id>`).
 
+use cutover_sdk::osgi::{installed_id, Framework};
 use cutover_sdk::params::{get, label};
 use cutover_sdk::{fail, tcp, Pair, Result, Target};
 
-/// Which framework's console the nodes have.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Framework {
-    Equinox,
-    Felix,
-}
+pub use cutover_sdk::osgi::Bundle as Installed;
 
-impl Framework {
-    /// Parameter `framework`.
-    pub fn of(params: &[Pair]) -> Result<Framework> {
-        match get(params, "framework").unwrap_or("equinox") {
-            "equinox" => Ok(Framework::Equinox),
-            "felix" => Ok(Framework::Felix),
-            other => Err(fail(format!(
-                "parameter `framework`: `{other}` is not `equinox` or `felix`"
-            ))),
-        }
-    }
-
-    fn prompt(self) -> &'static str {
-        match self {
-            Framework::Equinox => "osgi> ",
-            Framework::Felix => "g! ",
-        }
-    }
-
-    fn list_command(self) -> &'static str {
-        match self {
-            Framework::Equinox => "ss",
-            Framework::Felix => "lb -s",
-        }
-    }
-
-    /// One row of the bundle listing.
-    fn row(self, line: &str) -> Option<Installed> {
-        match self {
-            Framework::Equinox => {
-                let (id, rest) = line.split_once('\t')?;
-                let mut words = rest.split_whitespace();
-                let state = words.next()?.to_string();
-                let (name, version) = words.next()?.rsplit_once('_')?;
-                Some(Installed {
-                    id: id.trim().parse().ok()?,
-                    state,
-                    symbolic_name: name.to_string(),
-                    version: version.to_string(),
-                })
-            }
-            Framework::Felix => {
-                let cols: Vec<&str> = line.split('|').map(str::trim).collect();
-                let (name, version) = cols.get(3)?.rsplit_once(" (")?;
-                Some(Installed {
-                    id: cols.first()?.parse().ok()?,
-                    state: cols.get(1)?.to_string(),
-                    symbolic_name: name.to_string(),
-                    version: version.trim_end_matches(')').to_string(),
-                })
-            }
-        }
-    }
-}
-
-/// One installed bundle.
-pub struct Installed {
-    pub id: u64,
-    /// As the console shows it (`ACTIVE` on Equinox, `Active` on Felix).
-    pub state: String,
-    pub symbolic_name: String,
-    pub version: String,
-}
-
-impl Installed {
-    /// Whether the bundle is in `state` (`active`, `resolved`, ...; case does not matter).
-    pub fn is(&self, state: &str) -> bool {
-        self.state.eq_ignore_ascii_case(state)
-    }
+/// Parameter `framework` (default `equinox`).
+pub fn framework(params: &[Pair]) -> Result<Framework> {
+    Framework::parse(get(params, "framework").unwrap_or("equinox"))
+        .map_err(|e| fail(format!("parameter `framework`: {e}")))
 }
 
 /// The console of one node.
@@ -108,7 +39,7 @@ impl Console {
         Ok(Console {
             address: label(t, "console")?.to_string(),
             node: t.id.clone(),
-            framework: Framework::of(params)?,
+            framework: framework(params)?,
         })
     }
 
@@ -129,10 +60,7 @@ impl Console {
     }
 
     fn parse(&self, listing: &str) -> Result<Vec<Installed>> {
-        let rows: Vec<Installed> = listing
-            .lines()
-            .filter_map(|l| self.framework.row(l))
-            .collect();
+        let rows = self.framework.bundles(listing);
         if rows.is_empty() {
             // Every framework lists at least its system bundle.
             return Err(fail(format!(
@@ -169,14 +97,7 @@ impl Console {
     pub fn install(&self, url: &str) -> Result<u64> {
         let command = format!("install {url}");
         let text = self.run(&[&command])?.remove(0);
-        text.lines()
-            .find_map(|l| {
-                let l = l.trim();
-                l.strip_prefix("Bundle id is ")
-                    .or_else(|| l.strip_prefix("Bundle ID: "))
-                    .and_then(|id| id.trim().parse().ok())
-            })
-            .ok_or_else(|| {
+        installed_id(&text).ok_or_else(|| {
                 fail(format!(
                     "{}: `{command}` assigned no bundle id: {}",
                     self.node,

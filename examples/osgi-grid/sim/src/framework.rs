@@ -21,36 +21,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Which framework a node runs.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Kind {
-    Equinox,
-    Felix,
-}
+/// Which framework a node runs (its console's prompt, listing and answers are read with the
+/// plugin SDK's `osgi` module, the one the adapter uses).
+pub use cutover_sdk::osgi::Framework as Kind;
 
-impl Kind {
-    pub fn parse(s: &str) -> Result<Kind> {
-        match s {
-            "equinox" => Ok(Kind::Equinox),
-            "felix" => Ok(Kind::Felix),
-            _ => bail!("--framework: `{s}` is not equinox or felix"),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Equinox => "equinox",
-            Kind::Felix => "felix",
-        }
-    }
-
-    /// The console's prompt.
-    pub fn prompt(self) -> &'static str {
-        match self {
-            Kind::Equinox => "osgi> ",
-            Kind::Felix => "g! ",
-        }
-    }
+/// `--framework equinox|felix`.
+pub fn kind(name: &str) -> Result<Kind> {
+    Kind::parse(name).map_err(|e| anyhow::anyhow!("--framework: {e}"))
 }
 
 /// Debian's Equinox 3.9.1 jar lacks the console's message catalogue (every line reads "NLS
@@ -83,10 +60,7 @@ pub fn console_of(home: &Path) -> Result<(u16, Kind)> {
     let v: serde_json::Value = serde_json::from_str(&simkit::read(&home.join("node.json")))
         .with_context(|| format!("{}/node.json", home.display()))?;
     let port = v["port"].as_u64().context("node.json has no port")? as u16;
-    Ok((
-        port,
-        Kind::parse(v["framework"].as_str().unwrap_or("felix"))?,
-    ))
+    Ok((port, kind(v["framework"].as_str().unwrap_or("felix"))?))
 }
 
 fn pid_file(home: &Path) -> PathBuf {
@@ -290,54 +264,13 @@ pub fn send(port: u16, kind: Kind, command: &str) -> Result<String> {
 }
 
 /// One installed bundle.
-pub struct Row {
-    pub id: u64,
-    /// As the console prints it (`ACTIVE` for Equinox, `Active` for Felix).
-    pub state: String,
-    pub symbolic_name: String,
-    pub version: String,
-}
+pub use cutover_sdk::osgi::Bundle as Row;
 
-impl Row {
-    pub fn active(&self) -> bool {
-        self.state.eq_ignore_ascii_case("active")
-    }
-}
-
-/// The installed bundles: Equinox's `ss` (`id<TAB>STATE<spaces>name_version`) or Felix Gogo's
-/// `lb -s` (`ID|State|Level|name (version)`).
+/// The installed bundles, from the console's own listing.
 pub fn bundles(port: u16, kind: Kind) -> Result<Vec<Row>> {
-    let (command, answer) = match kind {
-        Kind::Equinox => ("ss", send(port, kind, "ss")?),
-        Kind::Felix => ("lb -s", send(port, kind, "lb -s")?),
-    };
-    let rows: Vec<Row> = answer
-        .lines()
-        .filter_map(|l| match kind {
-            Kind::Equinox => {
-                let (id, rest) = l.split_once('\t')?;
-                let mut words = rest.split_whitespace();
-                let state = words.next()?.to_string();
-                let (name, version) = words.next()?.rsplit_once('_')?;
-                Some(Row {
-                    id: id.trim().parse().ok()?,
-                    state,
-                    symbolic_name: name.to_string(),
-                    version: version.to_string(),
-                })
-            }
-            Kind::Felix => {
-                let cols: Vec<&str> = l.split('|').map(str::trim).collect();
-                let (name, version) = cols.get(3)?.rsplit_once(" (")?;
-                Some(Row {
-                    id: cols.first()?.parse().ok()?,
-                    state: cols.get(1)?.to_string(),
-                    symbolic_name: name.to_string(),
-                    version: version.trim_end_matches(')').to_string(),
-                })
-            }
-        })
-        .collect();
+    let command = kind.list_command();
+    let answer = send(port, kind, command)?;
+    let rows = kind.bundles(&answer);
     if rows.is_empty() {
         bail!("the framework answered `{command}` with: {answer}");
     }
@@ -348,18 +281,13 @@ pub fn bundles(port: u16, kind: Kind) -> Result<Vec<Row>> {
 /// from Felix).
 pub fn install(port: u16, kind: Kind, jar: &Path) -> Result<u64> {
     let answer = send(port, kind, &format!("install file:{}", jar.display()))?;
-    let Some(id) = answer.lines().find_map(|l| {
-        let l = l.trim();
-        l.strip_prefix("Bundle id is ")
-            .or_else(|| l.strip_prefix("Bundle ID: "))
-            .and_then(|id| id.trim().parse::<u64>().ok())
-    }) else {
+    let Some(id) = cutover_sdk::osgi::installed_id(&answer) else {
         bail!("install {} answered: {answer}", jar.display());
     };
     send(port, kind, &format!("start {id}"))?;
     let started = bundles(port, kind)?
         .into_iter()
-        .any(|r| r.id == id && r.active());
+        .any(|r| r.id == id && r.is("active"));
     if !started {
         bail!("bundle {id} ({}) did not start", jar.display());
     }

@@ -48,7 +48,7 @@ fn run(args: &[String]) -> Result<()> {
                 port: arg(args, "--port", "18900").parse()?,
                 plugins: simkit::plugins_dir(args),
                 group_size: arg(args, "--group-size", "1"),
-                framework: framework::Kind::parse(&arg(args, "--framework", "equinox"))?,
+                framework: framework::kind(&arg(args, "--framework", "equinox"))?,
             },
         ),
         "bundle" => {

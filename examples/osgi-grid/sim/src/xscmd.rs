@@ -56,7 +56,7 @@ pub fn available(home: &Path, services: &[String]) -> Result<BTreeMap<String, BT
     let (port, kind) = framework::console_of(home)?;
     let active: Vec<(String, String)> = framework::bundles(port, kind)?
         .into_iter()
-        .filter(|r| r.active())
+        .filter(|r| r.is("active"))
         .map(|r| (r.symbolic_name, r.version))
         .collect();
     let mut out: BTreeMap<String, BTreeSet<i64>> = services
