@@ -115,6 +115,7 @@ pub async fn run(
             ui: Arc::new(Quiet),
             redact,
             away: Vec::new(),
+            store: Arc::new(crate::store::Store::open(&dir.join("plugins"))?),
         };
         let spec = crate::spec::parse(&spec_path, &spec)?;
         let steps = 6 * targets;

@@ -12,4 +12,5 @@ pub mod plugin;
 pub mod redact;
 pub mod remote;
 pub mod spec;
+pub mod store;
 pub mod ui;

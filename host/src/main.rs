@@ -15,6 +15,9 @@ struct Args {
     /// Show every step and plugin log line.
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// The plugin store. Default: $CUTOVER_STORE, else $XDG_DATA_HOME/cutover/plugins.
+    #[arg(long, global = true)]
+    store: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,12 +108,26 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginCommand {
-    /// World, API version, steps and requested capabilities of a plugin.
+    /// World, API version, steps and requested capabilities of a plugin (a file, or a
+    /// reference installed in the store).
     Inspect {
-        path: PathBuf,
+        plugin: String,
         #[arg(long)]
         json: bool,
     },
+    /// Keep a plugin in the store: an OCI reference (`oci://REGISTRY/REPO:TAG` or
+    /// `@sha256:…`, pulled) or a file.
+    Install { reference: String },
+    /// The plugins in the store, their references and whether a rollout uses them.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a reference (or a digest with its references) from the store; plugins a
+    /// rollout may still resume with are kept.
+    Remove { reference: String },
+    /// Publish a plugin to an OCI registry, in the Wasm component layout.
+    Push { file: PathBuf, reference: String },
     /// Write a new plugin crate (it builds with `cargo build --release --target wasm32-wasip2`).
     New {
         #[arg(value_enum)]
@@ -164,7 +181,7 @@ fn run(args: Args) -> Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let ctx = cli::Ctx::new(args.journal, args.verbose);
+    let ctx = cli::Ctx::new(args.journal, args.verbose, args.store);
     let code = rt.block_on(async move {
         match args.command {
             Command::Plan { spec, json } => cli::plan(&ctx, &spec, json).await,
@@ -180,8 +197,20 @@ fn run(args: Args) -> Result<i32> {
             Command::Approve { id } => cli::approve(&ctx, id).await,
             Command::History { json } => cli::history(&ctx, json),
             Command::Plugin {
-                command: PluginCommand::Inspect { path, json },
-            } => cli::inspect(&ctx, &path, json).await,
+                command: PluginCommand::Inspect { plugin, json },
+            } => cli::inspect(&ctx, &cli::store::file_of(&ctx, &plugin)?, json).await,
+            Command::Plugin {
+                command: PluginCommand::Install { reference },
+            } => cli::store::install(&ctx, &reference).await,
+            Command::Plugin {
+                command: PluginCommand::List { json },
+            } => cli::store::list(&ctx, json),
+            Command::Plugin {
+                command: PluginCommand::Remove { reference },
+            } => cli::store::remove(&ctx, &reference),
+            Command::Plugin {
+                command: PluginCommand::Push { file, reference },
+            } => cli::store::push(&ctx, &file, &reference).await,
             Command::Plugin {
                 command:
                     PluginCommand::New {

@@ -35,10 +35,13 @@ pub struct Spec {
     pub fleet_host: String,
 }
 
-/// A plugin named by the spec.
-#[derive(Debug, Clone)]
+/// A plugin named by the spec: a file, or a reference (`oci://…`, `sha256:…`) resolved in the
+/// plugin store.
+#[derive(Debug, Clone, Default)]
 pub struct PluginRef {
+    /// The file (empty for a reference).
     pub path: PathBuf,
+    pub reference: Option<String>,
     pub sha256: Option<String>,
     pub params: Vec<(String, String)>,
 }
@@ -298,6 +301,23 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
             }
         }
     };
+    let plugin_ref = |plugin: &str, sha256: Option<String>, params| {
+        if crate::store::is_reference(plugin.trim()) {
+            PluginRef {
+                reference: Some(plugin.trim().to_string()),
+                sha256,
+                params,
+                ..PluginRef::default()
+            }
+        } else {
+            PluginRef {
+                path: resolve(plugin),
+                sha256,
+                params,
+                reference: None,
+            }
+        }
+    };
     let strategy = match raw.strategy {
         Some(s) => {
             let sspan = s.span();
@@ -305,17 +325,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
             if s.plugin.trim().is_empty() {
                 return Err(cx.err(sspan, "key `strategy.plugin` is empty"));
             }
-            PluginRef {
-                path: resolve(&s.plugin),
-                sha256: pin(&s.sha256, "strategy")?,
-                params: flatten(&s.params),
-            }
+            plugin_ref(&s.plugin, pin(&s.sha256, "strategy")?, flatten(&s.params))
         }
-        None => PluginRef {
-            path: PathBuf::new(),
-            sha256: None,
-            params: Vec::new(),
-        },
+        None => PluginRef::default(),
     };
     let aspan = raw.adapter.span();
     let a = raw.adapter.into_inner();
@@ -345,11 +357,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
         Some(h) => h,
         None => "local".to_string(),
     };
-    let adapter = PluginRef {
-        path: resolve(&a.plugin),
-        sha256: pin(&a.sha256, "adapter")?,
-        params: flatten(&a.params),
-    };
+    let adapter = plugin_ref(&a.plugin, pin(&a.sha256, "adapter")?, flatten(&a.params));
 
     let mut limits = Limits::default();
     if let Some(l) = raw.limits {

@@ -31,6 +31,7 @@ macro_rules! show_err {
 }
 
 mod status;
+pub mod store;
 pub use status::status;
 use status::target_rows;
 
@@ -38,18 +39,26 @@ use status::target_rows;
 pub struct Ctx {
     journal: PathBuf,
     verbose: bool,
+    store: PathBuf,
 }
 
 impl Ctx {
     /// `journal` defaults to `.cutover/journal.db`.
-    pub fn new(journal: Option<PathBuf>, verbose: bool) -> Self {
+    /// `store` defaults to [`Store::default_root`](crate::store::Store::default_root).
+    pub fn new(journal: Option<PathBuf>, verbose: bool, store: Option<PathBuf>) -> Self {
         Ctx {
             journal: journal.unwrap_or_else(|| PathBuf::from(".cutover/journal.db")),
             verbose,
+            store: store.unwrap_or_else(crate::store::Store::default_root),
         }
     }
 
-    fn cache_dir(&self) -> PathBuf {
+    /// The plugin store.
+    pub fn store(&self) -> Result<crate::store::Store> {
+        crate::store::Store::open(&self.store)
+    }
+
+    pub(crate) fn cache_dir(&self) -> PathBuf {
         self.journal
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -67,10 +76,11 @@ impl Ctx {
             ui: Arc::new(Term::new(redact.clone(), self.verbose)),
             redact,
             away: Vec::new(),
+            store: Arc::new(self.store()?),
         })
     }
 
-    fn journal(&self) -> Result<Journal> {
+    pub(crate) fn journal(&self) -> Result<Journal> {
         if !self.journal.exists() {
             anyhow::bail!(
                 "no journal at {} (run a rollout first, or pass --journal)",
@@ -245,6 +255,7 @@ pub fn abort(ctx: &Ctx, id: i64) -> Result<i32> {
         ui: Arc::new(Term::new(redact.clone(), false)),
         redact,
         away: Vec::new(),
+        store: Arc::new(ctx.store()?),
     };
     match engine::abort(&env, id)? {
         Status::Running => {

@@ -96,6 +96,7 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
         .filter(|s| s.state == crate::journal::StepState::Started)
         .collect();
     let lost = lost_hosts(&journal, &row)?;
+    let plugins = journal.plugins(id)?;
     if json_out {
         let out = json!({
             "id": row.id,
@@ -105,6 +106,7 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
             "interrupted": interrupted || row.status == Status::Interrupted,
             "direction": row.direction.as_str(),
             "leases": journal.node_leases(id)?,
+            "plugins": plugins,
             "lost_hosts": lost.iter().map(|(h, on)| json!({
                 "host": h.host, "reason": redact.redact(&h.reason), "at_ms": h.at_ms, "targets": on,
             })).collect::<Vec<_>>(),
@@ -134,6 +136,9 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
     let state = advice(&row, interrupted);
     show!("rollout {id} ({}): {state}", row.name);
     show!("  spec: {}", row.spec_path);
+    for p in &plugins {
+        show!("  {}: {} ({})", p.role, p.digest, p.source);
+    }
     if !row.reason.is_empty() {
         show!("  why: {}", redact.redact(&row.reason));
     }

@@ -34,6 +34,8 @@ pub struct Env {
     /// Remote hosts this command leaves out (`--without-host`): not reached, and every call
     /// to them fails at once as to a lost host.
     pub away: Vec<String>,
+    /// Where plugins are kept by digest.
+    pub store: Arc<crate::store::Store>,
 }
 
 /// Forwards plugin logs to the UI and the journal.
@@ -108,6 +110,9 @@ pub async fn start(env: &Env, spec: Spec) -> Result<Outcome> {
             .to_string(),
         &spec.text,
     )?;
+    for p in &prepared.plugins {
+        env.journal.record_plugin(id, p)?;
+    }
     let keys: Vec<String> = prepared
         .targets
         .iter()
@@ -214,7 +219,18 @@ pub(crate) fn release(journal: &Journal, id: i64) -> Result<()> {
 
 /// Load a journaled rollout's spec and plugins again and retake its leases.
 async fn reprepare(env: &Env, row: &crate::journal::RolloutRow) -> Result<Prepared> {
-    let spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
+    let mut spec = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text)?;
+    // The very plugins the rollout started with, from the store, whatever the spec's files or
+    // references hold now.
+    for p in env.journal.plugins(row.id)? {
+        let named = if p.role == "strategy" {
+            &mut spec.strategy
+        } else {
+            &mut spec.adapter
+        };
+        named.reference = Some(p.digest.clone());
+        named.sha256 = None;
+    }
     let mut prepared = prepare(env, spec).await?;
     prepared.remote = crate::remote::route::connect(env, &prepared, row.id).await?;
     if env.away.is_empty() {

@@ -22,6 +22,8 @@ pub struct Setup {
     pub strategy_params: Vec<Pair>,
     /// The adapter's side (its fields read through `Deref`).
     pub resolved: AdapterSetup,
+    /// The plugins loaded, by digest (kept in the plugin store).
+    pub plugins: Vec<crate::journal::LoadedPlugin>,
 }
 
 impl std::ops::Deref for Setup {
@@ -77,21 +79,30 @@ pub struct AdapterSetup {
 /// Load the plugins of `spec`, describe the adapter, check its parameters and resolve its
 /// grants. Nothing on the targets is touched.
 pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
-    if spec.strategy.path.as_os_str().is_empty() {
+    if spec.strategy.path.as_os_str().is_empty() && spec.strategy.reference.is_none() {
         bail!(
             "{}: no [strategy] table: a rollout needs one (`plugin = \"grouped.wasm\"`)",
             spec.path.display()
         );
     }
+    let (spath, sdigest) = admit(env, &spec.strategy).context("loading the strategy")?;
     let strategy = env
         .runtime
-        .strategy(
-            &spec.strategy.path,
-            spec.strategy.sha256.as_deref(),
-            spec.limits.memory,
-        )
+        .strategy(&spath, Some(&sdigest[7..]), spec.limits.memory)
         .context("loading the strategy")?;
-    let adapter = load_adapter(env, &spec)?;
+    let (adapter, adigest) = load_adapter(env, &spec)?;
+    let plugins = vec![
+        crate::journal::LoadedPlugin {
+            role: "strategy".into(),
+            digest: sdigest,
+            source: source(&spec.strategy),
+        },
+        crate::journal::LoadedPlugin {
+            role: "adapter".into(),
+            digest: adigest,
+            source: source(&spec.adapter),
+        },
+    ];
     env.ui.log("", "load", Level::Debug, &strategy.load_note);
     let crate::plugin::model::StrategyInfo {
         name: sname,
@@ -111,6 +122,7 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
             strategy_params: pairs(&spec.strategy.params),
             spec,
             resolved: a,
+            plugins,
         }),
         strategy: Arc::new(strategy),
         adapter: Arc::new(adapter),
@@ -118,18 +130,42 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
     })
 }
 
-/// Load the adapter a spec names.
-pub fn load_adapter(env: &Env, spec: &Spec) -> Result<AdapterPlugin> {
+/// What a spec names a plugin by: its file or its reference.
+fn source(p: &crate::spec::PluginRef) -> String {
+    p.reference
+        .clone()
+        .unwrap_or_else(|| p.path.display().to_string())
+}
+
+/// The plugin `p` names, kept in the plugin store: the file to load (the spec's own file, or
+/// the store's copy for a reference) and its digest. A pin (`sha256`) must match either way.
+pub fn admit(env: &Env, p: &crate::spec::PluginRef) -> Result<(std::path::PathBuf, String)> {
+    match &p.reference {
+        None => {
+            let digest = env.store.add_file(&p.path, p.sha256.as_deref())?;
+            Ok((p.path.clone(), digest))
+        }
+        Some(r) => {
+            let digest = env.store.resolve(r)?;
+            if let Some(pin) = &p.sha256 {
+                if digest[7..] != **pin {
+                    bail!("{r} is {digest} in the plugin store, but the spec pins sha256 {pin}: install the pinned version, or update the pin");
+                }
+            }
+            Ok((env.store.blob(&digest), digest))
+        }
+    }
+}
+
+/// Load the adapter a spec names; its digest.
+pub fn load_adapter(env: &Env, spec: &Spec) -> Result<(AdapterPlugin, String)> {
+    let (path, digest) = admit(env, &spec.adapter).context("loading the adapter")?;
     let adapter = env
         .runtime
-        .adapter(
-            &spec.adapter.path,
-            spec.adapter.sha256.as_deref(),
-            spec.limits.memory,
-        )
+        .adapter(&path, Some(&digest[7..]), spec.limits.memory)
         .context("loading the adapter")?;
     env.ui.log("", "load", Level::Debug, &adapter.load_note);
-    Ok(adapter)
+    Ok((adapter, digest))
 }
 
 /// Describe `adapter`, check the spec's parameters against it and resolve its grants for

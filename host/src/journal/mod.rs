@@ -5,10 +5,12 @@
 //! once it is durable, so a step never starts before its start record is on disk.
 
 pub mod failpoint;
+mod plugins;
 mod records;
 mod schema;
 mod writer;
 
+pub use plugins::LoadedPlugin;
 pub use records::*;
 
 use anyhow::{anyhow, bail, Context, Result};

@@ -4,7 +4,7 @@ use super::*;
 
 /// The schema version this build writes. A journal outlives the binary that wrote it: an
 /// older journal is migrated forward on open; a newer one is refused.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// Version 1: the tables as first released.
 const V1: &str = r#"
@@ -48,6 +48,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // Remote hosts a rollout lost (they did not come back within a step's budget),
         // shown by `status` until every host is reached again.
         "CREATE TABLE IF NOT EXISTS lost_hosts(rollout INTEGER NOT NULL, host TEXT NOT NULL, reason TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(rollout, host));",
+    ),
+    (
+        5,
+        // The exact plugins a rollout loaded (by digest, kept in the plugin store), so that
+        // `resume` and `rollback` load the same bytes whatever the spec's file or reference
+        // holds by then.
+        "CREATE TABLE IF NOT EXISTS plugins(rollout INTEGER NOT NULL, role TEXT NOT NULL, digest TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY(rollout, role));",
     ),
 ];
 

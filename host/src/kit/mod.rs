@@ -61,6 +61,7 @@ pub async fn test(
                 ui,
                 redact,
                 away: Vec::new(),
+                store: Arc::new(crate::store::Store::open(&dir.join("plugins"))?),
             };
             let r = conformance::adapter(&env, plugin, spec, ignore, &mut report).await;
             drop(env);

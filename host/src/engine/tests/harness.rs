@@ -227,6 +227,7 @@ impl Harness {
             ui: Arc::new(crate::ui::Quiet),
             redact,
             away: Vec::new(),
+            store: Arc::new(crate::store::Store::open(&dir.path().join("plugins")).unwrap()),
         };
         let id = env
             .journal
@@ -241,6 +242,7 @@ impl Harness {
             spec,
             strategy_label: "fake-strategy@1".into(),
             strategy_params: vec![],
+            plugins: vec![],
             resolved: crate::engine::prepare::AdapterSetup {
                 adapter_label: "fake@1".into(),
                 desc,

@@ -56,7 +56,7 @@ pub async fn adapter(
     };
     spec.adapter.path = plugin.to_path_buf();
     spec.adapter.sha256 = None;
-    let adapter = Arc::new(load_adapter(env, &spec)?);
+    let adapter = Arc::new(load_adapter(env, &spec)?.0);
     let setup = match resolve_adapter(env, &spec, &adapter).await {
         Ok(s) => s,
         Err(e) => {

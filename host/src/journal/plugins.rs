@@ -1,0 +1,58 @@
+//! The plugins each rollout loaded, by digest: what `resume` and `rollback` load again, and
+//! what the plugin store must keep.
+
+use super::{Journal, Status};
+use anyhow::Result;
+use rusqlite::params;
+
+/// A plugin a rollout loaded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LoadedPlugin {
+    /// `strategy` or `adapter`.
+    pub role: String,
+    /// `sha256:…`, kept in the plugin store.
+    pub digest: String,
+    /// What the spec named: a file or a reference.
+    pub source: String,
+}
+
+impl Journal {
+    /// Record the plugin `rollout` loaded as `role` (durable on return).
+    pub fn record_plugin(&self, rollout: i64, p: &LoadedPlugin) -> Result<()> {
+        self.writing()?.execute(
+            "INSERT OR REPLACE INTO plugins(rollout, role, digest, source) VALUES(?1, ?2, ?3, ?4)",
+            params![rollout, p.role, p.digest, p.source],
+        )?;
+        Ok(())
+    }
+
+    /// The plugins `rollout` loaded (none for a rollout started before they were recorded).
+    pub fn plugins(&self, rollout: i64) -> Result<Vec<LoadedPlugin>> {
+        let c = self.conn.lock().unwrap();
+        let mut st =
+            c.prepare("SELECT role, digest, source FROM plugins WHERE rollout = ?1 ORDER BY role")?;
+        let rows = st.query_map(params![rollout], |r| {
+            Ok(LoadedPlugin {
+                role: r.get(0)?,
+                digest: r.get(1)?,
+                source: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The digests of rollouts that may still resume or roll back (not completed or rolled
+    /// back): the plugin store keeps them.
+    pub fn plugins_in_use(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for r in self.rollouts()? {
+            if matches!(r.status, Status::Completed | Status::RolledBack) {
+                continue;
+            }
+            out.extend(self.plugins(r.id)?.into_iter().map(|p| p.digest));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
