@@ -126,8 +126,25 @@ enum PluginCommand {
     /// Remove a reference (or a digest with its references) from the store; plugins a
     /// rollout may still resume with are kept.
     Remove { reference: String },
-    /// Publish a plugin to an OCI registry, in the Wasm component layout.
+    /// Publish a plugin to an OCI registry, in the Wasm component layout (with FILE.minisig
+    /// as a second layer when there is one).
     Push { file: PathBuf, reference: String },
+    /// Write a new minisign key pair for signing plugins: OUT.key and OUT.pub.
+    Keygen { out: PathBuf },
+    /// Sign a plugin with a secret key: writes FILE.minisig.
+    Sign {
+        file: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check a plugin's signature (a file with its .minisig, or an installed reference)
+    /// against public keys (default: $CUTOVER_TRUST's). Exit code 1 when it does not verify.
+    Verify {
+        plugin: String,
+        /// A public key file or base64 line; repeatable.
+        #[arg(long)]
+        key: Vec<String>,
+    },
     /// Write a new plugin crate (it builds with `cargo build --release --target wasm32-wasip2`).
     New {
         #[arg(value_enum)]
@@ -211,6 +228,15 @@ fn run(args: Args) -> Result<i32> {
             Command::Plugin {
                 command: PluginCommand::Push { file, reference },
             } => cli::store::push(&ctx, &file, &reference).await,
+            Command::Plugin {
+                command: PluginCommand::Keygen { out },
+            } => cli::store::keygen(&out),
+            Command::Plugin {
+                command: PluginCommand::Sign { file, key },
+            } => cli::store::sign(&file, &key),
+            Command::Plugin {
+                command: PluginCommand::Verify { plugin, key },
+            } => cli::store::verify(&ctx, &plugin, &key),
             Command::Plugin {
                 command:
                     PluginCommand::New {

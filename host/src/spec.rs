@@ -23,6 +23,9 @@ pub struct Spec {
     pub adapter: PluginRef,
     /// Per-step time budgets that override the adapter's defaults.
     pub timeouts: BTreeMap<String, Duration>,
+    /// `[trust] keys`: public keys (files, relative to the spec, or base64 lines) whose
+    /// signature every plugin must carry.
+    pub trust: Vec<String>,
     pub limits: Limits,
     pub grants: Grants,
     /// Secret name → where its value comes from.
@@ -128,8 +131,16 @@ struct Raw {
     ssh: Option<Spanned<ssh::RawSsh>>,
     #[serde(default)]
     secrets: BTreeMap<String, Spanned<RawSecret>>,
+    trust: Option<RawTrust>,
     #[serde(default)]
     targets: Vec<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrust {
+    #[serde(default)]
+    keys: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -534,6 +545,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
         strategy,
         adapter,
         timeouts,
+        trust: raw.trust.map(|t| t.keys).unwrap_or_default(),
         limits,
         grants,
         secrets,

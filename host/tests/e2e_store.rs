@@ -279,3 +279,189 @@ fn a_moved_tag_changes_neither_a_paused_rollout_nor_its_resume_and_two_versions_
     let list = ok(cutover_in(w, &["plugin", "list"]));
     assert!(!list.contains(&v1) && list.contains(&v2), "{list}");
 }
+
+/// Append `[trust] keys = [key]` to a fleet's spec.
+fn trust(f: &SimFleet, key: &Path) {
+    let spec = std::fs::read_to_string(f.spec()).unwrap();
+    std::fs::write(
+        f.spec(),
+        format!("{spec}\n[trust]\nkeys = [\"{}\"]\n", key.display()),
+    )
+    .unwrap();
+}
+
+#[test]
+fn under_a_trust_policy_only_plugins_signed_by_a_listed_key_run() {
+    let reg = Registry::start(5073);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let k = |name: &str| w.join(name);
+    let keygen = ok(cutover_in(
+        w,
+        &["plugin", "keygen", k("vendor").to_str().unwrap()],
+    ));
+    let vendor = keygen
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_string();
+    ok(cutover_in(
+        w,
+        &["plugin", "keygen", k("stranger").to_str().unwrap()],
+    ));
+    // The vendor signs copies of the adapter and the strategy (FILE.minisig beside each).
+    let adapter = k("release_dir.wasm");
+    let strategy = k("grouped.wasm");
+    std::fs::copy(plugins().join("release_dir.wasm"), &adapter).unwrap();
+    std::fs::copy(plugins().join("grouped.wasm"), &strategy).unwrap();
+    for f in [&adapter, &strategy] {
+        let signed = ok(cutover_in(
+            w,
+            &[
+                "plugin",
+                "sign",
+                f.to_str().unwrap(),
+                "--key",
+                k("vendor.key").to_str().unwrap(),
+            ],
+        ));
+        assert!(signed.contains(&format!("with key {vendor}")), "{signed}");
+    }
+    // Published with its signature; installed from the registry, signature included.
+    let tag = reg.reference("cutover/release-dir:signed");
+    let pushed = ok(cutover_in(
+        w,
+        &["plugin", "push", adapter.to_str().unwrap(), &tag],
+    ));
+    assert!(pushed.contains("with its signature"), "{pushed}");
+    let installed = ok(cutover_in(w, &["plugin", "install", &tag]));
+    assert!(
+        installed.contains(&format!("signed by key {vendor}")),
+        "{installed}"
+    );
+
+    let f = SimFleet::build("node-sim", &["--nodes", "2", "--base-port", "18840"]);
+    let original_adapter = format!("\"{}\"", plugins().join("release_dir.wasm").display());
+    let original_strategy = format!("\"{}\"", plugins().join("grouped.wasm").display());
+    f.set_spec(&original_adapter, &format!("\"{tag}\""));
+    f.set_spec(&original_strategy, &format!("\"{}\"", strategy.display()));
+    trust(&f, &k("vendor.pub"));
+    let run = |f: &SimFleet| cutover_in(w, &["run", &f.spec()]);
+    let o = run(&f);
+    assert!(o.status.success(), "{}", text(&o));
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(cutover_in(w, &["status", "1", "--json"]))).unwrap();
+    for p in status["plugins"].as_array().unwrap() {
+        assert_eq!(p["signer"], vendor.as_str(), "{status}");
+    }
+
+    // Unsigned (other bytes, pushed without a signature): refused before anything runs.
+    let unsigned = other_bytes(&plugins().join("release_dir.wasm"), &k("unsigned.wasm"));
+    let utag = reg.reference("cutover/release-dir:unsigned");
+    ok(cutover_in(
+        w,
+        &["plugin", "push", unsigned.to_str().unwrap(), &utag],
+    ));
+    ok(cutover_in(w, &["plugin", "install", &utag]));
+    let g = SimFleet::build("node-sim", &["--nodes", "2", "--base-port", "18850"]);
+    g.set_spec(&original_adapter, &format!("\"{utag}\""));
+    g.set_spec(&original_strategy, &format!("\"{}\"", strategy.display()));
+    trust(&g, &k("vendor.pub"));
+    let refused = |f: &SimFleet, why: &str| {
+        let o = run(f);
+        let out = text(&o);
+        assert!(!o.status.success(), "{out}");
+        assert!(out.contains(why), "{out}");
+        assert!(out.contains(&vendor), "the expected key is named: {out}");
+    };
+    refused(&g, &format!("the adapter plugin {utag}"));
+    refused(
+        &g,
+        "is unsigned, and the trust policy requires a signature by one of",
+    );
+
+    // Tampered: other bytes beside the vendor's signature of the original.
+    let tampered = other_bytes(&plugins().join("release_dir.wasm"), &k("tampered.wasm"));
+    std::fs::copy(k("release_dir.wasm.minisig"), k("tampered.wasm.minisig")).unwrap();
+    g.set_spec(
+        &format!("\"{utag}\""),
+        &format!("\"{}\"", tampered.display()),
+    );
+    refused(
+        &g,
+        "does not match its bytes: the plugin was changed after it was signed",
+    );
+
+    // Signed by a key the policy does not list.
+    let stranger = k("stranger-signed.wasm");
+    std::fs::copy(&unsigned, &stranger).unwrap();
+    ok(cutover_in(
+        w,
+        &[
+            "plugin",
+            "sign",
+            stranger.to_str().unwrap(),
+            "--key",
+            k("stranger.key").to_str().unwrap(),
+        ],
+    ));
+    g.set_spec(
+        &format!("\"{}\"", tampered.display()),
+        &format!("\"{}\"", stranger.display()),
+    );
+    refused(&g, "which the trust policy does not list");
+    // None of the refused rollouts started.
+    let rollouts = journal_query(&w.join("journal.db"), "SELECT count(*) FROM rollouts");
+    assert_eq!(rollouts, [["1"]]);
+
+    // Air-gapped: the plugin and its .minisig as files, no registry involved.
+    let bundle = k("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::copy(&adapter, bundle.join("release_dir.wasm")).unwrap();
+    std::fs::copy(
+        k("release_dir.wasm.minisig"),
+        bundle.join("release_dir.wasm.minisig"),
+    )
+    .unwrap();
+    drop(reg);
+    let offline = tempfile::tempdir().unwrap();
+    let installed = ok(cutover_in(
+        offline.path(),
+        &[
+            "plugin",
+            "install",
+            bundle.join("release_dir.wasm").to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        installed.contains(&format!("signed by key {vendor}")),
+        "{installed}"
+    );
+    let key = k("vendor.pub");
+    let verified = ok(cutover_in(
+        offline.path(),
+        &[
+            "plugin",
+            "verify",
+            bundle.join("release_dir.wasm").to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        verified.contains(&format!("signed by key {vendor}")),
+        "{verified}"
+    );
+    let o = cutover_in(
+        offline.path(),
+        &[
+            "plugin",
+            "verify",
+            tampered.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}

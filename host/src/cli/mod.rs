@@ -360,6 +360,16 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
         .contract_of(&component)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let api = format!("{}.{}.{}", v.0, v.1, v.2);
+    // Its signature beside it (`FILE.minisig`; the store keeps one beside each blob), named,
+    // not verified here (`plugin verify` does that against keys).
+    let mut sidecar = path.as_os_str().to_owned();
+    sidecar.push(".minisig");
+    let signer = std::fs::read_to_string(&sidecar)
+        .ok()
+        .and_then(|s| crate::store::trust::signer_of(&s).ok());
+    let signed = signer.as_ref().map_or("unsigned".to_string(), |k| {
+        format!("signed by key {k} (`cutover plugin verify` checks it)")
+    });
     let sink = Arc::new(NullSink);
     let budget = std::time::Duration::from_secs(10);
     match world {
@@ -375,13 +385,13 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                     "{}",
                     serde_json::to_string_pretty(&json!({
                         "world": "strategy", "api": api, "name": name, "version": version,
-                        "summary": summary, "sha256": digest,
+                        "summary": summary, "sha256": digest, "signer": signer,
                     }))?
                 );
             } else {
                 show!("{name} {version}: strategy (cutover:plugin@{api})");
                 show!("  {summary}");
-                show!("  sha256 {digest}");
+                show!("  sha256 {digest}, {signed}");
             }
         }
         World::Adapter => {
@@ -417,7 +427,7 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
                     "{}",
                     serde_json::to_string_pretty(&json!({
                         "world": "adapter", "api": api, "name": d.name, "version": d.version,
-                        "summary": d.summary, "sha256": digest, "capabilities": caps,
+                        "summary": d.summary, "sha256": digest, "signer": signer, "capabilities": caps,
                         "parameters": d.parameters.iter().map(|p| json!({
                             "name": p.name, "description": p.description, "required": p.required,
                             "per_target": p.per_target, "default": p.default,
@@ -435,7 +445,7 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
             } else {
                 show!("{} {}: adapter (cutover:plugin@{api})", d.name, d.version);
                 show!("  {}", d.summary);
-                show!("  sha256 {digest}");
+                show!("  sha256 {digest}, {signed}");
                 show!("  steps:");
                 for s in &d.steps {
                     let undo = match (s.undoable, s.undo_idempotent) {

@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::plugin::Runtime;
-use crate::store::{is_reference, oci, Store};
+use crate::store::{is_reference, oci, trust, Store};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::Path;
@@ -31,12 +31,18 @@ pub async fn install(ctx: &Ctx, reference: &str) -> Result<i32> {
     let store = ctx.store()?;
     let rt = Runtime::new(ctx.cache_dir())?;
     let (digest, name) = if reference.starts_with("oci://") {
-        let (bytes, manifest) = oci::pull(reference).await?;
-        let digest = store.add(&bytes)?;
+        let pulled = oci::pull(reference).await?;
+        let digest = store.add(&pulled.bytes)?;
         if let Some(want) = reference.split_once('@').map(|(_, d)| d) {
-            if !manifest.is_empty() && manifest != want {
-                bail!("{reference}: the registry served manifest {manifest}");
+            if !pulled.manifest.is_empty() && pulled.manifest != want {
+                bail!(
+                    "{reference}: the registry served manifest {}",
+                    pulled.manifest
+                );
             }
+        }
+        if let Some(sig) = &pulled.signature {
+            store.add_signature(&digest, sig)?;
         }
         (digest, reference.to_string())
     } else if is_reference(reference) {
@@ -63,7 +69,11 @@ pub async fn install(ctx: &Ctx, reference: &str) -> Result<i32> {
     } else {
         None
     };
-    show!("installed {name}: {digest} ({kind})");
+    let signed = match store.signature(&digest) {
+        Some(sig) => format!("signed by key {}", trust::signer_of(&sig)?),
+        None => "unsigned".to_string(),
+    };
+    show!("installed {name}: {digest} ({kind}, {signed})");
     if let Some(b) = before.filter(|b| *b != digest) {
         show!("  {name} pointed at {b} before; that version stays in the store for the rollouts that use it");
     }
@@ -128,13 +138,89 @@ pub async fn push(ctx: &Ctx, file: &Path, reference: &str) -> Result<i32> {
     let rt = Runtime::new(ctx.cache_dir())?;
     let kind = what(&rt, file)?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let url = oci::push(&bytes, reference).await?;
+    let sig = std::fs::read_to_string(sidecar(file)).ok();
+    let url = oci::push(&bytes, sig.as_deref(), reference).await?;
     show!(
-        "pushed {} ({kind}, sha256:{}) to {url}",
+        "pushed {} ({kind}, sha256:{}, {}) to {url}",
         file.display(),
-        crate::plugin::cache::sha256_hex(&bytes)
+        crate::plugin::cache::sha256_hex(&bytes),
+        if sig.is_some() {
+            "with its signature"
+        } else {
+            "unsigned"
+        }
     );
     Ok(0)
+}
+
+/// `FILE.minisig`.
+fn sidecar(file: &Path) -> std::path::PathBuf {
+    let mut p = file.as_os_str().to_owned();
+    p.push(".minisig");
+    p.into()
+}
+
+/// `plugin keygen OUT`: a minisign key pair, `OUT.key` and `OUT.pub`.
+pub fn keygen(out: &Path) -> Result<i32> {
+    let id = trust::keygen(out)?;
+    show!(
+        "key {id}: secret key {} (keep it private), public key {} (give it to operators for their [trust] keys)",
+        out.with_extension("key").display(),
+        out.with_extension("pub").display()
+    );
+    Ok(0)
+}
+
+/// `plugin sign FILE --key KEY`: write `FILE.minisig`.
+pub fn sign(file: &Path, key: &Path) -> Result<i32> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let sig = trust::sign(&bytes, key)?;
+    let out = sidecar(file);
+    std::fs::write(&out, &sig)?;
+    show!(
+        "signed {} with key {}: {}",
+        file.display(),
+        trust::signer_of(&sig)?,
+        out.display()
+    );
+    Ok(0)
+}
+
+/// `plugin verify FILE|REF [--key PUB]...`: check its signature against the keys given, else
+/// the host-wide policy. Exit code 1 when it does not verify.
+pub fn verify(ctx: &Ctx, named: &str, keys: &[String]) -> Result<i32> {
+    let path = file_of(ctx, named)?;
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let keys = if keys.is_empty() {
+        trust::host_keys()?
+    } else {
+        keys.iter()
+            .map(|k| trust::key(k, Path::new(".")))
+            .collect::<Result<Vec<_>>>()?
+    };
+    if keys.is_empty() {
+        bail!("no key to verify against: give --key PUB, or set $CUTOVER_TRUST");
+    }
+    let digest = format!("sha256:{}", crate::plugin::cache::sha256_hex(&bytes));
+    let sig = if is_reference(named) {
+        ctx.store()?.signature(&digest)
+    } else {
+        std::fs::read_to_string(sidecar(&path)).ok()
+    };
+    let Some(sig) = sig else {
+        show_err!("{named} ({digest}) is unsigned");
+        return Ok(1);
+    };
+    match trust::verify(&bytes, &sig, &keys) {
+        Ok(signer) => {
+            show!("{named} ({digest}): signed by key {signer}");
+            Ok(0)
+        }
+        Err(why) => {
+            show_err!("{named} ({digest}): {why}");
+            Ok(1)
+        }
+    }
 }
 
 /// The file a command names: a path, or a reference resolved in the store.

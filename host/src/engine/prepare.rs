@@ -85,24 +85,18 @@ pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
             spec.path.display()
         );
     }
-    let (spath, sdigest) = admit(env, &spec.strategy).context("loading the strategy")?;
+    let (spath, strategy_plugin) =
+        admit(env, &spec, "strategy", &spec.strategy).context("loading the strategy")?;
     let strategy = env
         .runtime
-        .strategy(&spath, Some(&sdigest[7..]), spec.limits.memory)
+        .strategy(
+            &spath,
+            Some(&strategy_plugin.digest[7..]),
+            spec.limits.memory,
+        )
         .context("loading the strategy")?;
-    let (adapter, adigest) = load_adapter(env, &spec)?;
-    let plugins = vec![
-        crate::journal::LoadedPlugin {
-            role: "strategy".into(),
-            digest: sdigest,
-            source: source(&spec.strategy),
-        },
-        crate::journal::LoadedPlugin {
-            role: "adapter".into(),
-            digest: adigest,
-            source: source(&spec.adapter),
-        },
-    ];
+    let (adapter, adapter_plugin) = load_adapter(env, &spec)?;
+    let plugins = vec![strategy_plugin, adapter_plugin];
     env.ui.log("", "load", Level::Debug, &strategy.load_note);
     let crate::plugin::model::StrategyInfo {
         name: sname,
@@ -137,13 +131,33 @@ fn source(p: &crate::spec::PluginRef) -> String {
         .unwrap_or_else(|| p.path.display().to_string())
 }
 
-/// The plugin `p` names, kept in the plugin store: the file to load (the spec's own file, or
-/// the store's copy for a reference) and its digest. A pin (`sha256`) must match either way.
-pub fn admit(env: &Env, p: &crate::spec::PluginRef) -> Result<(std::path::PathBuf, String)> {
-    match &p.reference {
+/// The trust policy of `spec`: its `[trust] keys` and the host-wide `$CUTOVER_TRUST`.
+fn trusted(spec: &Spec) -> Result<Vec<crate::store::trust::Key>> {
+    let base = spec.path.parent().unwrap_or(std::path::Path::new("."));
+    let mut keys = spec
+        .trust
+        .iter()
+        .map(|k| crate::store::trust::key(k, base))
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| format!("{}: [trust] keys", spec.path.display()))?;
+    keys.extend(crate::store::trust::host_keys()?);
+    Ok(keys)
+}
+
+/// The plugin `p` names as `role`, kept in the plugin store: the file to load (the spec's own
+/// file, or the store's copy for a reference) and what the journal records of it. A pin
+/// (`sha256`) must match either way; with a trust policy, so must a signature by a trusted
+/// key, or the plugin is refused before anything runs.
+pub fn admit(
+    env: &Env,
+    spec: &Spec,
+    role: &str,
+    p: &crate::spec::PluginRef,
+) -> Result<(std::path::PathBuf, crate::journal::LoadedPlugin)> {
+    let (path, digest) = match &p.reference {
         None => {
             let digest = env.store.add_file(&p.path, p.sha256.as_deref())?;
-            Ok((p.path.clone(), digest))
+            (env.store.blob(&digest), digest)
         }
         Some(r) => {
             let digest = env.store.resolve(r)?;
@@ -152,20 +166,55 @@ pub fn admit(env: &Env, p: &crate::spec::PluginRef) -> Result<(std::path::PathBu
                     bail!("{r} is {digest} in the plugin store, but the spec pins sha256 {pin}: install the pinned version, or update the pin");
                 }
             }
-            Ok((env.store.blob(&digest), digest))
+            (env.store.blob(&digest), digest)
         }
+    };
+    let keys = trusted(spec)?;
+    let mut signer = String::new();
+    if !keys.is_empty() {
+        let listed: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{} ({})", k.id, k.from))
+            .collect();
+        let named = format!("the {role} plugin {} ({digest})", source(p));
+        let Some(sig) = env.store.signature(&digest) else {
+            bail!(
+                "{named} is unsigned, and the trust policy requires a signature by one of: {}; sign it (`cutover plugin sign`) and install it with its .minisig",
+                listed.join(", ")
+            );
+        };
+        let bytes = std::fs::read(&path)?;
+        signer = crate::store::trust::verify(&bytes, &sig, &keys).map_err(|why| {
+            anyhow!(
+                "{named} is refused: {why}; the trust policy lists {}",
+                listed.join(", ")
+            )
+        })?;
     }
+    Ok((
+        path,
+        crate::journal::LoadedPlugin {
+            role: role.into(),
+            digest,
+            source: source(p),
+            signer,
+        },
+    ))
 }
 
-/// Load the adapter a spec names; its digest.
-pub fn load_adapter(env: &Env, spec: &Spec) -> Result<(AdapterPlugin, String)> {
-    let (path, digest) = admit(env, &spec.adapter).context("loading the adapter")?;
+/// Load the adapter a spec names; what the journal records of it.
+pub fn load_adapter(
+    env: &Env,
+    spec: &Spec,
+) -> Result<(AdapterPlugin, crate::journal::LoadedPlugin)> {
+    let (path, loaded) =
+        admit(env, spec, "adapter", &spec.adapter).context("loading the adapter")?;
     let adapter = env
         .runtime
-        .adapter(&path, Some(&digest[7..]), spec.limits.memory)
+        .adapter(&path, Some(&loaded.digest[7..]), spec.limits.memory)
         .context("loading the adapter")?;
     env.ui.log("", "load", Level::Debug, &adapter.load_note);
-    Ok((adapter, digest))
+    Ok((adapter, loaded))
 }
 
 /// Describe `adapter`, check the spec's parameters against it and resolve its grants for

@@ -14,14 +14,16 @@ pub struct LoadedPlugin {
     pub digest: String,
     /// What the spec named: a file or a reference.
     pub source: String,
+    /// The key id of its verified signature; empty when no trust policy asked for one.
+    pub signer: String,
 }
 
 impl Journal {
     /// Record the plugin `rollout` loaded as `role` (durable on return).
     pub fn record_plugin(&self, rollout: i64, p: &LoadedPlugin) -> Result<()> {
         self.writing()?.execute(
-            "INSERT OR REPLACE INTO plugins(rollout, role, digest, source) VALUES(?1, ?2, ?3, ?4)",
-            params![rollout, p.role, p.digest, p.source],
+            "INSERT OR REPLACE INTO plugins(rollout, role, digest, source, signer) VALUES(?1, ?2, ?3, ?4, ?5)",
+            params![rollout, p.role, p.digest, p.source, p.signer],
         )?;
         Ok(())
     }
@@ -29,13 +31,15 @@ impl Journal {
     /// The plugins `rollout` loaded (none for a rollout started before they were recorded).
     pub fn plugins(&self, rollout: i64) -> Result<Vec<LoadedPlugin>> {
         let c = self.conn.lock().unwrap();
-        let mut st =
-            c.prepare("SELECT role, digest, source FROM plugins WHERE rollout = ?1 ORDER BY role")?;
+        let mut st = c.prepare(
+            "SELECT role, digest, source, signer FROM plugins WHERE rollout = ?1 ORDER BY role",
+        )?;
         let rows = st.query_map(params![rollout], |r| {
             Ok(LoadedPlugin {
                 role: r.get(0)?,
                 digest: r.get(1)?,
                 source: r.get(2)?,
+                signer: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

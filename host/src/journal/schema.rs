@@ -53,8 +53,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         // The exact plugins a rollout loaded (by digest, kept in the plugin store), so that
         // `resume` and `rollback` load the same bytes whatever the spec's file or reference
-        // holds by then.
-        "CREATE TABLE IF NOT EXISTS plugins(rollout INTEGER NOT NULL, role TEXT NOT NULL, digest TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY(rollout, role));",
+        // holds by then, and who signed them.
+        "CREATE TABLE IF NOT EXISTS plugins(rollout INTEGER NOT NULL, role TEXT NOT NULL, digest TEXT NOT NULL, source TEXT NOT NULL, signer TEXT NOT NULL DEFAULT '', PRIMARY KEY(rollout, role));",
     ),
 ];
 

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! STORE/blobs/sha256/<hex>     a plugin's bytes (read-only once written)
+//! STORE/blobs/sha256/<hex>.minisig   its signature, when it came with one
 //! STORE/refs.json              reference → digest ("oci://reg/ns/name:1.0" → "sha256:…")
 //! STORE/.lock                  held while refs.json changes
 //! ```
@@ -13,6 +14,7 @@
 //! versions of one plugin side by side.
 
 pub mod oci;
+pub mod trust;
 
 use crate::plugin::cache::sha256_hex;
 use anyhow::{bail, Context, Result};
@@ -83,10 +85,39 @@ impl Store {
         Ok(digest)
     }
 
-    /// Keep the plugin file `path` (checked against `pin`, 64 hex digits, when given).
+    /// Where the signature of the plugin `digest` is kept.
+    pub fn signature_path(&self, digest: &str) -> PathBuf {
+        let mut p = self.blob(digest).into_os_string();
+        p.push(".minisig");
+        PathBuf::from(p)
+    }
+
+    /// The signature kept for `digest`, if any.
+    pub fn signature(&self, digest: &str) -> Option<String> {
+        std::fs::read_to_string(self.signature_path(digest)).ok()
+    }
+
+    /// Keep `sig` (minisign text) as the signature of `digest`.
+    pub fn add_signature(&self, digest: &str, sig: &str) -> Result<()> {
+        trust::signer_of(sig)?;
+        let path = self.signature_path(digest);
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(&tmp, sig)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+
+    /// Keep the plugin file `path` (checked against `pin`, 64 hex digits, when given), with
+    /// its signature `PATH.minisig` when there is one.
     pub fn add_file(&self, path: &Path, pin: Option<&str>) -> Result<String> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let digest = self.add(&bytes)?;
+        let mut sig = path.as_os_str().to_owned();
+        sig.push(".minisig");
+        if let Ok(text) = std::fs::read_to_string(&sig) {
+            self.add_signature(&digest, &text)
+                .with_context(|| format!("{}", Path::new(&sig).display()))?;
+        }
         if let Some(pin) = pin {
             if digest != format!("sha256:{pin}") {
                 bail!(
@@ -182,6 +213,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let _ = std::fs::remove_file(self.blob(&digest));
+        let _ = std::fs::remove_file(self.signature_path(&digest));
         Ok(vec![digest])
     }
 
@@ -193,6 +225,7 @@ impl Store {
             let e = e?;
             let name = e.file_name().to_string_lossy().to_string();
             let Some(digest) = parse_digest(&format!("sha256:{name}")) else {
+                // Signatures and files being written.
                 continue;
             };
             let names = refs

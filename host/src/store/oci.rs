@@ -1,7 +1,8 @@
 //! Plugins in OCI registries, in the layout other WebAssembly tools use for components (the
 //! CNCF Wasm OCI artifact layout, as `wkg` writes it): one layer of media type
 //! `application/wasm` holding the component, and a config of media type
-//! `application/vnd.wasm.config.v0+json`.
+//! `application/vnd.wasm.config.v0+json`; a signed plugin carries its minisign signature as a
+//! second layer.
 //!
 //! References are `oci://REGISTRY/REPOSITORY:TAG` or `oci://REGISTRY/REPOSITORY@sha256:…`.
 //! Loopback registries (and those in `$CUTOVER_INSECURE_REGISTRIES`, comma-separated) are
@@ -17,6 +18,8 @@ use oci_client::{Client, Reference};
 pub const WASM_LAYER: &str = "application/wasm";
 /// The media type of a Wasm artifact's config.
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
+/// The media type of the optional second layer: the plugin's minisign signature.
+pub const SIGNATURE_LAYER: &str = "application/vnd.cutover.plugin.signature.v1+minisign";
 
 /// The registry reference of `oci://…`.
 pub fn reference(r: &str) -> Result<Reference> {
@@ -59,13 +62,27 @@ fn auth() -> RegistryAuth {
     }
 }
 
-/// Pull the component `r` names: its bytes and the manifest digest.
-pub async fn pull(r: &str) -> Result<(Vec<u8>, String)> {
+/// A pulled plugin.
+pub struct Pulled {
+    pub bytes: Vec<u8>,
+    /// The manifest's digest.
+    pub manifest: String,
+    /// Its signature, when the artifact carries one.
+    pub signature: Option<String>,
+}
+
+/// Pull the component `r` names.
+pub async fn pull(r: &str) -> Result<Pulled> {
     let reg = reference(r)?;
     let image = client(&reg)
-        .pull(&reg, &auth(), vec![WASM_LAYER])
+        .pull(&reg, &auth(), vec![WASM_LAYER, SIGNATURE_LAYER])
         .await
         .with_context(|| format!("pulling {r}"))?;
+    let signature = image
+        .layers
+        .iter()
+        .find(|l| l.media_type == SIGNATURE_LAYER)
+        .map(|l| String::from_utf8_lossy(&l.data).into_owned());
     let layers: Vec<_> = image
         .layers
         .into_iter()
@@ -77,12 +94,15 @@ pub async fn pull(r: &str) -> Result<(Vec<u8>, String)> {
             layers.len()
         );
     }
-    let digest = image.digest.unwrap_or_default();
-    Ok((layers[0].data.to_vec(), digest))
+    Ok(Pulled {
+        bytes: layers[0].data.to_vec(),
+        manifest: image.digest.unwrap_or_default(),
+        signature,
+    })
 }
 
-/// Push the component `bytes` as `r`; the manifest's URL.
-pub async fn push(bytes: &[u8], r: &str) -> Result<String> {
+/// Push the component `bytes` (with its signature, if any) as `r`; the manifest's URL.
+pub async fn push(bytes: &[u8], signature: Option<&str>, r: &str) -> Result<String> {
     let reg = reference(r)?;
     let layer_digest = format!("sha256:{}", crate::plugin::cache::sha256_hex(bytes));
     let config = serde_json::json!({
@@ -90,14 +110,22 @@ pub async fn push(bytes: &[u8], r: &str) -> Result<String> {
         "os": "wasip2",
         "layerDigests": [layer_digest],
     });
+    let mut layers = vec![ImageLayer::new(
+        bytes.to_vec(),
+        WASM_LAYER.to_string(),
+        None,
+    )];
+    if let Some(sig) = signature {
+        layers.push(ImageLayer::new(
+            sig.as_bytes().to_vec(),
+            SIGNATURE_LAYER.to_string(),
+            None,
+        ));
+    }
     let pushed = client(&reg)
         .push(
             &reg,
-            &[ImageLayer::new(
-                bytes.to_vec(),
-                WASM_LAYER.to_string(),
-                None,
-            )],
+            &layers,
             Config::new(serde_json::to_vec(&config)?, WASM_CONFIG.to_string(), None),
             &auth(),
             None,
