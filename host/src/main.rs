@@ -116,7 +116,8 @@ enum PluginCommand {
         json: bool,
     },
     /// Keep a plugin in the store: an OCI reference (`oci://REGISTRY/REPO:TAG` or
-    /// `@sha256:…`, pulled) or a file.
+    /// `@sha256:…`, pulled), an `https://…#sha256=HEX` URL, or a file (with FILE.minisig when
+    /// there is one).
     Install { reference: String },
     /// The plugins in the store, their references and whether a rollout uses them.
     List {

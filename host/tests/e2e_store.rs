@@ -109,6 +109,35 @@ fn other_bytes(wasm: &Path, to: &Path) -> PathBuf {
     to.to_path_buf()
 }
 
+/// A web server on 127.0.0.1 serving `body` at every path but `*.minisig` (404), for a minute.
+fn serve(body: Vec<u8>) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(16) {
+            let Ok(mut s) = s else { continue };
+            let mut req = [0u8; 4096];
+            let n = s.read(&mut req).unwrap_or(0);
+            let line = String::from_utf8_lossy(&req[..n]).to_string();
+            if line
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|p| p.ends_with(".minisig"))
+            {
+                let _ = s.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+            } else {
+                let _ = write!(
+                    s,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(&body);
+            }
+        }
+    });
+    port
+}
+
 fn sha256_of(path: &Path) -> String {
     let o = Command::new("sha256sum").arg(path).output().unwrap();
     format!(
@@ -160,9 +189,24 @@ fn plugins_install_by_tag_and_digest_and_specs_run_them_by_reference() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["digest"], digest.as_str());
     assert_eq!(list[0]["references"].as_array().unwrap().len(), 2, "{list}");
+    // (The URL is installed below, a third reference to the same bytes.)
     // Inspect by reference.
     let shown = ok(cutover_in(w, &["plugin", "inspect", &tag]));
     assert!(shown.contains("release-dir"), "{shown}");
+    // From a URL: only with its digest pinned, and only if the bytes match it.
+    let port = serve(std::fs::read(&wasm).unwrap());
+    let url = format!("http://127.0.0.1:{port}/release_dir.wasm");
+    let o = cutover_in(w, &["plugin", "install", &url]);
+    assert!(text(&o).contains("needs its digest pinned"), "{}", text(&o));
+    let wrong = format!("{url}#sha256={}", "0".repeat(64));
+    let o = cutover_in(w, &["plugin", "install", &wrong]);
+    assert!(text(&o).contains("not the pinned"), "{}", text(&o));
+    let pinned = format!("{url}#sha256={}", &digest[7..]);
+    let installed = ok(cutover_in(w, &["plugin", "install", &pinned]));
+    assert!(
+        installed.contains(&format!("installed {pinned}: {digest}")),
+        "{installed}"
+    );
 
     // A spec naming the plugin by reference runs it, and the journal keeps its digest.
     let f = SimFleet::build("node-sim", &["--nodes", "3", "--base-port", "18810"]);

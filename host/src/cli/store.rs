@@ -45,8 +45,15 @@ pub async fn install(ctx: &Ctx, reference: &str) -> Result<i32> {
             store.add_signature(&digest, sig)?;
         }
         (digest, reference.to_string())
+    } else if reference.starts_with("https://") || reference.starts_with("http://") {
+        let (bytes, sig) = crate::store::download(reference)?;
+        let digest = store.add(&bytes)?;
+        if let Some(sig) = &sig {
+            store.add_signature(&digest, sig)?;
+        }
+        (digest, reference.to_string())
     } else if is_reference(reference) {
-        bail!("{reference}: install takes an oci:// reference or a file");
+        bail!("{reference}: install takes an oci:// reference, an https:// URL with #sha256=…, or a file");
     } else {
         let path = Path::new(reference);
         let digest = store.add_file(path, None)?;
@@ -64,7 +71,7 @@ pub async fn install(ctx: &Ctx, reference: &str) -> Result<i32> {
             return Err(e.context(format!("{reference} is not a plugin this cutover loads")));
         }
     };
-    let before = if name.starts_with("oci://") {
+    let before = if is_reference(&name) {
         store.tag(&name, &digest)?
     } else {
         None

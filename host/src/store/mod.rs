@@ -26,9 +26,56 @@ pub struct Store {
     root: PathBuf,
 }
 
-/// What a spec (or the command line) names: a file, or a reference to resolve in the store.
+/// What a spec (or the command line) names: a file, or a reference to resolve in the store
+/// (`oci://…`, an `https://…#sha256=…` URL, or `sha256:…`).
 pub fn is_reference(s: &str) -> bool {
-    s.starts_with("oci://") || s.starts_with("sha256:")
+    s.starts_with("oci://")
+        || s.starts_with("sha256:")
+        || s.starts_with("https://")
+        || s.starts_with("http://")
+}
+
+/// Download the plugin at `reference` (`https://…#sha256=HEX`; plain `http://` only from a
+/// loopback host) and check it against the digest pinned in it; its bytes and its signature
+/// (`URL.minisig`), when the server has one.
+pub fn download(reference: &str) -> Result<(Vec<u8>, Option<String>)> {
+    let (url, pin) = reference.split_once("#sha256=").ok_or_else(|| {
+        anyhow::anyhow!("{reference}: a plugin from a URL needs its digest pinned: append #sha256=<64 hex digits>")
+    })?;
+    let pin = parse_digest(&format!("sha256:{pin}"))
+        .ok_or_else(|| anyhow::anyhow!("{reference}: the pinned digest is not 64 hex digits"))?;
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        if !matches!(host, "127.0.0.1" | "localhost") {
+            bail!("{url}: plain http is only for a loopback host; use https");
+        }
+    }
+    let get = |u: &str| -> Result<Option<Vec<u8>>> {
+        let resp = ureq::get(u)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()?;
+        if resp.status() == 404 {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            bail!("{u}: HTTP {}", resp.status());
+        }
+        Ok(Some(
+            resp.into_body()
+                .with_config()
+                .limit(256 << 20)
+                .read_to_vec()?,
+        ))
+    };
+    let bytes = get(url)?.ok_or_else(|| anyhow::anyhow!("{url}: not found (HTTP 404)"))?;
+    let digest = format!("sha256:{}", sha256_hex(&bytes));
+    if digest != pin {
+        bail!("{url} served {digest}, not the pinned {pin}: refused");
+    }
+    let sig = get(&format!("{url}.minisig"))?.map(|b| String::from_utf8_lossy(&b).into_owned());
+    Ok((bytes, sig))
 }
 
 /// `sha256:<64 hex>` checked and lowercased.
