@@ -156,8 +156,10 @@ pub fn admit(
 ) -> Result<(std::path::PathBuf, crate::journal::LoadedPlugin)> {
     let (path, digest) = match &p.reference {
         None => {
+            // Loaded from the spec's own file (its name shows in messages), checked against
+            // the digest just kept.
             let digest = env.store.add_file(&p.path, p.sha256.as_deref())?;
-            (env.store.blob(&digest), digest)
+            (p.path.clone(), digest)
         }
         Some(r) => {
             let digest = env.store.resolve(r)?;

@@ -157,22 +157,23 @@ impl Store {
     /// Keep the plugin file `path` (checked against `pin`, 64 hex digits, when given), with
     /// its signature `PATH.minisig` when there is one.
     pub fn add_file(&self, path: &Path, pin: Option<&str>) -> Result<String> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read plugin {}", path.display()))?;
+        if let Some(pin) = pin {
+            let digest = sha256_hex(&bytes);
+            if digest != pin {
+                bail!(
+                    "plugin {} does not match its pin: sha256 is {digest}, the spec pins {pin}",
+                    path.display()
+                );
+            }
+        }
         let digest = self.add(&bytes)?;
         let mut sig = path.as_os_str().to_owned();
         sig.push(".minisig");
         if let Ok(text) = std::fs::read_to_string(&sig) {
             self.add_signature(&digest, &text)
                 .with_context(|| format!("{}", Path::new(&sig).display()))?;
-        }
-        if let Some(pin) = pin {
-            if digest != format!("sha256:{pin}") {
-                bail!(
-                    "{}: sha256 is {}, but the spec pins {pin}: the file changed; check it and update the pin",
-                    path.display(),
-                    &digest[7..]
-                );
-            }
         }
         Ok(digest)
     }
@@ -312,6 +313,6 @@ mod tests {
         assert!(s.resolve(&b).is_err());
         assert_eq!(s.list().unwrap().len(), 1);
         let e = s.add_file(&s.blob(&a), Some(&"0".repeat(64))).unwrap_err();
-        assert!(e.to_string().contains("pins"), "{e}");
+        assert!(e.to_string().contains("does not match its pin"), "{e}");
     }
 }
