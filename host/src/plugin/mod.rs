@@ -2,6 +2,8 @@
 
 pub mod authority;
 pub mod cache;
+mod calls;
+pub mod contract;
 pub mod files;
 mod host_calls;
 pub mod model;
@@ -46,6 +48,5 @@ pub mod since_v1_1_0;
 mod tcp;
 pub mod validate;
 
-pub use runtime::{
-    AdapterPlugin, CallEnv, FaultKind, NullSink, PluginFault, Runtime, Sink, StrategyPlugin, World,
-};
+pub use calls::{AdapterPlugin, StrategyPlugin};
+pub use runtime::{CallEnv, FaultKind, NullSink, PluginFault, Runtime, Sink, World};
