@@ -127,6 +127,9 @@ enum PluginCommand {
     /// Remove a reference (or a digest with its references) from the store; plugins a
     /// rollout may still resume with are kept.
     Remove { reference: String },
+    /// Remove the plugins no reference names and no rollout of this journal may still need
+    /// (the file plugins of finished rollouts). Rollouts of other journals are not known here.
+    Prune,
     /// Publish a plugin to an OCI registry, in the Wasm component layout (with FILE.minisig
     /// as a second layer when there is one).
     Push { file: PathBuf, reference: String },
@@ -226,6 +229,9 @@ fn run(args: Args) -> Result<i32> {
             Command::Plugin {
                 command: PluginCommand::Remove { reference },
             } => cli::store::remove(&ctx, &reference),
+            Command::Plugin {
+                command: PluginCommand::Prune,
+            } => cli::store::prune(&ctx),
             Command::Plugin {
                 command: PluginCommand::Push { file, reference },
             } => cli::store::push(&ctx, &file, &reference).await,

@@ -140,6 +140,22 @@ pub fn remove(ctx: &Ctx, what: &str) -> Result<i32> {
     Ok(0)
 }
 
+/// `plugin prune`: remove the plugins nothing names and no rollout of this journal needs.
+pub fn prune(ctx: &Ctx) -> Result<i32> {
+    let removed = ctx.store()?.prune(&in_use(ctx)?)?;
+    show!(
+        "removed {} plugin(s) no reference names and no rollout of {} needs{}",
+        removed.len(),
+        ctx.journal.display(),
+        if removed.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", removed.join(", "))
+        }
+    );
+    Ok(0)
+}
+
 /// `plugin push FILE oci://…`: publish a plugin in the Wasm component layout.
 pub async fn push(ctx: &Ctx, file: &Path, reference: &str) -> Result<i32> {
     let rt = Runtime::new(ctx.cache_dir())?;

@@ -265,6 +265,20 @@ impl Store {
         Ok(vec![digest])
     }
 
+    /// Remove every plugin no reference points at and no rollout in `in_use` needs (the file
+    /// plugins of finished rollouts); the digests removed.
+    pub fn prune(&self, in_use: &[String]) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for (digest, _, refs) in self.list()? {
+            if refs.is_empty() && !in_use.contains(&digest) {
+                std::fs::remove_file(self.blob(&digest))?;
+                let _ = std::fs::remove_file(self.signature_path(&digest));
+                removed.push(digest);
+            }
+        }
+        Ok(removed)
+    }
+
     /// Every kept plugin: digest, size and the references to it.
     pub fn list(&self) -> Result<Vec<(String, u64, Vec<String>)>> {
         let refs = self.refs()?;
