@@ -102,17 +102,15 @@ pub fn show_findings(ui: &dyn Ui, findings: &[Finding]) -> bool {
 pub async fn start(env: &Env, spec: Spec) -> Result<Outcome> {
     let mut prepared = prepare(env, spec).await?;
     let spec = &prepared.spec;
-    let id = env.journal.create_rollout(
+    let id = env.journal.start_rollout(
         &spec.name,
         &std::path::absolute(&spec.path)
             .unwrap_or(spec.path.clone())
             .display()
             .to_string(),
         &spec.text,
+        &prepared.plugins,
     )?;
-    for p in &prepared.plugins {
-        env.journal.record_plugin(id, p)?;
-    }
     let keys: Vec<String> = prepared
         .targets
         .iter()

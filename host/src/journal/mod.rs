@@ -174,13 +174,30 @@ impl Journal {
 
     /// Record a new rollout; returns its id.
     pub fn create_rollout(&self, name: &str, spec_path: &str, spec_text: &str) -> Result<i64> {
-        let c = self.writing()?;
+        self.start_rollout(name, spec_path, spec_text, &[])
+    }
+
+    /// Create a rollout with the plugins it loaded, in one durable commit.
+    pub fn start_rollout(
+        &self,
+        name: &str,
+        spec_path: &str,
+        spec_text: &str,
+        plugins: &[LoadedPlugin],
+    ) -> Result<i64> {
+        let mut c = self.writing()?;
+        let tx = c.transaction()?;
         let now = now_ms();
-        c.execute(
+        tx.execute(
             "INSERT INTO rollouts(name, spec_path, spec_text, status, created, updated, pid) VALUES(?1, ?2, ?3, 'running', ?4, ?4, ?5)",
             params![name, spec_path, spec_text, now, std::process::id()],
         )?;
-        Ok(c.last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        for p in plugins {
+            plugins::insert(&tx, id, p)?;
+        }
+        tx.commit()?;
+        Ok(id)
     }
 
     /// Take the lease on `targets` for `rollout`, or name the rollout that holds one.

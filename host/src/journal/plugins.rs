@@ -18,16 +18,16 @@ pub struct LoadedPlugin {
     pub signer: String,
 }
 
-impl Journal {
-    /// Record the plugin `rollout` loaded as `role` (durable on return).
-    pub fn record_plugin(&self, rollout: i64, p: &LoadedPlugin) -> Result<()> {
-        self.writing()?.execute(
-            "INSERT OR REPLACE INTO plugins(rollout, role, digest, source, signer) VALUES(?1, ?2, ?3, ?4, ?5)",
-            params![rollout, p.role, p.digest, p.source, p.signer],
-        )?;
-        Ok(())
-    }
+/// Record the plugin `rollout` loaded (in the caller's transaction).
+pub(super) fn insert(c: &rusqlite::Connection, rollout: i64, p: &LoadedPlugin) -> Result<()> {
+    c.execute(
+        "INSERT OR REPLACE INTO plugins(rollout, role, digest, source, signer) VALUES(?1, ?2, ?3, ?4, ?5)",
+        params![rollout, p.role, p.digest, p.source, p.signer],
+    )?;
+    Ok(())
+}
 
+impl Journal {
     /// The plugins `rollout` loaded (none for a rollout started before they were recorded).
     pub fn plugins(&self, rollout: i64) -> Result<Vec<LoadedPlugin>> {
         let c = self.conn.lock().unwrap();
