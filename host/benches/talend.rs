@@ -2,7 +2,8 @@
 //! the `talend-remote-engine` adapter on one simulated engine of 6,000 tasks (timed from the
 //! journal of a real `cutover run`), against the native script an operator would write (`cp
 //! -a` of both folders, then `sed -i` on every `.metadata` and `*-state.dat`) on a tree
-//! generated the same way, in the same run. Rounds alternate the two (`BENCH_ROUNDS`, default
+//! generated the same way, in the same run. Each tree is synced to disk before the clock
+//! starts, so neither side pays for writing out the other's. Rounds alternate the two (`BENCH_ROUNDS`, default
 //! 3, each on fresh trees) and the medians are compared: the machine is shared, and one round
 //! can be slowed by anything else running.
 //!
@@ -93,6 +94,8 @@ fn cutover_round(sim: &Path, plugins: &Path, dir: &Path) -> (usize, Duration, Du
     assert!(ok, "building the fleet failed");
     let engine = fleet.join("engines/re-01/Talend-RE-2.13.2");
     let files = count(&engine.join("data"));
+    // The generated tree is written out before the clock starts, as for the native peer.
+    sh("sync");
     let journal = dir.join("journal.db");
     let cutover = env!("CARGO_BIN_EXE_cutover");
     let run = Command::new(cutover)
@@ -146,6 +149,7 @@ fn native_round(sim: &Path, dir: &Path) -> Duration {
         .unwrap()
         .success();
     assert!(ok);
+    sh("sync");
     native(&old, &dir.join("Talend-RE-2.13.9"))
 }
 
