@@ -34,6 +34,20 @@ pub enum WalkError {
 /// Open the directory `rel` below `start` without following any symbolic link; with `create`,
 /// missing directories are made (mode 0755 less the umask).
 pub fn walk(start: &OwnedFd, rel: &Path, create: bool) -> Result<OwnedFd, WalkError> {
+    // One system call where the kernel can do the same checks (openat2 with RESOLVE_BENEATH
+    // and RESOLVE_NO_SYMLINKS: no link, no `..`, no magic link on the way). Anything it
+    // refuses, or a kernel without it, takes the walk below, which names what is wrong.
+    let plain = rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if plain && !rel.as_os_str().is_empty() {
+        let resolve = rustix::fs::ResolveFlags::BENEATH
+            | rustix::fs::ResolveFlags::NO_SYMLINKS
+            | rustix::fs::ResolveFlags::NO_MAGICLINKS;
+        if let Ok(fd) = rustix::fs::openat2(start, rel, DIR_NOFOLLOW, Mode::empty(), resolve) {
+            return Ok(fd);
+        }
+    }
     let mut fd = rustix::io::dup(start).map_err(|e| WalkError::Io(PathBuf::new(), e.into()))?;
     let mut so_far = PathBuf::new();
     for c in rel.components() {
