@@ -98,12 +98,12 @@ impl Console {
         let command = format!("install {url}");
         let text = self.run(&[&command])?.remove(0);
         installed_id(&text).ok_or_else(|| {
-                fail(format!(
-                    "{}: `{command}` assigned no bundle id: {}",
-                    self.node,
-                    first_lines(&text)
-                ))
-            })
+            fail(format!(
+                "{}: `{command}` assigned no bundle id: {}",
+                self.node,
+                first_lines(&text)
+            ))
+        })
     }
 
     /// Run `<verb> <id>` and check, in the same session, that the bundle reaches `state`

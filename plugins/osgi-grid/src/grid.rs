@@ -3,8 +3,8 @@
 //! `resume-balancing`. The map sets are those `osgiCurrent` shows using the bundle's services
 //! (checked against parameter `map-sets` when it is given).
 
-use crate::xscmd::{self, MapSet};
 use crate::read_bundle;
+use crate::xscmd::{self, MapSet};
 use cutover_sdk::{fail, info, output, warn, Call, Output, Pair, Result};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -355,7 +355,10 @@ impl cutover_sdk::Adapter for OsgiGrid {
                 } else {
                     ""
                 };
-                block(None, format!("the grid's active rankings: {}{hint}", e.message));
+                block(
+                    None,
+                    format!("the grid's active rankings: {}{hint}", e.message),
+                );
                 Vec::new()
             }
         };

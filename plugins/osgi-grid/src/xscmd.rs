@@ -209,7 +209,9 @@ pub fn affected(params: &[Pair], services: &BTreeSet<String>) -> Result<Vec<MapS
         let mut problems = Vec::new();
         for (g, m) in &named {
             if !found.contains_key(&(g.clone(), m.clone())) {
-                problems.push(format!("it names {g}/{m}, which uses none of the bundle's services in osgiCurrent"));
+                problems.push(format!(
+                    "it names {g}/{m}, which uses none of the bundle's services in osgiCurrent"
+                ));
             }
         }
         for ((g, m), svcs) in &found {
