@@ -362,9 +362,7 @@ pub async fn inspect(ctx: &Ctx, path: &Path, json_out: bool) -> Result<i32> {
     let api = format!("{}.{}.{}", v.0, v.1, v.2);
     // Its signature beside it (`FILE.minisig`; the store keeps one beside each blob), named,
     // not verified here (`plugin verify` does that against keys).
-    let mut sidecar = path.as_os_str().to_owned();
-    sidecar.push(".minisig");
-    let signer = std::fs::read_to_string(&sidecar)
+    let signer = std::fs::read_to_string(crate::store::trust::sidecar(path))
         .ok()
         .and_then(|s| crate::store::trust::signer_of(&s).ok());
     let signed = signer.as_ref().map_or("unsigned".to_string(), |k| {

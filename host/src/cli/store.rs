@@ -161,7 +161,7 @@ pub async fn push(ctx: &Ctx, file: &Path, reference: &str) -> Result<i32> {
     let rt = Runtime::new(ctx.cache_dir())?;
     let kind = what(&rt, file)?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let sig = std::fs::read_to_string(sidecar(file)).ok();
+    let sig = std::fs::read_to_string(trust::sidecar(file)).ok();
     let url = oci::push(&bytes, sig.as_deref(), reference).await?;
     show!(
         "pushed {} ({kind}, sha256:{}, {}) to {url}",
@@ -174,13 +174,6 @@ pub async fn push(ctx: &Ctx, file: &Path, reference: &str) -> Result<i32> {
         }
     );
     Ok(0)
-}
-
-/// `FILE.minisig`.
-fn sidecar(file: &Path) -> std::path::PathBuf {
-    let mut p = file.as_os_str().to_owned();
-    p.push(".minisig");
-    p.into()
 }
 
 /// `plugin keygen OUT`: a minisign key pair, `OUT.key` and `OUT.pub`.
@@ -198,7 +191,7 @@ pub fn keygen(out: &Path) -> Result<i32> {
 pub fn sign(file: &Path, key: &Path) -> Result<i32> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let sig = trust::sign(&bytes, key)?;
-    let out = sidecar(file);
+    let out = trust::sidecar(file);
     std::fs::write(&out, &sig)?;
     show!(
         "signed {} with key {}: {}",
@@ -228,7 +221,7 @@ pub fn verify(ctx: &Ctx, named: &str, keys: &[String]) -> Result<i32> {
     let sig = if is_reference(named) {
         ctx.store()?.signature(&digest)
     } else {
-        std::fs::read_to_string(sidecar(&path)).ok()
+        std::fs::read_to_string(trust::sidecar(&path)).ok()
     };
     let Some(sig) = sig else {
         show_err!("{named} ({digest}) is unsigned");

@@ -48,15 +48,15 @@ impl Journal {
     /// The digests of rollouts that may still resume or roll back (not completed or rolled
     /// back): the plugin store keeps them.
     pub fn plugins_in_use(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for r in self.rollouts()? {
-            if matches!(r.status, Status::Completed | Status::RolledBack) {
-                continue;
-            }
-            out.extend(self.plugins(r.id)?.into_iter().map(|p| p.digest));
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
+        let c = self.conn.lock().unwrap();
+        let mut st = c.prepare(
+            "SELECT DISTINCT p.digest FROM plugins p JOIN rollouts r ON r.id = p.rollout \
+             WHERE r.status NOT IN (?1, ?2) ORDER BY p.digest",
+        )?;
+        let rows = st.query_map(
+            params![Status::Completed.as_str(), Status::RolledBack.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
 }

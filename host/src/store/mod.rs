@@ -134,9 +134,7 @@ impl Store {
 
     /// Where the signature of the plugin `digest` is kept.
     pub fn signature_path(&self, digest: &str) -> PathBuf {
-        let mut p = self.blob(digest).into_os_string();
-        p.push(".minisig");
-        PathBuf::from(p)
+        trust::sidecar(&self.blob(digest))
     }
 
     /// The signature kept for `digest`, if any.
@@ -169,11 +167,10 @@ impl Store {
             }
         }
         let digest = self.add(&bytes)?;
-        let mut sig = path.as_os_str().to_owned();
-        sig.push(".minisig");
+        let sig = trust::sidecar(path);
         if let Ok(text) = std::fs::read_to_string(&sig) {
             self.add_signature(&digest, &text)
-                .with_context(|| format!("{}", Path::new(&sig).display()))?;
+                .with_context(|| format!("{}", sig.display()))?;
         }
         Ok(digest)
     }

@@ -9,6 +9,13 @@ use minisign::{KeyPair, PublicKey, PublicKeyBox, SecretKeyBox, SignatureBox};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
+/// Where a plugin file's signature lies: `FILE.minisig`, beside it.
+pub fn sidecar(file: &Path) -> PathBuf {
+    let mut p = file.as_os_str().to_owned();
+    p.push(".minisig");
+    p.into()
+}
+
 /// A trusted public key and where it was listed.
 #[derive(Clone)]
 pub struct Key {
