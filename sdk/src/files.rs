@@ -126,6 +126,25 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<CopyStats> {
     .map_err(Error::from)
 }
 
+pub use crate::__private::adapter::cutover::plugin::tree::{SubstitutedCopy, Substitution};
+
+/// [`copy_tree`], writing each file whose name ends with a substitution's `name_suffix` (up
+/// to 16 MiB) with the substitutions that match it applied in order; the source is never
+/// changed. A step that rewrites files after a copy can do its rewriting here instead of
+/// writing every file a second time, and then only check.
+pub fn copy_substituting(
+    from: &Path,
+    to: &Path,
+    substitutions: &[Substitution],
+) -> Result<SubstitutedCopy> {
+    crate::__private::adapter::cutover::plugin::tree::copy_substituting(
+        &from.display().to_string(),
+        &to.display().to_string(),
+        substitutions,
+    )
+    .map_err(Error::from)
+}
+
 /// Create a symbolic link `link` pointing at `target`.
 pub fn symlink(target: &Path, link: &Path) -> Result<()> {
     #[allow(deprecated)] // the portable std call; WASI has no `std::os::unix`

@@ -1,4 +1,4 @@
-//! Write Cutover plugins in Rust, against the `cutover:plugin@1.1.0` contract (its WIT
+//! Write Cutover plugins in Rust, against the `cutover:plugin@1.2.0` contract (its WIT
 //! travels with this crate, in `wit/`).
 //!
 //! An **adapter** implements [`Adapter`]: what it is ([`Adapter::about`]) and one table of
@@ -66,8 +66,8 @@ pub mod __private {
             pub_export_macro: true,
             export_macro_name: "export_strategy_world",
             with: {
-                "cutover:plugin/types@1.1.0": crate::__private::adapter::cutover::plugin::types,
-                "cutover:plugin/log@1.1.0": crate::__private::adapter::cutover::plugin::log,
+                "cutover:plugin/types@1.2.0": crate::__private::adapter::cutover::plugin::types,
+                "cutover:plugin/log@1.2.0": crate::__private::adapter::cutover::plugin::log,
             },
         });
     }
@@ -81,8 +81,8 @@ use __private::adapter::exports::cutover::plugin::adapter as a;
 use __private::strategy::exports::cutover::plugin::strategy as s;
 
 pub use a::{
-    Capability, Description, DirRequest, Finding, Output, Parameter, PreflightContext, Severity,
-    Step, StepContext, StepKind,
+    Capability, Description, DirRequest, Finding, Output, Parameter, PreflightContext,
+    RolloutEstimate as Estimate, Severity, Step, StepContext, StepEstimate, StepKind,
 };
 pub use host::types::{
     Access, Constraint, ConstraintKind, Denial, DirGrant, HostError, Level, MaxTogether, Order,
@@ -122,6 +122,15 @@ pub trait Adapter {
         let _ = (targets, params);
         Ok(Vec::new())
     }
+    /// How long the steps take, and notes that follow from a plan of `waves` waves (for
+    /// `cutover plan`); by default nothing is estimated.
+    fn estimate(targets: Vec<Target>, params: Vec<Pair>, waves: u32) -> Result<Estimate> {
+        let _ = (targets, params, waves);
+        Ok(Estimate {
+            steps: Vec::new(),
+            notes: Vec::new(),
+        })
+    }
 }
 
 /// The order and pace of a rollout. Pure logic: no files, no network.
@@ -132,9 +141,15 @@ pub trait Strategy {
     fn plan(targets: Vec<Target>, constraints: Vec<Constraint>, params: Vec<Pair>) -> Result<Plan>;
     /// After each wave: proceed, pause, abort or roll back.
     fn decide(report: WaveReport, params: Vec<Pair>) -> Decision;
+    /// Whether the targets failing in wave `wave_index` (from 0) are left as they are for
+    /// the operator instead of undone; by default they are undone.
+    fn keeps_failed(wave_index: u32, params: Vec<Pair>) -> bool {
+        let _ = (wave_index, params);
+        false
+    }
 }
 
-/// Export a type implementing [`Adapter`] as the plugin's `cutover:plugin/adapter@1.1.0`.
+/// Export a type implementing [`Adapter`] as the plugin's `cutover:plugin/adapter@1.2.0`.
 #[macro_export]
 macro_rules! export_adapter {
     ($t:ty) => {
@@ -143,7 +158,7 @@ macro_rules! export_adapter {
     };
 }
 
-/// Export a type implementing [`Strategy`] as the plugin's `cutover:plugin/strategy@1.1.0`.
+/// Export a type implementing [`Strategy`] as the plugin's `cutover:plugin/strategy@1.2.0`.
 #[macro_export]
 macro_rules! export_strategy {
     ($t:ty) => {
@@ -178,6 +193,13 @@ macro_rules! adapter_glue {
                 params: Vec<$crate::Pair>,
             ) -> ::core::result::Result<Vec<$crate::Constraint>, $crate::PluginError> {
                 <$t as $crate::Adapter>::constraints(targets, params).map_err(Into::into)
+            }
+            fn estimate(
+                targets: Vec<$crate::Target>,
+                params: Vec<$crate::Pair>,
+                waves: u32,
+            ) -> ::core::result::Result<$crate::Estimate, $crate::PluginError> {
+                <$t as $crate::Adapter>::estimate(targets, params, waves).map_err(Into::into)
             }
             fn run_step(
                 step: String,
@@ -223,6 +245,9 @@ macro_rules! strategy_glue {
             }
             fn decide(report: $crate::WaveReport, params: Vec<$crate::Pair>) -> $crate::Decision {
                 <$t as $crate::Strategy>::decide(report, params)
+            }
+            fn keeps_failed(wave_index: u32, params: Vec<$crate::Pair>) -> bool {
+                <$t as $crate::Strategy>::keeps_failed(wave_index, params)
             }
         }
     };

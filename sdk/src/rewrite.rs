@@ -92,6 +92,38 @@ pub fn field_prefix(text: &str, field: &str, old_root: &str, new_root: &str) -> 
     r
 }
 
+/// The literal replacements that do [`field_prefix`]'s work for values written compactly
+/// (`"field":"<root>/...`), in both spellings, for a copy that substitutes as it writes
+/// (`files::copy_substituting`); a [`field_prefix`] pass afterwards then finds them done
+/// and catches every other form. None when one root lies inside the other, where a literal
+/// replacement could not tell a value already moved from one to move.
+pub fn prefix_substitutions(
+    field: &str,
+    old_root: &str,
+    new_root: &str,
+) -> Option<Vec<(String, String)>> {
+    let (old, new) = (Forms::of(old_root), Forms::of(new_root));
+    let inside = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+    if old.unix.is_empty()
+        || new.unix.is_empty()
+        || inside(&old.unix, &new.unix)
+        || inside(&new.unix, &old.unix)
+    {
+        return None;
+    }
+    let head = format!("\"{field}\":\"");
+    Some(vec![
+        (
+            format!("{head}{}/", old.unix),
+            format!("{head}{}/", new.unix),
+        ),
+        (
+            format!("{head}{}\\\\", old.windows),
+            format!("{head}{}\\\\", new.windows),
+        ),
+    ])
+}
+
 /// Offset just inside the opening quote of the value after a field name (`: "`), if the
 /// value is a string.
 fn value_start(after_name: &str) -> Option<usize> {
@@ -119,6 +151,27 @@ fn value_end(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn substitutions_do_what_field_prefix_does_on_compact_values() {
+        let text = r#"{"artifactFile":"/opt/re-old/data/a.kar","x":"/opt/re-old/y"}
+{"artifactFile":"\\opt\\re-old\\data\\b.kar"}
+{"artifactFile" : "/opt/re-old/data/c.kar"}"#;
+        let subs = prefix_substitutions("artifactFile", "/opt/re-old", "/opt/re-new").unwrap();
+        let mut copied = text.to_string();
+        for (from, to) in &subs {
+            copied = copied.replace(from.as_str(), to);
+        }
+        // The spaced value is left for the pass after the copy, which then agrees.
+        let after = field_prefix(&copied, "artifactFile", "/opt/re-old", "/opt/re-new");
+        assert_eq!((after.rewritten, after.already), (1, 2));
+        let direct = field_prefix(text, "artifactFile", "/opt/re-old", "/opt/re-new");
+        assert_eq!(after.text, direct.text);
+        // One root inside the other: no literal shortcut.
+        assert!(prefix_substitutions("f", "/re", "/re/new").is_none());
+        assert!(prefix_substitutions("f", "/re/new/", "/re").is_none());
+        assert!(prefix_substitutions("f", "/re", "/re2").is_some());
+    }
 
     #[test]
     fn both_forms_only_the_prefix_and_idempotent() {

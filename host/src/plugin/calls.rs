@@ -5,6 +5,7 @@ use super::model as m;
 use super::runtime::{CallEnv, CallState, FaultKind, PluginFault, Runtime};
 use super::since_v1_0_0 as v1_0;
 use super::since_v1_1_0 as v1_1;
+use super::since_v1_2_0 as v1_2;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -91,6 +92,7 @@ macro_rules! call_plugin {
 pub(super) enum StrategyPre {
     V1_0(v1_0::Strategy),
     V1_1(v1_1::Strategy),
+    V1_2(v1_2::Strategy),
 }
 
 /// An adapter, as prepared for the contract version it was built for.
@@ -98,6 +100,7 @@ pub(super) enum StrategyPre {
 pub(super) enum AdapterPre {
     V1_0(v1_0::Adapter),
     V1_1(v1_1::Adapter),
+    V1_2(v1_2::Adapter),
 }
 
 /// The same call on whichever contract version a plugin was prepared for.
@@ -107,6 +110,7 @@ macro_rules! each_version {
             match $pre {
                 $enum::V1_0($p) => $call.await,
                 $enum::V1_1($p) => $call.await,
+                $enum::V1_2($p) => $call.await,
             }
         }
     };
@@ -169,6 +173,21 @@ impl StrategyPlugin {
             p,
             |p| p.plan(s, targets, constraints, params)
         ))
+    }
+
+    /// Whether targets failing in wave `wave_index` stay as they are instead of being undone
+    /// (contract 1.2; always false for older strategies).
+    pub async fn keeps_failed(
+        &self,
+        env: Arc<CallEnv>,
+        wave_index: u32,
+        params: &[m::Pair],
+    ) -> Result<bool, PluginFault> {
+        let StrategyPre::V1_2(pre) = &self.pre else {
+            return Ok(false);
+        };
+        call_plugin!(self, env, "keeps-failed".into(), |_p, s| pre
+            .keeps_failed(s, wave_index, params))
     }
 
     /// Ask what to do after a wave.
@@ -241,6 +260,21 @@ impl AdapterPlugin {
                 detail: problems.join("; "),
             })
         }
+    }
+
+    /// Expected step durations and plan notes (contract 1.2; empty for older adapters).
+    pub async fn estimate(
+        &self,
+        env: Arc<CallEnv>,
+        targets: &[m::Target],
+        params: &[m::Pair],
+        waves: u32,
+    ) -> Result<Result<m::Estimate, m::PluginError>, PluginFault> {
+        let AdapterPre::V1_2(pre) = &self.pre else {
+            return Ok(Ok(m::Estimate::default()));
+        };
+        call_plugin!(self, env, "estimate".into(), |_p, s| pre
+            .estimate(s, targets, params, waves))
     }
 
     /// Check the change before anything runs.

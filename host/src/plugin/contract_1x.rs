@@ -475,7 +475,7 @@ impl files::Host for CallState {
         from: String,
         to: String,
     ) -> Result<files::CopyStats, m::HostError> {
-        let s = CallState::copy_tree(self, from, to).await?;
+        let s = CallState::copy_tree(self, from, to, Vec::new()).await?;
         Ok(files::CopyStats {
             files: s.files,
             dirs: s.dirs,

@@ -20,6 +20,43 @@ pub struct CopyStats {
     pub files: u64,
     pub dirs: u64,
     pub bytes: u64,
+    /// Files written with a substitution applied (`tree.copy-substituting`).
+    pub substituted: u64,
+}
+
+/// Text a copy replaces in the files whose name ends with `suffix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Substitution {
+    pub suffix: Vec<u8>,
+    pub from: Vec<u8>,
+    pub to: Vec<u8>,
+}
+
+/// Largest file a substituting copy rewrites; a larger one is copied as it is.
+const MAX_SUBSTITUTED: u64 = 16 << 20;
+
+/// `bytes` with every occurrence of each substitution's `from` replaced in order; none when
+/// nothing matched.
+fn substitute(bytes: &[u8], subs: &[&Substitution]) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    for sub in subs {
+        let cur = out.as_deref().unwrap_or(bytes);
+        let finder = memchr::memmem::Finder::new(&sub.from);
+        let mut at = finder.find_iter(cur).peekable();
+        if at.peek().is_none() {
+            continue;
+        }
+        let mut next = Vec::with_capacity(cur.len() + sub.to.len());
+        let mut last = 0;
+        for i in at {
+            next.extend_from_slice(&cur[last..i]);
+            next.extend_from_slice(&sub.to);
+            last = i + sub.from.len();
+        }
+        next.extend_from_slice(&cur[last..]);
+        out = Some(next);
+    }
+    out
 }
 
 /// Deepest tree a copy follows.
@@ -88,6 +125,30 @@ pub fn copy_tree(
     to: &str,
     progress: &mut dyn FnMut(&CopyStats) -> bool,
 ) -> Result<CopyStats, HostError> {
+    copy_substituting(caps, plugin, from, to, &[], progress)
+}
+
+/// [`copy_tree`], writing the files that `subs` name (by suffix, up to 16 MiB) with their
+/// substitutions applied.
+pub fn copy_substituting(
+    caps: &Effective,
+    plugin: &str,
+    from: &str,
+    to: &str,
+    subs: &[Substitution],
+    progress: &mut dyn FnMut(&CopyStats) -> bool,
+) -> Result<CopyStats, HostError> {
+    if let Some(s) = subs.iter().find(|s| s.from.is_empty()) {
+        return Err(HostError::Invalid(format!(
+            "copy {from} → {to}: a substitution for `*{}` replaces nothing (empty `from`)",
+            String::from_utf8_lossy(&s.suffix)
+        )));
+    }
+    let matching = |name: &CStr| -> Vec<&Substitution> {
+        subs.iter()
+            .filter(|s| name.to_bytes().ends_with(&s.suffix))
+            .collect()
+    };
     let src = locate(caps, plugin, "copy-tree from", from, false)?;
     let dst = locate(caps, plugin, "copy-tree into", to, true)?;
     let inside = format!(
@@ -131,10 +192,11 @@ pub fn copy_tree(
         // following links and checked to be one, so a change since the listing is caught
         // there and the entry is looked at again.
         if hint == FileType::RegularFile {
-            match copy_file(&top.src, &top.dst, &name, top.fresh) {
-                Ok(bytes) => {
+            match copy_file(&top.src, &top.dst, &name, top.fresh, &matching(&name)) {
+                Ok((bytes, changed)) => {
                     stats.files += 1;
                     stats.bytes += bytes;
+                    stats.substituted += u64::from(changed);
                     if !progress(&stats) {
                         return Err(HostError::TimedOut(format!(
                             "copy-tree {from} → {to}: interrupted"
@@ -184,8 +246,11 @@ pub fn copy_tree(
                     .map_err(|e| fail(&dst, &rel, e.into()))?;
             }
             FileType::RegularFile => {
-                let bytes = match copy_file(&top.src, &top.dst, &name, top.fresh) {
-                    Ok(n) => n,
+                let bytes = match copy_file(&top.src, &top.dst, &name, top.fresh, &matching(&name)) {
+                    Ok((n, changed)) => {
+                        stats.substituted += u64::from(changed);
+                        n
+                    }
                     Err(Copy::NotRegular) => {
                         return Err(fail(&src, &rel, std::io::Error::other("not a regular file")))
                     }
@@ -249,9 +314,16 @@ impl From<Errno> for Copy {
 }
 
 /// Copy one regular file, opened without following links and without blocking, with its
-/// permissions; its size. In a `fresh` destination directory nothing stands in its way. The
-/// bytes move in the kernel (`copy_file_range`), in one call for a file that does not grow.
-fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &CStr, fresh: bool) -> Result<u64, Copy> {
+/// permissions; its size, and whether a substitution changed it. In a `fresh` destination
+/// directory nothing stands in its way. The bytes move in the kernel (`copy_file_range`), in
+/// one call for a file that does not grow, unless `subs` apply to it.
+fn copy_file(
+    src: &OwnedFd,
+    dst: &OwnedFd,
+    name: &CStr,
+    fresh: bool,
+    subs: &[&Substitution],
+) -> Result<(u64, bool), Copy> {
     let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let s = match rustix::fs::openat(src, name, OFlags::RDONLY | flags, Mode::empty()) {
         Ok(s) => s,
@@ -276,6 +348,19 @@ fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &CStr, fresh: bool) -> Result<u
         Mode::from_raw_mode(0o600),
     )?;
     let size = st.st_size.max(0) as u64;
+    if !subs.is_empty() && size <= MAX_SUBSTITUTED {
+        use std::io::{Read, Write};
+        let mut bytes = Vec::with_capacity(size as usize);
+        std::fs::File::from(s)
+            .read_to_end(&mut bytes)
+            .map_err(Copy::Failed)?;
+        let changed = substitute(&bytes, subs);
+        let mut w = std::fs::File::from(d);
+        w.write_all(changed.as_deref().unwrap_or(&bytes))
+            .map_err(Copy::Failed)?;
+        rustix::fs::fchmod(&w, Mode::from_raw_mode(st.st_mode & 0o7777))?;
+        return Ok((bytes.len() as u64, changed.is_some()));
+    }
     let mut copied = 0u64;
     loop {
         // What the file held when opened (what grows later is not copied).
@@ -295,7 +380,7 @@ fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &CStr, fresh: bool) -> Result<u
                     .map_err(Copy::Failed)?;
                 copied += std::io::copy(&mut r, &mut w).map_err(Copy::Failed)?;
                 rustix::fs::fchmod(&w, Mode::from_raw_mode(st.st_mode & 0o7777))?;
-                return Ok(copied);
+                return Ok((copied, false));
             }
             Err(e) => return Err(e.into()),
         };
@@ -305,7 +390,7 @@ fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &CStr, fresh: bool) -> Result<u
         }
     }
     rustix::fs::fchmod(&d, Mode::from_raw_mode(st.st_mode & 0o7777))?;
-    Ok(copied)
+    Ok((copied, false))
 }
 
 /// Replace the file `path` (inside a read-write grant) with `contents` atomically: a

@@ -43,7 +43,7 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-pub use super::files::CopyStats;
+pub use super::files::{CopyStats, Substitution};
 pub use super::tcp::Exchange;
 
 /// A TCP conversation (see `tcp.conversation` in the contract).
@@ -180,8 +180,13 @@ impl CallState {
         super::tcp::converse(&host, port, &c.exchanges, limit, env.limits.exec_output).await
     }
 
-    /// Copy a tree inside the granted directories.
-    pub async fn copy_tree(&mut self, from: String, to: String) -> Result<CopyStats, HostError> {
+    /// Copy a tree inside the granted directories, applying `subs` to the files they name.
+    pub async fn copy_tree(
+        &mut self,
+        from: String,
+        to: String,
+        subs: Vec<Substitution>,
+    ) -> Result<CopyStats, HostError> {
         let env = self.env.clone();
         // Dropped with the call (its budget ran out, or the step was interrupted): the copy
         // stops at its next file instead of going on unseen.
@@ -189,7 +194,7 @@ impl CallState {
         let watch = Arc::downgrade(&live);
         let work = tokio::task::spawn_blocking(move || {
             let mut last = std::time::Instant::now();
-            super::files::copy_tree(&env.caps, &env.plugin, &from, &to, &mut |s| {
+            super::files::copy_substituting(&env.caps, &env.plugin, &from, &to, &subs, &mut |s| {
                 if last.elapsed() >= Duration::from_millis(500) {
                     last = std::time::Instant::now();
                     let msg = format!("copying {from}: {} files, {} MiB", s.files, s.bytes >> 20);

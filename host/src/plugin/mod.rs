@@ -45,6 +45,7 @@ macro_rules! contract_worlds {
 
 pub mod since_v1_0_0;
 pub mod since_v1_1_0;
+pub mod since_v1_2_0;
 mod tcp;
 pub mod validate;
 

@@ -302,6 +302,22 @@ pub struct Description {
     pub leases: Vec<String>,
 }
 
+/// How long one step takes, as the adapter estimates it (contract 1.2).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StepEstimate {
+    pub step: String,
+    pub expected_s: u32,
+    /// None: the step's timeout.
+    pub worst_s: Option<u32>,
+}
+
+/// An adapter's estimate for a rollout (contract 1.2; empty for older adapters).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Estimate {
+    pub steps: Vec<StepEstimate>,
+    pub notes: Vec<String>,
+}
+
 /// Severity of a preflight finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Severity {

@@ -10,6 +10,7 @@ use super::contract::{contract, Version};
 use super::model::{self as m, Level};
 use super::since_v1_0_0 as v1_0;
 use super::since_v1_1_0 as v1_1;
+use super::since_v1_2_0 as v1_2;
 use crate::spec::Limits;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -150,6 +151,7 @@ pub struct Runtime {
     cache: Cache,
     v1_0: v1_0::Linkers,
     v1_1: v1_1::Linkers,
+    v1_2: v1_2::Linkers,
 }
 
 /// Which world a component implements.
@@ -195,11 +197,13 @@ impl Runtime {
             })?;
         let v1_0 = v1_0::Linkers::new(&engine)?;
         let v1_1 = v1_1::Linkers::new(&engine)?;
+        let v1_2 = v1_2::Linkers::new(&engine)?;
         Ok(Arc::new(Runtime {
             cache: Cache::new(cache_dir, &engine),
             engine,
             v1_0,
             v1_1,
+            v1_2,
         }))
     }
 
@@ -280,7 +284,8 @@ impl Runtime {
         let (component, version, digest, load_note) = self.load(path, pin, World::Strategy)?;
         let pre = match version {
             (1, 0, _) => self.v1_0.strategy(&component).map(StrategyPre::V1_0),
-            _ => self.v1_1.strategy(&component).map(StrategyPre::V1_1),
+            (1, 1, _) => self.v1_1.strategy(&component).map(StrategyPre::V1_1),
+            _ => self.v1_2.strategy(&component).map(StrategyPre::V1_2),
         }
         .map_err(|e| link_error(path, e))?;
         Ok(StrategyPlugin {
@@ -303,7 +308,8 @@ impl Runtime {
         let (component, version, digest, load_note) = self.load(path, pin, World::Adapter)?;
         let pre = match version {
             (1, 0, _) => self.v1_0.adapter(&component).map(AdapterPre::V1_0),
-            _ => self.v1_1.adapter(&component).map(AdapterPre::V1_1),
+            (1, 1, _) => self.v1_1.adapter(&component).map(AdapterPre::V1_1),
+            _ => self.v1_2.adapter(&component).map(AdapterPre::V1_2),
         }
         .map_err(|e| link_error(path, e))?;
         Ok(AdapterPlugin {

@@ -27,20 +27,4 @@ fn added_capability(c: a::Capability) -> m::Capability {
 
 include!("contract_1x.rs");
 
-impl tcp::Host for CallState {
-    async fn converse(&mut self, c: tcp::Conversation) -> Result<Vec<Vec<u8>>, m::HostError> {
-        let talk = hc::Conversation {
-            address: c.address,
-            exchanges: c
-                .exchanges
-                .into_iter()
-                .map(|e| hc::Exchange {
-                    send: e.send,
-                    until: e.until,
-                })
-                .collect(),
-            timeout_ms: c.timeout_ms,
-        };
-        CallState::converse(self, talk).await
-    }
-}
+include!("contract_tcp.rs");

@@ -4,19 +4,41 @@ use crate::Engine;
 use cutover_sdk::{fail, files, info, output, rewrite, warn};
 use cutover_sdk::{Call, Output, Result};
 
+/// The files of each data folder whose recorded paths step 6 moves: the folder, the file
+/// name suffix and the JSON field.
+const RECORDED: [(&str, &str, &str); 2] = [
+    ("dsrunner", ".metadata", "artifactFile"),
+    ("cls", "-state.dat", "currentFilePath"),
+];
+
 /// Step 5: `data/dsrunner` and `data/cls` into the new installation (copied, never moved).
+/// The copy already points the compactly written path values at the new root as it writes
+/// them, so step 6 mostly checks instead of writing every file a second time.
 pub fn copy_data(c: &Call) -> Result<Vec<Output>> {
     let e = Engine::called(c)?;
+    let (old, new) = (e.old.display().to_string(), e.new.display().to_string());
     let mut outputs = Vec::new();
-    for sub in ["dsrunner", "cls"] {
+    for (sub, suffix, field) in RECORDED {
         let from = e.old.join("data").join(sub);
-        let stats = files::copy_tree(&from, &e.new.join("data").join(sub))?;
+        let substitutions: Vec<files::Substitution> =
+            rewrite::prefix_substitutions(field, &old, &new)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(from, to)| files::Substitution {
+                    name_suffix: suffix.to_string(),
+                    from,
+                    to,
+                })
+                .collect();
+        let done = files::copy_substituting(&from, &e.new.join("data").join(sub), &substitutions)?;
+        let stats = done.copied;
         info!(
-            "copied {}: {} files, {} folders, {} bytes",
+            "copied {}: {} files, {} folders, {} bytes; {} {suffix} file(s) pointed at the new root",
             from.display(),
             stats.files,
             stats.dirs,
-            stats.bytes
+            stats.bytes,
+            done.substituted
         );
         outputs.push(output(&format!("{sub}-files"), stats.files.to_string()));
         outputs.push(output(&format!("{sub}-bytes"), stats.bytes.to_string()));
@@ -31,20 +53,17 @@ pub fn copy_data(c: &Call) -> Result<Vec<Output>> {
 pub fn rewrite_paths(c: &Call) -> Result<Vec<Output>> {
     let e = Engine::called(c)?;
     let (old, new) = (e.old.display().to_string(), e.new.display().to_string());
+    let [(_, metadata, artifact), (_, state, current)] = RECORDED;
     let jobs = [
         (
             vec![
                 e.new.join("data/dsrunner/exec/osgi"),
                 e.new.join("data/dsrunner/osgi"),
             ],
-            "artifactFile",
-            ".metadata",
+            artifact,
+            metadata,
         ),
-        (
-            vec![e.new.join("data/cls")],
-            "currentFilePath",
-            "-state.dat",
-        ),
+        (vec![e.new.join("data/cls")], current, state),
     ];
     let mut outputs = Vec::new();
     let mut problems = Vec::new();

@@ -280,3 +280,58 @@ fn write_atomic_keeps_permissions_and_stays_in_grants() {
     }
     assert_eq!(std::fs::read_to_string(&f).unwrap().len(), 1);
 }
+
+#[test]
+fn a_substituting_copy_changes_only_the_named_files_in_order() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    std::fs::create_dir_all(a.join("task")).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(a.join("task/.metadata"), "x=/old/1 y=/old/2").unwrap();
+    std::fs::set_permissions(
+        a.join("task/.metadata"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::fs::write(a.join("task/other.txt"), "x=/old/1").unwrap();
+    std::fs::write(a.join("task/same.metadata"), "nothing to change").unwrap();
+    let c = caps(&[(&a, false), (&b, true)]);
+    let sub = |from: &str, to: &str| Substitution {
+        suffix: b".metadata".to_vec(),
+        from: from.as_bytes().to_vec(),
+        to: to.as_bytes().to_vec(),
+    };
+    // Applied in order, the second to what the first wrote.
+    let subs = [sub("/old/", "/new/"), sub("/new/2", "/new/two")];
+    let to = b.join("copy");
+    let stats = copy_substituting(&c, "p", s(&a), s(&to), &subs, &mut |_| true).unwrap();
+    assert_eq!((stats.files, stats.substituted), (3, 1));
+    let read = |p: &str| std::fs::read_to_string(to.join(p)).unwrap();
+    assert_eq!(read("task/.metadata"), "x=/new/1 y=/new/two");
+    assert_eq!(read("task/other.txt"), "x=/old/1");
+    assert_eq!(read("task/same.metadata"), "nothing to change");
+    let mode = std::fs::metadata(to.join("task/.metadata"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    // The source is never changed; a re-run over the copy gives the same result.
+    assert_eq!(
+        std::fs::read_to_string(a.join("task/.metadata")).unwrap(),
+        "x=/old/1 y=/old/2"
+    );
+    copy_substituting(&c, "p", s(&a), s(&to), &subs, &mut |_| true).unwrap();
+    assert_eq!(read("task/.metadata"), "x=/new/1 y=/new/two");
+    // An empty pattern is refused before anything is copied.
+    let e = copy_substituting(
+        &c,
+        "p",
+        s(&a),
+        s(&b.join("c2")),
+        &[sub("", "x")],
+        &mut |_| true,
+    )
+    .unwrap_err();
+    assert!(format!("{e:?}").contains("empty `from`"), "{e:?}");
+    assert!(!b.join("c2").exists());
+}
