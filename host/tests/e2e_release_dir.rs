@@ -270,7 +270,21 @@ fn plan_shows_the_waves_and_touches_nothing() {
     let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(p["waves"], 3);
     assert_eq!(p["stages"][0]["targets"].as_array().unwrap().len(), 4);
-    assert!(p["worst_case_seconds"].as_u64().unwrap() > 0);
+    // release-dir estimates every step (contract 1.2): 6 s usual per node, health at worst
+    // its health-timeout (30 s) + 1; three waves of 4 nodes, 4 at a time.
+    assert_eq!(p["expected_seconds"], 3 * 6, "{p}");
+    assert_eq!(p["unestimated_steps"], serde_json::json!([]));
+    let worst = p["worst_case_seconds"].as_u64().unwrap();
+    assert!(
+        worst >= 3 * 31 && worst > p["expected_seconds"].as_u64().unwrap(),
+        "{p}"
+    );
+    let o = f.run(&["plan", &f.spec()]);
+    let out = text(&o);
+    assert!(
+        out.contains("expected: 18s") && out.contains("note: 3 wave(s)"),
+        "{out}"
+    );
     for i in 1..=12 {
         assert_eq!(f.log(i), vec!["start 1.0.0"], "node {i}");
     }

@@ -210,10 +210,18 @@ fn decision(kind: DecisionKind, reason: String) -> Decision {
     }
 }
 
+/// Whether targets failing in wave `wave_index` are left as they are for the operator:
+/// `on-failure = "complete"`, after the first wave (a failure in the first wave always rolls
+/// back, so the old version stays active everywhere).
+pub fn keeps_failed(wave_index: u32, params: &[Pair], default_policy: &str) -> bool {
+    wave_index > 0 && param(params, "on-failure").unwrap_or(default_policy) == "complete"
+}
+
 /// What to do after a wave, WebSphere style: a failure in the first wave rolls back (the old
-/// version stays active everywhere); after it, `on-failure` applies (`continue` and report,
-/// `pause`, or `rollback`), and more than `max-failures` failed targets in all stops the
-/// rollout.
+/// version stays active everywhere); after it, `on-failure` applies (`continue`: failed
+/// targets are reverted and reported; `complete`: they are left as they are, on the new
+/// version, for the operator, and the rollout completes; `pause`; or `rollback`), and more
+/// than `max-failures` failed targets in all stops the rollout.
 pub fn decide(report: &WaveReport, params: &[Pair], default_policy: &str) -> Decision {
     if report.failed.is_empty() {
         return decision(DecisionKind::Proceed, String::new());
@@ -239,6 +247,10 @@ pub fn decide(report: &WaveReport, params: &[Pair], default_policy: &str) -> Dec
     match param(params, "on-failure").unwrap_or(default_policy) {
         "pause" => decision(DecisionKind::Pause, format!("{failed} failed: pausing (on-failure = pause)")),
         "rollback" => decision(DecisionKind::Rollback, format!("{failed} failed: rolling back everything (on-failure = rollback)")),
+        "complete" => decision(
+            DecisionKind::Proceed,
+            format!("{failed} failed after the first wave: completing, failed targets are left as they are for the operator, nothing reverted (on-failure = complete)"),
+        ),
         _ => decision(
             DecisionKind::Proceed,
             format!("{failed} failed after the first wave: continuing, failed targets stay on the old version (on-failure = continue)"),
@@ -249,9 +261,9 @@ pub fn decide(report: &WaveReport, params: &[Pair], default_policy: &str) -> Dec
 /// Check `on-failure` and `max-failures` values.
 pub fn check_policy(params: &[Pair]) -> Result<()> {
     if let Some(p) = param(params, "on-failure") {
-        if !matches!(p, "continue" | "pause" | "rollback") {
+        if !matches!(p, "continue" | "complete" | "pause" | "rollback") {
             return Err(error(
-                format!("on-failure `{p}` is not one of continue, pause, rollback"),
+                format!("on-failure `{p}` is not one of continue, complete, pause, rollback"),
                 "fix [strategy.params] on-failure",
             ));
         }

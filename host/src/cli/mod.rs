@@ -116,9 +116,11 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
             .or_default()
             .push(t.id.as_str());
     }
-    let worst = engine::plan::worst_case(
+    let estimate = prepared.estimate(&env, plan.waves).await?;
+    let took = engine::duration::durations(
         &plan,
         &prepared.desc,
+        &estimate,
         &prepared.spec.timeouts,
         prepared.spec.limits.max_step_timeout,
         prepared.spec.concurrency,
@@ -131,7 +133,11 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
             "concurrency": prepared.spec.concurrency,
             "waves": plan.waves,
             "stages": plan.stages,
-            "worst_case_seconds": worst.as_secs(),
+            "expected_seconds": took.expected.as_secs(),
+            "worst_case_seconds": took.worst.as_secs(),
+            "unestimated_steps": took.unestimated,
+            "approval_gates": took.approvals,
+            "estimate": estimate,
             "hosts": by_host,
             "fleet_host": prepared.spec.fleet_host,
             "findings": findings.iter().map(|f| json!({
@@ -173,10 +179,31 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
         for (i, s) in plan.stages.iter().enumerate() {
             show!("  {:>3}. {}", i + 1, s.describe());
         }
+        let waits = match took.approvals {
+            0 => String::new(),
+            n => format!(", plus {n} approval gate(s)"),
+        };
+        if !estimate.steps.is_empty() {
+            let left = if took.unestimated.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; not estimated by the adapter: {}",
+                    took.unestimated.join(", ")
+                )
+            };
+            show!(
+                "expected: {} (the adapter's estimates{waits}{left})",
+                humantime::format_duration(took.expected)
+            );
+        }
         show!(
-            "worst case: {} (every step using its whole time budget)",
-            humantime::format_duration(worst)
+            "worst case: {} (every step taking its worst, at most its time budget{waits})",
+            humantime::format_duration(took.worst)
         );
+        for note in &estimate.notes {
+            show!("note: {note}");
+        }
         engine::show_findings(env.ui.as_ref(), &findings);
     }
     Ok(0)

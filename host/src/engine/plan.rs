@@ -398,66 +398,6 @@ pub fn check_wave(
 /// The longest soak gate a plan may hold.
 pub const MAX_SOAK_SECONDS: u64 = 30 * 24 * 3600;
 
-/// A step's time budget: the operator's `[adapter.timeouts]` entry, else the adapter's
-/// declared default (300 s when it declares none) capped at `[limits] max-step-timeout`.
-pub fn step_budget(
-    desc: &Description,
-    timeouts: &BTreeMap<String, std::time::Duration>,
-    max_step: std::time::Duration,
-    name: &str,
-) -> std::time::Duration {
-    timeouts.get(name).copied().unwrap_or_else(|| {
-        let declared = desc
-            .steps
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.default_timeout_s)
-            .unwrap_or(0);
-        let secs = if declared == 0 { 300 } else { declared as u64 };
-        std::time::Duration::from_secs(secs).min(max_step)
-    })
-}
-
-/// Worst-case duration: per wave, the sum of its steps' budgets (targets in a wave run in
-/// parallel up to `concurrency`), plus fleet steps and soaks.
-pub fn worst_case(
-    plan: &XPlan,
-    desc: &Description,
-    timeouts: &BTreeMap<String, std::time::Duration>,
-    max_step: std::time::Duration,
-    concurrency: usize,
-) -> std::time::Duration {
-    let budget = |name: &str| -> u64 { step_budget(desc, timeouts, max_step, name).as_secs() };
-    let per_target = |finalize: bool| -> u64 {
-        let phase = if finalize {
-            Phase::Finalize
-        } else {
-            Phase::Rollout
-        };
-        desc.steps
-            .iter()
-            .filter(|s| s.scope() == Scope::Target && s.phase() == phase)
-            .map(|s| budget(&s.name))
-            .fold(0u64, u64::saturating_add)
-    };
-    let secs: u64 = plan
-        .stages
-        .iter()
-        .map(|s| match s {
-            XStage::Fleet { step } => budget(step),
-            XStage::Wave {
-                targets, finalize, ..
-            } => {
-                let rounds = targets.len().div_ceil(concurrency.max(1)) as u64;
-                rounds.saturating_mul(per_target(*finalize))
-            }
-            XStage::Soak { seconds } => *seconds,
-            XStage::Approval { .. } => 0,
-        })
-        .fold(0u64, u64::saturating_add);
-    std::time::Duration::from_secs(secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use super::run::{self, Decide};
 use super::transport::{Local, Transport};
 use super::{plan, Env};
 use crate::plugin::authority::{self as caps, Effective};
-use crate::plugin::model::{Constraint, Description, Finding, Level, Pair, Target};
+use crate::plugin::model::{Constraint, Description, Estimate, Finding, Level, Pair, Target};
 use crate::plugin::{AdapterPlugin, CallEnv, StrategyPlugin};
 use crate::spec::{SecretSource, Spec};
 use anyhow::{anyhow, bail, Context, Result};
@@ -485,6 +485,26 @@ impl Prepared {
             .map_err(|e| {
                 anyhow!(
                     "{} refused the fleet: {}",
+                    self.adapter_label,
+                    plugin_error(&e)
+                )
+            })
+    }
+
+    /// The adapter's estimate of its steps for a plan of `waves` waves (contract 1.2; empty
+    /// for older adapters).
+    pub async fn estimate(&self, env: &Env, waves: u32) -> Result<Estimate> {
+        self.adapter
+            .estimate(
+                self.fleet_env(env, None),
+                &self.targets,
+                &self.adapter_params,
+                waves,
+            )
+            .await?
+            .map_err(|e| {
+                anyhow!(
+                    "{} could not estimate its steps: {}",
                     self.adapter_label,
                     plugin_error(&e)
                 )

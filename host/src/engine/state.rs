@@ -66,6 +66,8 @@ pub struct Progress {
     pub undo_failed: Option<(String, String)>,
     /// An undo whose host could not be reached (step, why): the next rollback tries again.
     pub undo_unreached: Option<(String, String)>,
+    /// Failed and deliberately not undone (the failed step, why): left for the operator.
+    pub kept: Option<(String, String)>,
     /// Highest attempt per step.
     pub attempts: HashMap<String, u32>,
     /// Records started and never ended (a crash).
@@ -98,7 +100,7 @@ impl Progress {
         if !self.in_flight.is_empty() {
             return TargetState::Running;
         }
-        if self.undo_failed.is_some() || self.undo_unreached.is_some() {
+        if self.undo_failed.is_some() || self.undo_unreached.is_some() || self.kept.is_some() {
             return TargetState::NeedsAttention;
         }
         if self.failed.is_some() || !self.undone.is_empty() {
@@ -144,6 +146,7 @@ pub fn derive(rows: &[StepRow]) -> HashMap<String, Progress> {
             (Action::Undo, StepState::Ok) => {
                 p.done.retain(|(s, _)| s != &r.step);
                 p.undone.push(r.step.clone());
+                p.kept = None;
                 if p.undo_failed.as_ref().is_some_and(|(s, _)| s == &r.step) {
                     p.undo_failed = None;
                 }
@@ -153,6 +156,9 @@ pub fn derive(rows: &[StepRow]) -> HashMap<String, Progress> {
             }
             (Action::Undo, StepState::Failed) => {
                 p.undo_failed = Some((r.step.clone(), r.error.clone().unwrap_or_default()));
+            }
+            (Action::Undo, StepState::Kept) => {
+                p.kept = Some((r.step.clone(), r.error.clone().unwrap_or_default()));
             }
             (Action::Undo, StepState::Unreached) => {
                 p.undo_unreached = Some((r.step.clone(), r.error.clone().unwrap_or_default()));

@@ -246,6 +246,9 @@ pub enum StepState {
     /// An undo that could not reach its host (it did not come back): the next rollback
     /// tries it again.
     Unreached,
+    /// An undo deliberately not run: the strategy leaves targets failing in that wave as
+    /// they are, for the operator (`on-failure = "complete"`). Its error says why.
+    Kept,
 }
 
 impl StepState {
@@ -256,6 +259,7 @@ impl StepState {
             StepState::Failed => "failed",
             StepState::Abandoned => "abandoned",
             StepState::Unreached => "unreached",
+            StepState::Kept => "kept",
         }
     }
 
@@ -265,6 +269,7 @@ impl StepState {
             "failed" => StepState::Failed,
             "abandoned" => StepState::Abandoned,
             "unreached" => StepState::Unreached,
+            "kept" => StepState::Kept,
             _ => StepState::Started,
         }
     }
@@ -292,6 +297,8 @@ pub struct StepEnd {
     pub error: Option<String>,
     /// It failed because its host could not be reached (recorded as `unreached`).
     pub unreached: bool,
+    /// An undo left undone on purpose (recorded as `kept`, with `error` saying why).
+    pub kept: bool,
 }
 
 /// A host a rollout lost (see [`Op::HostDown`]).

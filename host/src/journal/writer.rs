@@ -50,12 +50,14 @@ fn apply(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
                 outputs,
                 error,
                 unreached,
+                kept,
             }) => {
                 let out = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".into());
-                let state = match (error, unreached) {
-                    (None, _) => StepState::Ok,
-                    (Some(_), true) => StepState::Unreached,
-                    (Some(_), false) => StepState::Failed,
+                let state = match (error, unreached, kept) {
+                    (None, _, _) => StepState::Ok,
+                    (Some(_), _, true) => StepState::Kept,
+                    (Some(_), true, false) => StepState::Unreached,
+                    (Some(_), false, false) => StepState::Failed,
                 };
                 tx.prepare_cached(
                     "UPDATE steps SET state = ?3, outputs = ?4, error = ?5, ended = ?6 WHERE rollout = ?1 AND seq = ?2",

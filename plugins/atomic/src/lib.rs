@@ -24,6 +24,10 @@ impl cutover_sdk::Strategy for Atomic {
     fn decide(report: WaveReport, params: Vec<Pair>) -> Decision {
         waves::decide(&report, &params, "continue")
     }
+
+    fn keeps_failed(wave_index: u32, params: Vec<Pair>) -> bool {
+        waves::keeps_failed(wave_index, &params, "continue")
+    }
 }
 
 cutover_sdk::export_strategy!(Atomic);

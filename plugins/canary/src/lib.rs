@@ -67,6 +67,10 @@ impl cutover_sdk::Strategy for Canary {
     fn decide(report: WaveReport, params: Vec<Pair>) -> Decision {
         waves::decide(&report, &params, "continue")
     }
+
+    fn keeps_failed(wave_index: u32, params: Vec<Pair>) -> bool {
+        waves::keeps_failed(wave_index, &params, "continue")
+    }
 }
 
 cutover_sdk::export_strategy!(Canary);

@@ -1,7 +1,8 @@
 //! `grouped`: update the fleet in groups of N targets (or a share of the fleet).
 //!
-//! Parameters: `group-size` (count or "25%", default 25%), `on-failure` (continue | pause |
-//! rollback, applies after the first group; default continue), `max-failures` (stop once more
+//! Parameters: `group-size` (count or "25%", default 25%), `on-failure` (continue |
+//! complete | pause | rollback, applies after the first group; default continue: failed
+//! targets are reverted; complete: they are left as they are for the operator), `max-failures` (stop once more
 //! targets than this have failed), `approve-first-group` (wait for `cutover approve` after
 //! the first group), `soak-seconds` (wait between groups). A failure in the first group rolls
 //! it back and stops with the old version active everywhere.
@@ -34,6 +35,10 @@ impl cutover_sdk::Strategy for Grouped {
 
     fn decide(report: WaveReport, params: Vec<Pair>) -> Decision {
         waves::decide(&report, &params, "continue")
+    }
+
+    fn keeps_failed(wave_index: u32, params: Vec<Pair>) -> bool {
+        waves::keeps_failed(wave_index, &params, "continue")
     }
 }
 

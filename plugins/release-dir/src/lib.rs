@@ -205,6 +205,37 @@ impl cutover_sdk::Adapter for ReleaseDir {
         },
     ];
 
+    /// Usual step times of a local release folder; `health` at worst waits out
+    /// `health-timeout`.
+    fn estimate(
+        _targets: Vec<Target>,
+        params: Vec<cutover_sdk::Pair>,
+        waves: u32,
+    ) -> Result<cutover_sdk::Estimate> {
+        let health: u32 = params
+            .iter()
+            .find(|p| p.key == "health-timeout")
+            .and_then(|p| p.value.trim().parse().ok())
+            .unwrap_or(30);
+        let step = |name: &str, expected_s, worst_s| cutover_sdk::StepEstimate {
+            step: name.to_string(),
+            expected_s,
+            worst_s,
+        };
+        Ok(cutover_sdk::Estimate {
+            steps: vec![
+                step("fetch", 2, None),
+                step("stop", 1, None),
+                step("switch", 1, None),
+                step("start", 1, None),
+                step("health", 1, Some(health + 1)),
+            ],
+            notes: vec![format!(
+                "{waves} wave(s); health waits at most health-timeout = {health} s per node"
+            )],
+        })
+    }
+
     fn preflight(targets: Vec<Target>, ctx: PreflightContext) -> Result<Vec<Finding>> {
         let params = ctx.params;
         let mut findings = Vec::new();

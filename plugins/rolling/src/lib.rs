@@ -22,6 +22,10 @@ impl cutover_sdk::Strategy for Rolling {
     fn decide(report: WaveReport, params: Vec<Pair>) -> Decision {
         waves::decide(&report, &params, "pause")
     }
+
+    fn keeps_failed(wave_index: u32, params: Vec<Pair>) -> bool {
+        waves::keeps_failed(wave_index, &params, "pause")
+    }
 }
 
 cutover_sdk::export_strategy!(Rolling);

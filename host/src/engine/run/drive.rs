@@ -75,9 +75,22 @@ impl Inner {
                             );
                         }
                     }
+                    // Asked before the wave: a target that fails is undone (or kept) at once.
+                    let keep = match index {
+                        Some(i) => match self.decider.keeps_failed(*i).await {
+                            Ok(k) => k,
+                            Err(fault) => {
+                                return self.finish(
+                                    Status::Paused,
+                                    format!("the strategy could not say how failures in wave {name} are handled: {fault}; `cutover resume {id}` asks again, `cutover rollback {id}` undoes", id = self.id),
+                                );
+                            }
+                        },
+                        None => false,
+                    };
                     let (succeeded, failed) = self
                         .clone()
-                        .wave(cursor, name, targets, *finalize, &states, progress)
+                        .wave(cursor, name, targets, *finalize, keep, &states, progress)
                         .await?;
                     if let Some(Halt::Signal(why)) = self.halted() {
                         return self.finish(
@@ -182,35 +195,49 @@ impl Inner {
             cursor += 1;
             self.env.journal.set_stage(self.id, cursor as i64)?;
         }
+        let progress = self.progress()?;
         let mut failed: Vec<String> = self
-            .states()?
+            .states_of(&progress)
             .into_iter()
             .filter(|(_, s)| matches!(s, TargetState::Failed | TargetState::NeedsAttention))
             .map(|(t, _)| t)
             .collect();
         failed.sort();
-        if failed.is_empty() {
+        let (kept, reverted): (Vec<String>, Vec<String>) = failed
+            .into_iter()
+            .partition(|t| progress.get(t).is_some_and(|p| p.kept.is_some()));
+        let mut why = Vec::new();
+        if !reverted.is_empty() {
+            why.push(format!(
+                "{} target(s) failed and stay on the old version: {}",
+                reverted.len(),
+                reverted.join(", ")
+            ));
+        }
+        if !kept.is_empty() {
+            why.push(format!(
+                "{} target(s) failed and were left as they are for the operator (on-failure = complete): {}",
+                kept.len(),
+                kept.join(", ")
+            ));
+        }
+        if why.is_empty() {
             self.finish(Status::Completed, String::new())
         } else {
-            self.finish(
-                Status::CompletedWithFailures,
-                format!(
-                    "{} target(s) failed and stay on the old version: {}",
-                    failed.len(),
-                    failed.join(", ")
-                ),
-            )
+            self.finish(Status::CompletedWithFailures, why.join("; "))
         }
     }
 
     /// Run one wave, given the targets' states as the journal has them; returns
-    /// (succeeded, failed) target ids.
+    /// (succeeded, failed) target ids. With `keep`, a target that fails is left as it is.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn wave(
         self: Arc<Self>,
         stage: usize,
         name: &str,
         targets: &[String],
         finalize: bool,
+        keep: bool,
         states: &HashMap<String, TargetState>,
         progress: HashMap<String, Progress>,
     ) -> Result<(Vec<String>, Vec<String>)> {
@@ -252,7 +279,7 @@ impl Inner {
                 if me.abort.load(Ordering::SeqCst) || me.halted().is_some() {
                     return Ok((t, None));
                 }
-                let r = me.target(stage, &t, prog, finalize).await;
+                let r = me.target(stage, &t, prog, finalize, keep).await;
                 r.map(|s| (t, Some(s)))
             });
         }

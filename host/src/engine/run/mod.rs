@@ -68,6 +68,11 @@ pub trait Decide: Send + Sync {
     fn decide<'a>(&'a self, report: &'a WaveReport) -> BoxFuture<'a, Result<Decision, String>>;
     /// `name@version`, shown with the decision.
     fn label(&self) -> &str;
+    /// Whether targets failing in wave `wave_index` are left as they are instead of undone.
+    fn keeps_failed(&self, wave_index: u32) -> BoxFuture<'_, Result<bool, String>> {
+        let _ = wave_index;
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// The strategy plugin as a [`Decide`].
@@ -92,6 +97,16 @@ impl Decide for PluginDecider {
 
     fn label(&self) -> &str {
         &self.label
+    }
+
+    fn keeps_failed(&self, wave_index: u32) -> BoxFuture<'_, Result<bool, String>> {
+        Box::pin(async move {
+            let env = CallEnv::bare(&self.label, self.budget, self.sink.clone());
+            self.plugin
+                .keeps_failed(env, wave_index, &self.params)
+                .await
+                .map_err(|f| f.to_string())
+        })
     }
 }
 
@@ -275,7 +290,7 @@ impl Inner {
     }
 
     fn budget(&self, step: &str) -> Duration {
-        crate::engine::plan::step_budget(
+        crate::engine::duration::step_budget(
             &self.p.desc,
             &self.p.spec.timeouts,
             self.p.spec.limits.max_step_timeout,
@@ -332,11 +347,6 @@ impl Inner {
             )
         }
         out
-    }
-
-    /// Each target's state, derived from its step records.
-    pub(super) fn states(&self) -> Result<HashMap<String, TargetState>> {
-        Ok(self.states_of(&self.progress()?))
     }
 
     /// Each target's state, given the progress read from the journal.

@@ -13,6 +13,10 @@ pub(super) enum Ended {
     Unknown,
 }
 
+/// Why a failed target was not undone.
+pub(super) const KEPT: &str =
+    "left as it is for the operator, nothing undone (the strategy keeps targets that fail after the first wave: on-failure = complete)";
+
 impl Inner {
     pub(super) fn target_steps(&self, finalize: bool) -> Vec<&Step> {
         let phase = if finalize {
@@ -118,6 +122,7 @@ impl Inner {
             outputs,
             error,
             unreached: false,
+            kept: false,
         }
     }
 
@@ -223,6 +228,7 @@ impl Inner {
         target: &str,
         mut prog: Progress,
         finalize: bool,
+        keep: bool,
     ) -> Result<TargetState> {
         let steps = self.target_steps(finalize);
         let who = Subject::Target(target.to_string());
@@ -264,6 +270,19 @@ impl Inner {
         }
         let (state, detail) = match failure {
             None => (TargetState::Updated, String::new()),
+            Some(why) if keep => {
+                let step = prog
+                    .failed
+                    .as_ref()
+                    .map(|(s, _, _)| s.clone())
+                    .unwrap_or_default();
+                let start = self.begin(stage, &who, &step, Action::Undo, 1);
+                let mut end = self.end(start.seq, Vec::new(), Some(KEPT.to_string()));
+                end.kept = true;
+                // One commit: never an undo that looks in flight after a crash.
+                pending.extend([Op::Begin(start), Op::Finish(end)]);
+                (TargetState::NeedsAttention, format!("{why}; {KEPT}"))
+            }
             Some(why) => match self.undo_target(stage, &who, &prog).await {
                 Err(e) if e == super::undo::STOPPED => return Ok(self.leave(pending).await),
                 Ok(n) => (

@@ -117,6 +117,8 @@ impl Transport for FakeTransport {
 /// apply `on_failure`.
 pub struct FakeStrategy {
     pub on_failure: DecisionKind,
+    /// `on-failure = "complete"`: targets failing after the first wave are left as they are.
+    pub keep_failed: std::sync::atomic::AtomicBool,
 }
 
 impl Decide for FakeStrategy {
@@ -136,6 +138,11 @@ impl Decide for FakeStrategy {
 
     fn label(&self) -> &str {
         "fake-strategy@1"
+    }
+
+    fn keeps_failed(&self, wave_index: u32) -> BoxFuture<'_, Result<bool, String>> {
+        let keep = wave_index > 0 && self.keep_failed.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move { Ok(keep) })
     }
 }
 
@@ -262,7 +269,10 @@ impl Harness {
             setup,
             plan,
             transport: Arc::new(FakeTransport::default()),
-            strategy: Arc::new(FakeStrategy { on_failure }),
+            strategy: Arc::new(FakeStrategy {
+                on_failure,
+                keep_failed: Default::default(),
+            }),
             id,
         }
     }

@@ -77,6 +77,49 @@ async fn later_failures_follow_the_policy() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn on_failure_complete_leaves_later_failures_as_they_are_and_completes() {
+    let h = Harness::new(6, 2, RELEASE_DIR, DecisionKind::Proceed);
+    h.strategy
+        .keep_failed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    h.transport.at("run health t3", Act::Fail);
+    let o = h.run().drive().await.unwrap();
+    assert_eq!(o.status, Status::CompletedWithFailures, "{}", o.reason);
+    assert!(
+        o.reason.contains("left as they are for the operator") && o.reason.contains("t3"),
+        "{}",
+        o.reason
+    );
+    let s = h.states();
+    assert_eq!(s["t3"], TargetState::NeedsAttention);
+    for t in ["t1", "t2", "t4", "t5", "t6"] {
+        assert_eq!(s[t], TargetState::Updated, "{t}");
+    }
+    // Nothing of t3 was undone: it stays on the new version for the operator.
+    for step in ["stop", "switch", "start"] {
+        assert_eq!(h.transport.count(&format!("undo {step} t3")), 0, "{step}");
+    }
+    // An explicit rollback later still undoes it, once.
+    let o = h.rollback().await.unwrap();
+    assert_eq!(o.status, Status::RolledBack, "{}", o.reason);
+    assert_eq!(h.transport.count("undo switch t3"), 1);
+    assert_eq!(h.states()["t3"], TargetState::Failed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_failure_complete_still_rolls_back_a_first_wave_failure() {
+    let h = Harness::new(4, 2, RELEASE_DIR, DecisionKind::Proceed);
+    h.strategy
+        .keep_failed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    h.transport.at("run start t1", Act::Fail);
+    let o = h.run().drive().await.unwrap();
+    assert_eq!(o.status, Status::RolledBack, "{}", o.reason);
+    assert_eq!(h.transport.count("undo switch t1"), 1);
+    assert_eq!(h.states()["t1"], TargetState::Failed);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_crash_in_a_non_idempotent_step_pauses_and_the_answer_is_obeyed() {
     // One target per wave: t3 is the only one in flight when it "crashes".
     let h = Harness::new(4, 1, RELEASE_DIR, DecisionKind::Proceed);

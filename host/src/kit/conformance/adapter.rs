@@ -6,7 +6,7 @@
 
 use super::snapshot::{Filter, Snapshot};
 use super::Report;
-use crate::engine::plan::step_budget;
+use crate::engine::duration::step_budget;
 use crate::engine::prepare::{load_adapter, resolve_adapter, AdapterSetup};
 use crate::engine::transport::{Local, StepCall, Transport};
 use crate::engine::Env;
