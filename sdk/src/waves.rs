@@ -317,4 +317,39 @@ mod tests {
         let w = build_waves(&ids(5), 3, &c).unwrap();
         assert_eq!(w, vec![vec!["n2", "n3", "n4"], vec!["n5"], vec!["n1"]]);
     }
+
+    #[test]
+    fn on_failure_complete_keeps_later_failures_and_proceeds() {
+        let complete = vec![Pair {
+            key: "on-failure".into(),
+            value: "complete".into(),
+        }];
+        assert!(
+            !keeps_failed(0, &complete, "continue"),
+            "the first wave always rolls back"
+        );
+        assert!(keeps_failed(1, &complete, "continue"));
+        assert!(!keeps_failed(1, &[], "continue"));
+        assert!(keeps_failed(2, &[], "complete"));
+        let report = WaveReport {
+            wave_index: 1,
+            wave_count: 3,
+            succeeded: vec!["n3".into()],
+            failed: vec!["n4".into()],
+            failed_total: 1,
+            target_count: 6,
+        };
+        let d = decide(&report, &complete, "continue");
+        assert_eq!(d.kind, DecisionKind::Proceed);
+        assert!(d.reason.unwrap().contains("on-failure = complete"));
+        let first = WaveReport {
+            wave_index: 0,
+            ..report
+        };
+        assert_eq!(
+            decide(&first, &complete, "continue").kind,
+            DecisionKind::Rollback
+        );
+        assert!(check_policy(&complete).is_ok());
+    }
 }
