@@ -544,6 +544,24 @@ impl cutover_sdk::Adapter for Liferay {
         },
     ];
 
+    /// A rolling restart takes one node out at a time (Liferay's cluster-update guide: the
+    /// rest of the cluster serves while a node restarts), whatever the strategy's group size.
+    fn constraints(
+        targets: Vec<Target>,
+        params: Vec<cutover_sdk::Pair>,
+    ) -> Result<Vec<cutover_sdk::Constraint>> {
+        if mode(&params) != "rolling" || targets.len() < 2 {
+            return Ok(Vec::new());
+        }
+        Ok(vec![cutover_sdk::Constraint {
+            name: "rolling restart: one node at a time".into(),
+            kind: cutover_sdk::ConstraintKind::MaxTogether(cutover_sdk::MaxTogether {
+                members: targets.into_iter().map(|t| t.id).collect(),
+                max: 1,
+            }),
+        }])
+    }
+
     fn preflight(targets: Vec<Target>, ctx: PreflightContext) -> Result<Vec<Finding>> {
         let (params, strategy) = (&ctx.params, &ctx.strategy);
         let mut findings = Vec::new();
