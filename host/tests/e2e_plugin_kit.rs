@@ -98,7 +98,7 @@ fn the_host_refuses_unknown_versions_and_inconsistent_descriptions() {
     let o = run(&journal, &["plugin", "inspect", v2.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("was built for cutover:plugin 2.0.0, a major version this host does not load (it loads 1.0, 1.1 and 1.2); rebuild the plugin with a cutover-sdk for 1.2"),
+        text(&o).contains("was built for cutover:plugin 2.0.0, a major version this host does not load (it loads 1.0, 1.1, 1.2 and 1.3); rebuild the plugin with a cutover-sdk for 1.3"),
         "{}",
         text(&o)
     );

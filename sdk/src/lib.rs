@@ -1,4 +1,4 @@
-//! Write Cutover plugins in Rust, against the `cutover:plugin@1.2.0` contract (its WIT
+//! Write Cutover plugins in Rust, against the `cutover:plugin@1.3.0` contract (its WIT
 //! travels with this crate, in `wit/`).
 //!
 //! An **adapter** implements [`Adapter`]: what it is ([`Adapter::about`]) and one table of
@@ -66,8 +66,8 @@ pub mod __private {
             pub_export_macro: true,
             export_macro_name: "export_strategy_world",
             with: {
-                "cutover:plugin/types@1.2.0": crate::__private::adapter::cutover::plugin::types,
-                "cutover:plugin/log@1.2.0": crate::__private::adapter::cutover::plugin::log,
+                "cutover:plugin/types@1.3.0": crate::__private::adapter::cutover::plugin::types,
+                "cutover:plugin/log@1.3.0": crate::__private::adapter::cutover::plugin::log,
             },
         });
     }
@@ -149,7 +149,7 @@ pub trait Strategy {
     }
 }
 
-/// Export a type implementing [`Adapter`] as the plugin's `cutover:plugin/adapter@1.2.0`.
+/// Export a type implementing [`Adapter`] as the plugin's `cutover:plugin/adapter@1.3.0`.
 #[macro_export]
 macro_rules! export_adapter {
     ($t:ty) => {
@@ -158,7 +158,7 @@ macro_rules! export_adapter {
     };
 }
 
-/// Export a type implementing [`Strategy`] as the plugin's `cutover:plugin/strategy@1.2.0`.
+/// Export a type implementing [`Strategy`] as the plugin's `cutover:plugin/strategy@1.3.0`.
 #[macro_export]
 macro_rules! export_strategy {
     ($t:ty) => {

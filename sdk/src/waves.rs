@@ -203,6 +203,25 @@ pub fn stages(prefix: &str, waves: Vec<Vec<String>>) -> Vec<Stage> {
         .collect()
 }
 
+/// Put the adapter's fleet step `step` after the waves that update the first `first`
+/// targets (e.g. `atomic`'s traffic switch between the halves).
+pub fn switch_after(stages: Vec<Stage>, first: usize, step: &str) -> Vec<Stage> {
+    let mut out = Vec::new();
+    let mut done = 0;
+    let mut placed = false;
+    for stage in stages {
+        if let Stage::Wave(w) = &stage {
+            done += w.targets.len();
+        }
+        out.push(stage);
+        if !placed && done >= first {
+            out.push(Stage::FleetStep(step.to_string()));
+            placed = true;
+        }
+    }
+    out
+}
+
 fn decision(kind: DecisionKind, reason: String) -> Decision {
     Decision {
         kind,
@@ -286,6 +305,37 @@ mod tests {
 
     fn ids(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn the_switch_goes_after_the_first_half_however_it_is_split() {
+        let names = |stages: &[Stage]| -> Vec<String> {
+            stages
+                .iter()
+                .map(|s| match s {
+                    Stage::Wave(w) => w.targets.join("+"),
+                    Stage::FleetStep(f) => format!("<{f}>"),
+                    Stage::Gate(_) => "gate".into(),
+                })
+                .collect()
+        };
+        let two = stages("half", vec![ids(6)[..3].to_vec(), ids(6)[3..].to_vec()]);
+        assert_eq!(
+            names(&switch_after(two, 3, "switch")),
+            ["n1+n2+n3", "<switch>", "n4+n5+n6"]
+        );
+        // A constraint split the first half in two waves: the switch waits for both.
+        let split = stages(
+            "half",
+            vec![vec!["n1".into()], vec!["n2".into()], vec!["n3".into()]],
+        );
+        assert_eq!(
+            names(&switch_after(split, 2, "flip")),
+            ["n1", "n2", "<flip>", "n3"]
+        );
+        // One target: the other half's actions are skipped, the switch still runs.
+        let one = stages("half", vec![vec!["n1".into()]]);
+        assert_eq!(names(&switch_after(one, 1, "switch")), ["n1", "<switch>"]);
     }
 
     #[test]

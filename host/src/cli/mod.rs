@@ -107,8 +107,8 @@ pub async fn plan(ctx: &Ctx, spec: &Path, json_out: bool) -> Result<i32> {
     let mut prepared = engine::prepare(&env, spec).await?;
     // Remote targets are checked by their hosts' agents: every host is reached first.
     prepared.remote = crate::remote::route::connect(&env, &prepared, 0).await?;
-    let findings = prepared.preflight(&env, None).await?;
     let (plan, _) = prepared.plan(&env).await?;
+    let findings = prepared.preflight(&env, None, &plan).await?;
     let mut by_host: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for t in &prepared.targets {
         by_host

@@ -157,7 +157,11 @@ async fn launch(env: &Env, prepared: &Prepared, id: i64) -> Result<Outcome> {
             reason,
         })
     };
-    let findings = match prepared.preflight(env, Some(id)).await {
+    let (plan, constraints) = match prepared.plan(env).await {
+        Ok(p) => p,
+        Err(e) => return fail(format!("{e:#}")),
+    };
+    let findings = match prepared.preflight(env, Some(id), &plan).await {
         Ok(f) => f,
         Err(e) => return fail(format!("preflight: {e:#}")),
     };
@@ -172,10 +176,6 @@ async fn launch(env: &Env, prepared: &Prepared, id: i64) -> Result<Outcome> {
             blockers.join("; ")
         ));
     }
-    let (plan, constraints) = match prepared.plan(env).await {
-        Ok(p) => p,
-        Err(e) => return fail(format!("{e:#}")),
-    };
     env.journal.set_plan(id, &serde_json::to_string(&plan)?)?;
     prepared.run(env, id, plan, constraints, 1)?.drive().await
 }

@@ -128,6 +128,23 @@ impl XStage {
     }
 }
 
+impl XPlan {
+    /// The strategy's waves in order, as target ids (not the finalize wave).
+    pub fn wave_targets(&self) -> Vec<Vec<String>> {
+        self.stages
+            .iter()
+            .filter_map(|s| match s {
+                XStage::Wave {
+                    targets,
+                    index: Some(_),
+                    ..
+                } => Some(targets.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 fn abbreviate(ids: &[String]) -> String {
     if ids.len() <= 6 {
         ids.join(", ")

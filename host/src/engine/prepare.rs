@@ -535,14 +535,20 @@ impl Prepared {
         Ok((plan, constraints))
     }
 
-    /// Preflight findings of the adapter.
-    pub async fn preflight(&self, env: &Env, rollout: Option<i64>) -> Result<Vec<Finding>> {
+    /// Preflight findings of the adapter, told the waves of `plan`.
+    pub async fn preflight(
+        &self,
+        env: &Env,
+        rollout: Option<i64>,
+        plan: &XPlan,
+    ) -> Result<Vec<Finding>> {
         let call = self.fleet_env(env, rollout);
         let ctx = crate::plugin::model::PreflightContext {
             rollout_id: rollout.map(|r| r.to_string()).unwrap_or_default(),
             params: self.adapter_params.clone(),
             strategy: self.strategy_label.clone(),
             dirs: call.dir_grants(),
+            waves: plan.wave_targets(),
         };
         // Remote targets are checked by their hosts' agents, where their files are; the
         // controller checks only local ones (or the fleet, when every target is local).

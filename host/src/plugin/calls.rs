@@ -6,6 +6,7 @@ use super::runtime::{CallEnv, CallState, FaultKind, PluginFault, Runtime};
 use super::since_v1_0_0 as v1_0;
 use super::since_v1_1_0 as v1_1;
 use super::since_v1_2_0 as v1_2;
+use super::since_v1_3_0 as v1_3;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -93,6 +94,7 @@ pub(super) enum StrategyPre {
     V1_0(v1_0::Strategy),
     V1_1(v1_1::Strategy),
     V1_2(v1_2::Strategy),
+    V1_3(v1_3::Strategy),
 }
 
 /// An adapter, as prepared for the contract version it was built for.
@@ -101,6 +103,7 @@ pub(super) enum AdapterPre {
     V1_0(v1_0::Adapter),
     V1_1(v1_1::Adapter),
     V1_2(v1_2::Adapter),
+    V1_3(v1_3::Adapter),
 }
 
 /// The same call on whichever contract version a plugin was prepared for.
@@ -111,6 +114,20 @@ macro_rules! each_version {
                 $enum::V1_0($p) => $call.await,
                 $enum::V1_1($p) => $call.await,
                 $enum::V1_2($p) => $call.await,
+                $enum::V1_3($p) => $call.await,
+            }
+        }
+    };
+}
+
+/// A call contract 1.2 added, on a plugin built for 1.2 or later (checked before).
+macro_rules! since_v1_2 {
+    ($enum:ident, $pre:expr, |$p:ident| $call:expr) => {
+        async {
+            match $pre {
+                $enum::V1_2($p) => $call.await,
+                $enum::V1_3($p) => $call.await,
+                _ => unreachable!("checked: a plugin of contract 1.2 or later"),
             }
         }
     };
@@ -183,11 +200,14 @@ impl StrategyPlugin {
         wave_index: u32,
         params: &[m::Pair],
     ) -> Result<bool, PluginFault> {
-        let StrategyPre::V1_2(pre) = &self.pre else {
+        if !matches!(self.pre, StrategyPre::V1_2(_) | StrategyPre::V1_3(_)) {
             return Ok(false);
-        };
-        call_plugin!(self, env, "keeps-failed".into(), |_p, s| pre
-            .keeps_failed(s, wave_index, params))
+        }
+        call_plugin!(self, env, "keeps-failed".into(), |p, s| since_v1_2!(
+            StrategyPre,
+            p,
+            |p| p.keeps_failed(s, wave_index, params)
+        ))
     }
 
     /// Ask what to do after a wave.
@@ -270,11 +290,14 @@ impl AdapterPlugin {
         params: &[m::Pair],
         waves: u32,
     ) -> Result<Result<m::Estimate, m::PluginError>, PluginFault> {
-        let AdapterPre::V1_2(pre) = &self.pre else {
+        if !matches!(self.pre, AdapterPre::V1_2(_) | AdapterPre::V1_3(_)) {
             return Ok(Ok(m::Estimate::default()));
-        };
-        call_plugin!(self, env, "estimate".into(), |_p, s| pre
-            .estimate(s, targets, params, waves))
+        }
+        call_plugin!(self, env, "estimate".into(), |p, s| since_v1_2!(
+            AdapterPre,
+            p,
+            |p| p.estimate(s, targets, params, waves)
+        ))
     }
 
     /// Check the change before anything runs.

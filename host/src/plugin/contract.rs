@@ -5,6 +5,7 @@ use super::runtime::World;
 use super::since_v1_0_0 as v1_0;
 use super::since_v1_1_0 as v1_1;
 use super::since_v1_2_0 as v1_2;
+use super::since_v1_3_0 as v1_3;
 
 /// A contract version, `major.minor.patch`.
 pub type Version = (u64, u64, u64);
@@ -18,14 +19,15 @@ impl World {
     }
 }
 
-/// The contract versions this host loads, for messages: "1.0, 1.1 and 1.2".
+/// The contract versions this host loads, for messages: "1.0, 1.1, 1.2 and 1.3".
 pub fn supported() -> String {
     let v = |(a, b): (u64, u64)| format!("{a}.{b}");
     format!(
-        "{}, {} and {}",
+        "{}, {}, {} and {}",
         v(v1_0::VERSION),
         v(v1_1::VERSION),
-        v(v1_2::VERSION)
+        v(v1_2::VERSION),
+        v(v1_3::VERSION)
     )
 }
 
@@ -52,7 +54,7 @@ pub(super) fn contract(exports: &[String]) -> Result<(World, Version), String> {
         };
         let built = format!("{}.{}.{}", v.0, v.1, v.2);
         return match v {
-            (1, minor, _) if minor <= v1_2::VERSION.1 => Ok((world, v)),
+            (1, minor, _) if minor <= v1_3::VERSION.1 => Ok((world, v)),
             (1, _, _) => Err(format!(
                 "was built for cutover:plugin {built}, newer than this host knows (it loads {}); update cutover",
                 supported()
@@ -60,8 +62,8 @@ pub(super) fn contract(exports: &[String]) -> Result<(World, Version), String> {
             _ => Err(format!(
                 "was built for cutover:plugin {built}, a major version this host does not load (it loads {}); rebuild the plugin with a cutover-sdk for {}.{}",
                 supported(),
-                v1_2::VERSION.0,
-                v1_2::VERSION.1
+                v1_3::VERSION.0,
+                v1_3::VERSION.1
             )),
         };
     }

@@ -166,12 +166,7 @@ impl Adapter {
     ) -> wasmtime::Result<Result<Vec<m::Finding>, m::PluginError>> {
         let i = self.0.instantiate_async(&mut *store).await?;
         let targets: Vec<t::Target> = targets.iter().map(target).collect();
-        let ctx = a::PreflightContext {
-            rollout_id: ctx.rollout_id.clone(),
-            params: pairs(&ctx.params),
-            strategy: ctx.strategy.clone(),
-            dirs: ctx.dirs.iter().map(dir_grant).collect(),
-        };
+        let ctx = preflight_context(ctx);
         let r = i
             .cutover_plugin_adapter()
             .call_preflight(store, &targets, &ctx)

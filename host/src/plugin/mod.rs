@@ -43,9 +43,27 @@ macro_rules! contract_worlds {
     };
 }
 
+/// `fn preflight_context`: what `preflight` is told, in one contract version's terms, with
+/// the fields that version added after 1.0 (`waves: ...` from 1.3 on).
+macro_rules! preflight_context {
+    ($($field:ident: $value:expr),*) => {
+        /// What `preflight` is told, in this version's terms.
+        fn preflight_context(ctx: &m::PreflightContext) -> a::PreflightContext {
+            a::PreflightContext {
+                rollout_id: ctx.rollout_id.clone(),
+                params: pairs(&ctx.params),
+                strategy: ctx.strategy.clone(),
+                dirs: ctx.dirs.iter().map(dir_grant).collect(),
+                $($field: $value(ctx),)*
+            }
+        }
+    };
+}
+
 pub mod since_v1_0_0;
 pub mod since_v1_1_0;
 pub mod since_v1_2_0;
+pub mod since_v1_3_0;
 mod tcp;
 pub mod validate;
 

@@ -356,6 +356,9 @@ pub struct PreflightContext {
     pub params: Vec<Pair>,
     pub strategy: String,
     pub dirs: Vec<DirGrant>,
+    /// The plan's waves (target ids), empty when there is no plan yet (told from 1.3 on).
+    #[serde(default)]
+    pub waves: Vec<Vec<String>>,
 }
 
 /// What a step call is told.

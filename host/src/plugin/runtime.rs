@@ -11,6 +11,7 @@ use super::model::{self as m, Level};
 use super::since_v1_0_0 as v1_0;
 use super::since_v1_1_0 as v1_1;
 use super::since_v1_2_0 as v1_2;
+use super::since_v1_3_0 as v1_3;
 use crate::spec::Limits;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -152,6 +153,7 @@ pub struct Runtime {
     v1_0: v1_0::Linkers,
     v1_1: v1_1::Linkers,
     v1_2: v1_2::Linkers,
+    v1_3: v1_3::Linkers,
 }
 
 /// Which world a component implements.
@@ -198,12 +200,14 @@ impl Runtime {
         let v1_0 = v1_0::Linkers::new(&engine)?;
         let v1_1 = v1_1::Linkers::new(&engine)?;
         let v1_2 = v1_2::Linkers::new(&engine)?;
+        let v1_3 = v1_3::Linkers::new(&engine)?;
         Ok(Arc::new(Runtime {
             cache: Cache::new(cache_dir, &engine),
             engine,
             v1_0,
             v1_1,
             v1_2,
+            v1_3,
         }))
     }
 
@@ -285,7 +289,8 @@ impl Runtime {
         let pre = match version {
             (1, 0, _) => self.v1_0.strategy(&component).map(StrategyPre::V1_0),
             (1, 1, _) => self.v1_1.strategy(&component).map(StrategyPre::V1_1),
-            _ => self.v1_2.strategy(&component).map(StrategyPre::V1_2),
+            (1, 2, _) => self.v1_2.strategy(&component).map(StrategyPre::V1_2),
+            _ => self.v1_3.strategy(&component).map(StrategyPre::V1_3),
         }
         .map_err(|e| link_error(path, e))?;
         Ok(StrategyPlugin {
@@ -309,7 +314,8 @@ impl Runtime {
         let pre = match version {
             (1, 0, _) => self.v1_0.adapter(&component).map(AdapterPre::V1_0),
             (1, 1, _) => self.v1_1.adapter(&component).map(AdapterPre::V1_1),
-            _ => self.v1_2.adapter(&component).map(AdapterPre::V1_2),
+            (1, 2, _) => self.v1_2.adapter(&component).map(AdapterPre::V1_2),
+            _ => self.v1_3.adapter(&component).map(AdapterPre::V1_3),
         }
         .map_err(|e| link_error(path, e))?;
         Ok(AdapterPlugin {

@@ -22,4 +22,6 @@ fn added_capability(_: a::Capability) -> m::Capability {
     unreachable!("every capability of 1.0 is converted in contract_1x.rs")
 }
 
+preflight_context!();
+
 include!("contract_1x.rs");

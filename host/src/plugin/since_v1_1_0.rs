@@ -25,6 +25,8 @@ fn added_capability(c: a::Capability) -> m::Capability {
     }
 }
 
+preflight_context!();
+
 include!("contract_1x.rs");
 
 include!("contract_tcp.rs");

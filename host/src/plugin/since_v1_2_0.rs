@@ -1,4 +1,4 @@
-//! Contract 1.2.0 (`wit/since_v1.2.0`): its generated bindings, the host calls they carry to
+//! Contract 1.2.0 (`wit/since_v1.2.0`, frozen): its generated bindings, the host calls they carry to
 //! [`host_calls`](super::host_calls), and conversions to and from the host's
 //! [`model`](super::model). Nothing outside this file sees a generated type.
 
@@ -25,78 +25,8 @@ fn added_capability(c: a::Capability) -> m::Capability {
     }
 }
 
+preflight_context!();
+
 include!("contract_1x.rs");
 include!("contract_tcp.rs");
-
-impl Strategy {
-    /// `keeps-failed` (1.2).
-    pub async fn keeps_failed(
-        &self,
-        store: &mut Store<CallState>,
-        wave_index: u32,
-        params: &[m::Pair],
-    ) -> wasmtime::Result<bool> {
-        let i = self.0.instantiate_async(&mut *store).await?;
-        i.cutover_plugin_strategy()
-            .call_keeps_failed(store, wave_index, &pairs(params))
-            .await
-    }
-}
-
-impl Adapter {
-    /// `estimate` (1.2).
-    pub async fn estimate(
-        &self,
-        store: &mut Store<CallState>,
-        targets: &[m::Target],
-        params: &[m::Pair],
-        waves: u32,
-    ) -> wasmtime::Result<Result<m::Estimate, m::PluginError>> {
-        let i = self.0.instantiate_async(&mut *store).await?;
-        let targets: Vec<t::Target> = targets.iter().map(target).collect();
-        let r = i
-            .cutover_plugin_adapter()
-            .call_estimate(store, &targets, &pairs(params), waves)
-            .await?;
-        Ok(r.map(|e| m::Estimate {
-            steps: e
-                .steps
-                .into_iter()
-                .map(|s| m::StepEstimate {
-                    step: s.step,
-                    expected_s: s.expected_s,
-                    worst_s: s.worst_s,
-                })
-                .collect(),
-            notes: e.notes,
-        })
-        .map_err(plugin_error))
-    }
-}
-
-impl tree::Host for CallState {
-    async fn copy_substituting(
-        &mut self,
-        from: String,
-        to: String,
-        subs: Vec<tree::Substitution>,
-    ) -> Result<tree::SubstitutedCopy, m::HostError> {
-        let subs = subs
-            .into_iter()
-            .map(|s| hc::Substitution {
-                suffix: s.name_suffix.into_bytes(),
-                from: s.from.into_bytes(),
-                to: s.to.into_bytes(),
-            })
-            .collect();
-        let s = CallState::copy_tree(self, from, to, subs).await?;
-        Ok(tree::SubstitutedCopy {
-            copied: files::CopyStats {
-                files: s.files,
-                dirs: s.dirs,
-                bytes: s.bytes,
-            },
-            substituted: s.substituted,
-        })
-    }
-}
+include!("contract_1_2.rs");

@@ -191,6 +191,7 @@ impl Runner {
             params: self.setup.adapter_params.clone(),
             strategy: "plugin-test".into(),
             dirs: call.dir_grants(),
+            waves: vec![self.setup.targets.iter().map(|t| t.id.clone()).collect()],
         };
         match self
             .transport
