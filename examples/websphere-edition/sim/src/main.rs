@@ -1,13 +1,17 @@
-//! `was-sim`: a simulated WebSphere ND cell with application editions.
+//! `websphere-sim`: a simulated WebSphere ND cell with application editions.
 //!
-//! - `was-sim init DIR [options]`: write a cell (`cell.json`), the deployment manager
+//! - `websphere-sim init DIR [options]`: write a cell (`cell.json`), the deployment manager
 //!   profile's `properties/soap.client.props`, `bin/workclassoperations.py` and an HAProxy
 //!   configuration (`haproxy.cfg`) routing to the members with cookie affinity.
-//! - `was-sim serve DIR`: run the deployment manager (wsadmin's SOAP port) and the members.
-//! - `was-sim traffic URL --clients N --stop FILE --out FILE --new EDITION`: clients that
+//! - `websphere-sim serve DIR`: run the deployment manager (wsadmin's SOAP port) and the members.
+//! - `websphere-sim fleet DIR --members N --port P [--mode grouped|atomic] [--reset soft|hard]
+//!   --plugins DIR`: a cell started with HAProxy in front, and a `rollout.toml` for it;
+//!   `websphere-sim teardown DIR` stops them.
+//! - `websphere-sim traffic URL --clients N --stop FILE --out FILE --new EDITION`: clients that
 //!   each keep one session through the router until FILE exists; a JSON summary in `--out`.
 
 mod cell;
+mod fleet;
 mod jython;
 mod member;
 mod traffic;
@@ -17,23 +21,25 @@ use simkit::arg;
 use std::path::Path;
 
 fn main() {
-    simkit::main("was-sim", |args| {
+    simkit::main("websphere-sim", |args| {
         match args.first().map(String::as_str) {
         Some("init") => init(&simkit::folder(args, 1)?, args),
         Some("serve") => serve(&simkit::folder(args, 1)?),
         Some("traffic") => traffic::run(args),
-        _ => anyhow::bail!("usage: was-sim init DIR [--members N --base-port P --soap-port P --router-port P --router-admin-port P --request-timeout S --statistic-set all|extended|basic --editions 1.0,2.0 --routing 2.0 --restart-ms MS --work-ms MS --user U --password P] | serve DIR | traffic URL --clients N --stop FILE --out FILE --new EDITION"),
+        Some("fleet") => fleet::build(&simkit::folder(args, 1)?, args),
+        Some("teardown") => fleet::teardown(&simkit::folder(args, 1)?),
+        _ => anyhow::bail!("usage: websphere-sim init DIR [--members N --base-port P --soap-port P --router-port P --router-admin-port P --request-timeout S --statistic-set all|extended|basic --editions 1.0,2.0 --routing 2.0 --restart-ms MS --work-ms MS --user U --password P] | serve DIR | fleet DIR --members N --port P [--mode grouped|atomic] [--reset soft|hard] | teardown DIR | traffic URL --clients N --stop FILE --out FILE --new EDITION"),
     }
     })
 }
 
-fn num<T: std::str::FromStr>(args: &[String], name: &str, default: &str) -> Result<T> {
+pub fn num<T: std::str::FromStr>(args: &[String], name: &str, default: &str) -> Result<T> {
     arg(args, name, default)
         .parse()
         .map_err(|_| anyhow::anyhow!("{name} wants a number"))
 }
 
-fn init(dir: &Path, args: &[String]) -> Result<()> {
+pub fn init(dir: &Path, args: &[String]) -> Result<()> {
     let members: usize = num(args, "--members", "6")?;
     let base: u16 = num(args, "--base-port", "19080")?;
     let editions: Vec<String> = arg(args, "--editions", "1.0,2.0")
