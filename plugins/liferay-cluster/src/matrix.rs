@@ -2,7 +2,6 @@
 //! classification of a change from the spec's declaration and from what is deployed.
 
 use cutover_sdk::jar::{header, Jar};
-use serde_json::Value;
 
 /// One row of the matrix.
 pub struct Row {
@@ -114,10 +113,6 @@ pub struct Module {
     pub packages: Vec<String>,
 }
 
-fn text(bytes: &[u8], name: &str) -> Result<String, String> {
-    Jar::open(bytes)?.text(name)
-}
-
 /// Read a module jar: manifest headers and the Java packages of its classes.
 pub fn module(bytes: &[u8]) -> Result<Module, String> {
     let mut jar = Jar::open(bytes)?;
@@ -139,37 +134,60 @@ pub fn module(bytes: &[u8]) -> Result<Module, String> {
     })
 }
 
-fn major(version: &str) -> u64 {
+/// A schema version's numbers (`1.0.0-step-2` is 1, 0, 0, 2).
+fn numbers(version: &str) -> Vec<u64> {
     version
         .trim()
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0)
+        .split(['.', '-'])
+        .filter_map(|p| p.trim_start_matches("step").parse().ok())
+        .collect()
 }
 
-/// Classify a module against the cluster's `Release_` table.
-pub fn classify_module(m: &Module, release: &Value) -> Vec<Change> {
-    let mut out = Vec::new();
-    match (release[&m.bundle].as_str(), &m.schema) {
-        (None, _) => out.push(change("module-install", format!("{} {} is not installed yet", m.bundle, m.version))),
-        (Some(current), Some(required)) if major(required) > major(current) => out.push(change(
-            "schema-incompatible",
-            format!(
-                "{} {} has Liferay-Require-SchemaVersion {required}, but Release_ holds {current} for it: the data upgrade is not backward-compatible",
-                m.bundle, m.version
-            ),
-        )),
-        (Some(current), schema) => out.push(change(
-            "module-compatible",
-            format!(
-                "{} {} requires schema {} (Release_ holds {current})",
-                m.bundle,
-                m.version,
-                schema.as_deref().unwrap_or("none")
-            ),
-        )),
+/// How a module's required schema relates to what `Release_` holds for it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Schema {
+    /// No row yet (an installation) or no `Liferay-Require-SchemaVersion`.
+    New,
+    /// The same version.
+    Same,
+    /// A higher minor or micro version of the same major: the data upgrade is compatible only
+    /// where the operator declares it ("Meaningful Schema Versioning").
+    Raised,
+    /// A new major version, or a lower version: not backward-compatible.
+    Incompatible,
+}
+
+/// Compare the version a module requires with the one `Release_` holds.
+pub fn schema(required: Option<&str>, held: Option<&str>) -> Schema {
+    let (Some(r), Some(h)) = (required, held) else {
+        return Schema::New;
+    };
+    let (r, h) = (numbers(r), numbers(h));
+    if r == h {
+        Schema::Same
+    } else if r.first() == h.first() && r > h {
+        Schema::Raised
+    } else {
+        Schema::Incompatible
     }
+}
+
+/// Classify a module against the row `Release_` holds for it (`held`). Every schema change is
+/// non-backward-compatible for a rolling restart (installing it on one node changes `Release_`
+/// for every node, the guide's note 1), unless `compatible` declares a raised minor or micro
+/// version compatible; a new major version never is.
+pub fn classify_module(m: &Module, held: Option<&str>, compatible: bool) -> Vec<Change> {
+    let mut out = Vec::new();
+    let required = m.schema.as_deref();
+    let (key, why) = match (schema(required, held), held, required) {
+        (_, None, _) => ("module-install", format!("{} {} is not in Release_ yet", m.bundle, m.version)),
+        (Schema::New, Some(h), None) => ("module-compatible", format!("{} {} declares no Liferay-Require-SchemaVersion (Release_ holds {h})", m.bundle, m.version)),
+        (Schema::Same, Some(h), _) => ("module-compatible", format!("{} {} requires schema {h}, which Release_ holds", m.bundle, m.version)),
+        (Schema::Raised, Some(h), Some(r)) if compatible => ("module-compatible", format!("{} {} raises schema {h} to {r} in Release_, declared backward-compatible (schema-compatible = true)", m.bundle, m.version)),
+        (Schema::Raised, Some(h), Some(r)) => ("schema-incompatible", format!("{} {} has Liferay-Require-SchemaVersion {r}, but Release_ holds {h} for it: installing it on one node upgrades Release_ and the other nodes' module no longer matches (set schema-compatible = true if {r} keeps the old code working)", m.bundle, m.version)),
+        (_, Some(h), r) => ("schema-incompatible", format!("{} {} has Liferay-Require-SchemaVersion {}, but Release_ holds {h} for it: a new major or a lower schema version is not backward-compatible, and only a database restore undoes it", m.bundle, m.version, r.unwrap_or("?"))),
+    };
+    out.push(change(key, why));
     for p in &m.packages {
         let hit = CLUSTER_PACKAGES
             .iter()
@@ -187,30 +205,25 @@ pub fn classify_module(m: &Module, release: &Value) -> Vec<Change> {
     out
 }
 
-/// Classify a fix pack by its `fixpack_documentation.xml`.
-pub fn classify_fixpack(bytes: &[u8]) -> Result<Change, String> {
-    let doc = text(bytes, "fixpack_documentation.xml")?;
-    let field = |tag: &str| {
-        let open = format!("<{tag}>");
-        doc.find(&open).and_then(|s| {
-            let rest = &doc[s + open.len()..];
-            rest.find(&format!("</{tag}>"))
-                .map(|e| rest[..e].trim().to_string())
-        })
-    };
-    let id = field("id").unwrap_or_else(|| "?".into());
-    Ok(if field("revertible").as_deref() == Some("false") {
+/// Classify a patch by what the operator says of it: neither the Patching Tool's output nor
+/// the zip documents revertibility, so it is not revertible unless declared.
+pub fn classify_fixpack(name: &str, revertible: bool) -> Change {
+    if revertible {
         change(
-            "fixpack-nonrevertible",
-            format!("fix pack {id} is not revertible"),
+            "fixpack-revertible",
+            format!("fix pack {name} is revertible (fixpack-revertible = true)"),
         )
     } else {
-        change("fixpack-revertible", format!("fix pack {id} is revertible"))
-    })
+        change(
+            "fixpack-nonrevertible",
+            format!("fix pack {name} is not revertible (fixpack-revertible is not true; the Customer Portal says which patches are)"),
+        )
+    }
 }
 
 /// Classify a Java version change.
 pub fn classify_java(current: &str, wanted: &str) -> Option<Change> {
+    use crate::java::major;
     if current.trim() == wanted.trim() {
         return None;
     }
@@ -243,4 +256,48 @@ pub fn declared(list: &str) -> Result<Vec<Change>, String> {
                 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_versions() {
+        assert_eq!(schema(Some("1.0.0"), Some("1.0.0")), Schema::Same);
+        assert_eq!(schema(Some("1.1.0"), Some("1.0.0")), Schema::Raised);
+        assert_eq!(schema(Some("1.0.1"), Some("1.0.0")), Schema::Raised);
+        assert_eq!(schema(Some("2.0.0"), Some("1.0.0")), Schema::Incompatible);
+        assert_eq!(schema(Some("1.0.0"), Some("1.1.0")), Schema::Incompatible);
+        assert_eq!(schema(None, Some("1.0.0")), Schema::New);
+        assert_eq!(schema(Some("1.0.0"), None), Schema::New);
+    }
+
+    #[test]
+    fn a_raised_schema_needs_the_declaration() {
+        let m = Module {
+            bundle: "b".into(),
+            version: "1.1.0".into(),
+            schema: Some("1.1.0".into()),
+            packages: vec!["com.liferay.portal.kernel.cluster.x".into()],
+        };
+        let keys = |c: Vec<Change>| c.iter().map(|c| c.row.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(classify_module(&m, Some("1.0.0"), false)),
+            ["schema-incompatible", "cluster-code"]
+        );
+        assert_eq!(
+            keys(classify_module(&m, Some("1.0.0"), true)),
+            ["module-compatible", "cluster-code"]
+        );
+        assert_eq!(keys(classify_module(&m, None, false))[0], "module-install");
+        let major = Module {
+            schema: Some("2.0.0".into()),
+            ..m
+        };
+        assert_eq!(
+            keys(classify_module(&major, Some("1.0.0"), true))[0],
+            "schema-incompatible"
+        );
+    }
 }

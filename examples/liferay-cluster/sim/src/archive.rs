@@ -1,4 +1,5 @@
-//! Module jars and fix-pack zips: written by the fleet builder, read when a node deploys them.
+//! Module jars and patch zips: written by the fleet builder; jars are read when a node deploys
+//! them.
 
 use anyhow::Result;
 use std::io::Write;
@@ -33,15 +34,14 @@ pub fn write_jar(
     simkit::jar::write(out, &headers, &classes)
 }
 
-/// Write a fix pack: `fixpack_documentation.xml` naming it and saying if it is revertible.
-pub fn write_fixpack(out: &Path, id: &str, revertible: bool) -> Result<()> {
+/// Write a patch zip as Liferay ships them: `fixpack_documentation.xml` naming it (its `<name>`,
+/// read by Liferay's own scripts; SURFACES.md (d) 1) and the binaries. Nothing in it says
+/// whether the patch is revertible: only the Customer Portal knows (SURFACES.md #6).
+pub fn write_fixpack(out: &Path, id: &str) -> Result<()> {
     let mut z = zip::ZipWriter::new(std::fs::File::create(out)?);
     let opts = zip::write::SimpleFileOptions::default();
     z.start_file("fixpack_documentation.xml", opts)?;
-    write!(
-        z,
-        "<patch>\n  <id>{id}</id>\n  <revertible>{revertible}</revertible>\n</patch>\n"
-    )?;
+    write!(z, "<patch>\n  <name>{id}</name>\n</patch>\n")?;
     z.start_file("binaries/portal-impl.jar", opts)?;
     z.write_all(&[0x50, 0x4B, 3, 4])?;
     z.finish()?;
@@ -49,11 +49,3 @@ pub fn write_fixpack(out: &Path, id: &str, revertible: bool) -> Result<()> {
 }
 
 pub use simkit::jar::{entry, header};
-
-/// The text of an XML element.
-pub fn element(xml: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&format!("</{tag}>"))? + start;
-    Some(xml[start..end].trim().to_string())
-}

@@ -1,26 +1,78 @@
-//! One simulated Liferay node: start (deploy processing, then the server), stop (graceful),
-//! and the server itself.
+//! One simulated Liferay node: start (deploy folder, data upgrades, then the server), stop
+//! (graceful), and what both need to know about its modules and its database.
 
-use crate::archive;
+use crate::{archive, db};
 use anyhow::{bail, Result};
-use serde_json::{json, Value};
-use simkit::{alive, append, read, wait_until, write_atomic};
+use simkit::{alive, append, read, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-/// The cluster's database folder, shared by the nodes.
-fn db(node: &Path) -> PathBuf {
-    node.parent()
-        .and_then(Path::parent)
-        .unwrap_or(node)
-        .join("db/release.json")
+/// A module installed in `osgi/modules`, from its manifest.
+pub struct Module {
+    pub bundle: String,
+    pub version: String,
+    /// `Liferay-Require-SchemaVersion`.
+    pub schema: Option<String>,
 }
 
-fn release(node: &Path) -> Value {
-    serde_json::from_str(&read(&db(node))).unwrap_or_else(|_| json!({}))
+/// The installed modules.
+pub fn modules(node: &Path) -> Result<Vec<Module>> {
+    let mut out = Vec::new();
+    let mut jars: Vec<PathBuf> = std::fs::read_dir(node.join("osgi/modules"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jar"))
+        .collect();
+    jars.sort();
+    for jar in jars {
+        let manifest = archive::entry(&jar, "META-INF/MANIFEST.MF")?;
+        out.push(Module {
+            bundle: archive::header(&manifest, "Bundle-SymbolicName").unwrap_or_default(),
+            version: archive::header(&manifest, "Bundle-Version").unwrap_or_default(),
+            schema: archive::header(&manifest, "Liferay-Require-SchemaVersion"),
+        });
+    }
+    Ok(out)
+}
+
+/// The node's database: the folder of the simulated databases and the name in `database`
+/// (what `jdbc.default.url` names on a real node).
+pub fn database(node: &Path) -> (PathBuf, String) {
+    let fleet = node.parent().and_then(Path::parent).unwrap_or(node);
+    (fleet.join("db"), read(&node.join("database")))
+}
+
+fn version(v: &str) -> Vec<u64> {
+    v.split(['.', '-'])
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
+}
+
+/// Whether `Release_` holding `held` satisfies a module that requires `required`: the same
+/// major version, not lower. "Meaningful Schema Versioning": a major version is incompatible
+/// with the previous code; minor and micro versions are compatible (SURFACES.md #9). The guide
+/// calls a schema outside the module's required range non-backward-compatible (seed, note 1).
+pub fn satisfied(required: &str, held: &str) -> bool {
+    let (r, h) = (version(required), version(held));
+    r.first() == h.first() && h >= r
+}
+
+/// Why the module's services are unavailable on this node, if they are: its required schema
+/// and the one in `Release_` no longer match (seed, note 1).
+pub fn unavailable(node: &Path, modules: &[Module]) -> Option<String> {
+    let (dbdir, name) = database(node);
+    let rows = db::load(&dbdir, &name).ok()?;
+    modules.iter().find_map(|m| {
+        let required = m.schema.as_deref()?;
+        let held = db::schema(&rows, &m.bundle)?;
+        (!satisfied(required, &held)).then(|| {
+            format!(
+                "{} {} requires schema {required} but Release_ holds {held}: its services are unavailable",
+                m.bundle, m.version
+            )
+        })
+    })
 }
 
 fn running(node: &Path) -> Option<u32> {
@@ -28,72 +80,78 @@ fn running(node: &Path) -> Option<u32> {
     alive(pid).then_some(pid)
 }
 
-fn port(node: &Path) -> String {
+pub fn port(node: &Path) -> String {
     read(&node.join("port"))
 }
 
-/// Deploy what waits in `deploy/`: modules into `osgi/modules` (replacing older versions of
-/// the same bundle, running its data upgrade in `Release_`), fix packs into `patching/`.
+/// Deploy the module jars waiting in `deploy/` into `osgi/modules`, replacing older versions
+/// of the same bundle ("Deploying" through the auto-deploy folder).
 fn process_deploy_folder(node: &Path) -> Result<()> {
-    let deploy = node.join("deploy");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&deploy)?
+    let mut files: Vec<PathBuf> = std::fs::read_dir(node.join("deploy"))?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jar"))
         .collect();
     files.sort();
+    let modules = node.join("osgi/modules");
     for f in files {
-        let name = f
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        if name.ends_with(".jar") {
-            let manifest = archive::entry(&f, "META-INF/MANIFEST.MF")?;
-            let bundle = archive::header(&manifest, "Bundle-SymbolicName").unwrap_or_default();
-            let modules = node.join("osgi/modules");
-            for old in std::fs::read_dir(&modules)?.filter_map(|e| e.ok()) {
-                if old
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("{bundle}-"))
-                {
-                    std::fs::remove_file(old.path())?;
-                }
+        let manifest = archive::entry(&f, "META-INF/MANIFEST.MF")?;
+        let bundle = archive::header(&manifest, "Bundle-SymbolicName").unwrap_or_default();
+        for old in std::fs::read_dir(&modules)?.filter_map(|e| e.ok()) {
+            if old
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{bundle}-"))
+            {
+                std::fs::remove_file(old.path())?;
             }
-            if let Some(schema) = archive::header(&manifest, "Liferay-Require-SchemaVersion") {
-                let mut r = release(node);
-                if r[&bundle] != json!(schema) {
-                    append(
-                        &node.join("sim.log"),
-                        &format!("upgrade {bundle} schema to {schema}"),
-                    )?;
-                    r[&bundle] = json!(schema);
-                    write_atomic(&db(node), serde_json::to_string_pretty(&r)?.as_bytes())?;
-                }
-            }
-            let version = archive::header(&manifest, "Bundle-Version").unwrap_or_default();
-            let installed = format!("{bundle}-{version}.jar");
-            std::fs::rename(&f, modules.join(&installed))?;
-            append(&node.join("sim.log"), &format!("deployed {installed}"))?;
-        } else if name.ends_with(".zip") {
-            let doc = archive::entry(&f, "fixpack_documentation.xml")?;
-            let id = archive::element(&doc, "id").unwrap_or(name.clone());
-            std::fs::write(node.join("patching").join(&id), doc)?;
-            std::fs::remove_file(&f)?;
-            append(&node.join("sim.log"), &format!("installed fix pack {id}"))?;
+        }
+        let version = archive::header(&manifest, "Bundle-Version").unwrap_or_default();
+        let installed = format!("{bundle}-{version}.jar");
+        std::fs::rename(&f, modules.join(&installed))?;
+        append(&node.join("sim.log"), &format!("deployed {installed}"))?;
+    }
+    Ok(())
+}
+
+/// The data upgrades of modules whose required schema is above what `Release_` holds: the
+/// guide says installing such a module updates `Release_` to its schema version and runs the
+/// data upgrade (seed, note 1).
+fn upgrade_data(node: &Path) -> Result<()> {
+    let (dbdir, name) = database(node);
+    let rows = db::load(&dbdir, &name)?;
+    for m in modules(node)? {
+        let Some(required) = m.schema else { continue };
+        let held = db::schema(&rows, &m.bundle);
+        if held
+            .as_deref()
+            .is_none_or(|h| version(&required) > version(h))
+        {
+            db::upgrade(&dbdir, &name, &m.bundle, &required)?;
+            append(
+                &node.join("sim.log"),
+                &format!("upgrade {} schema to {required} in {name}", m.bundle),
+            )?;
         }
     }
     Ok(())
 }
 
-/// `bin/start`: deploy, then run the server until it is ready.
+/// `bin/start`: deploy, upgrade, then run the server until it answers. A `fail-start` file in
+/// the node makes the next start fail (once).
 pub fn start(node: &Path) -> Result<()> {
     let node = std::fs::canonicalize(node)?;
     if let Some(pid) = running(&node) {
         println!("already running (pid {pid})");
         return Ok(());
     }
+    if node.join("fail-start").exists() {
+        std::fs::remove_file(node.join("fail-start"))?;
+        append(&node.join("sim.log"), "start failed (injected)")?;
+        bail!("the node failed to start (injected by fail-start)");
+    }
     process_deploy_folder(&node)?;
+    upgrade_data(&node)?;
     std::fs::create_dir_all(node.join("run"))?;
     let pid = simkit::spawn_detached(
         Command::new(std::env::current_exe()?)
@@ -101,11 +159,11 @@ pub fn start(node: &Path) -> Result<()> {
             .arg(&node),
     )?;
     std::fs::write(node.join("run/pid"), pid.to_string())?;
-    let url = format!("http://127.0.0.1:{}/health", port(&node));
+    let url = format!("http://127.0.0.1:{}/c/portal/robots", port(&node));
     if !wait_until(Duration::from_secs(15), || {
         matches!(simkit::http("GET", &url, None, None), Ok((200, _)))
     }) {
-        bail!("the node did not become healthy at {url}");
+        bail!("the node did not answer at {url}");
     }
     append(
         &node.join("sim.log"),
@@ -139,89 +197,16 @@ pub fn stop(node: &Path) -> Result<()> {
     Ok(())
 }
 
-/// What the node reports at `/modules`.
-fn report(node: &Path) -> Value {
-    let list = |dir: &str| -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(node.join(dir))
-            .map(|r| {
-                r.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    };
-    json!({
-        "node": node.file_name().unwrap_or_default().to_string_lossy(),
-        "version": read(&node.join("VERSION")),
-        "java": read(&node.join("java-version")),
-        "modules": list("osgi/modules"),
-        "fixpacks": list("patching"),
-        "release": release(node),
-        "properties": read(&node.join("portal-ext.properties")),
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The node's HTTP server: pages, `/health`, `/modules`, `/inflight`, `/shutdown`.
-pub fn serve(node: &Path) -> Result<()> {
-    let node = std::fs::canonicalize(node)?;
-    let server = Arc::new(
-        tiny_http::Server::http(("127.0.0.1", port(&node).parse::<u16>()?))
-            .map_err(|e| anyhow::anyhow!("listening: {e}"))?,
-    );
-    let inflight = Arc::new(AtomicUsize::new(0));
-    let closing = Arc::new(AtomicBool::new(false));
-    let name = node
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .to_string();
-    let version = read(&node.join("VERSION"));
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            let (server, inflight, closing) = (server.clone(), inflight.clone(), closing.clone());
-            let (node, name, version) = (node.clone(), name.clone(), version.clone());
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    let path = request.url().to_string();
-                    let (status, body) = match path.as_str() {
-                        "/health" if closing.load(Ordering::SeqCst) => {
-                            (503, "shutting down".into())
-                        }
-                        "/health" => (200, format!("ok {version}")),
-                        "/modules" => (200, report(&node).to_string()),
-                        "/inflight" => (200, inflight.load(Ordering::SeqCst).to_string()),
-                        "/shutdown" => {
-                            closing.store(true, Ordering::SeqCst);
-                            (200, "shutting down".into())
-                        }
-                        _ => {
-                            inflight.fetch_add(1, Ordering::SeqCst);
-                            // Rendering a page takes a while, so that requests overlap.
-                            std::thread::sleep(Duration::from_millis(25));
-                            inflight.fetch_sub(1, Ordering::SeqCst);
-                            (200, format!("{name} {version}"))
-                        }
-                    };
-                    let _ = request
-                        .respond(tiny_http::Response::from_string(body).with_status_code(status));
-                }
-            })
-        })
-        .collect();
-    // A graceful shutdown: stop taking connections once the requests in flight are done.
-    while !closing.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(20));
+    #[test]
+    fn a_schema_satisfies_within_its_major_version() {
+        assert!(satisfied("1.0.0", "1.0.0"));
+        assert!(satisfied("1.0.0", "1.1.0"));
+        assert!(!satisfied("1.1.0", "1.0.0"));
+        assert!(!satisfied("1.0.0", "2.0.0"));
+        assert!(!satisfied("2.0.0", "1.0.0"));
     }
-    wait_until(Duration::from_secs(15), || {
-        inflight.load(Ordering::SeqCst) == 0
-    });
-    for _ in &workers {
-        server.unblock();
-    }
-    for w in workers {
-        let _ = w.join();
-    }
-    Ok(())
 }
