@@ -35,10 +35,12 @@ pub fn set_state(address: &str, backend: &str, servers: &[(&str, &str)]) -> Resu
     Ok(())
 }
 
-/// A server's row of `show servers state`: its name and `srv_op_state` (2 = running).
+/// A server's row of `show servers state`: its name, `srv_op_state` (2 = running) and
+/// `srv_admin_state` (flags; 0x01: forced maintenance).
 pub struct ServerState {
     pub name: String,
     pub op: u32,
+    pub admin: u32,
 }
 
 /// The servers of `backend`.
@@ -54,6 +56,7 @@ pub fn states(address: &str, backend: &str) -> Result<Vec<ServerState>> {
         out.push(ServerState {
             name: f[3].to_string(),
             op: f[5].parse().unwrap_or(0),
+            admin: f[6].parse().unwrap_or(0),
         });
     }
     if out.is_empty() {

@@ -88,13 +88,24 @@ pub fn quiesce(c: &Call, m: &Member) -> Result<Vec<Output>> {
     let w = Wsadmin::of(c)?;
     let interval: u64 = c.get("drainage-interval", 30)?;
     let every: u64 = c.get("poll-interval", 5)?.max(1);
-    router::set_state(&addr, &backend, &[(&m.router_name, "drain")])?;
-    info!("{}: no new sessions (drain); drainage interval {interval} s", m.server);
+    // Already out of the router (an atomic switch took it out): draining would send its
+    // old sessions back to it.
+    let out = router::states(&addr, &backend)?
+        .iter()
+        .any(|s| s.name == m.router_name && s.admin & 1 == 1);
+    if !out {
+        router::set_state(&addr, &backend, &[(&m.router_name, "drain")])?;
+        info!("{}: no new sessions (drain); drainage interval {interval} s", m.server);
+    }
     let start = wait::now_ms();
     let mut last_total = None;
-    let mut why = "the drainage interval ended".to_string();
+    let mut why = if out {
+        "already out of the router".to_string()
+    } else {
+        "the drainage interval ended".to_string()
+    };
     let mut pmi_ok = true;
-    while interval == 0 || wait::now_ms() - start < interval * 1000 {
+    while !out && (interval == 0 || wait::now_ms() - start < interval * 1000) {
         wait::sleep_ms(every * 1000);
         match pmi(&w, m) {
             Ok((active, current, total)) => {
@@ -225,11 +236,14 @@ pub fn verify(c: &Call) -> Result<Vec<Output>> {
 }
 
 /// Back in the router: `ready`, once its health check passes (grouped). In an atomic
-/// rollout the member waits for the switch in `drain` (health-checked, no new sessions).
+/// rollout the member stays out of the router (`maint`) until the switch.
 pub fn rejoin(c: &Call) -> Result<Vec<Output>> {
     let m = Member::of(c.target()?)?;
-    let state = if atomic(c.params()) { "drain" } else { "ready" };
-    back(c, &[m], state)?;
+    if atomic(c.params()) {
+        info!("{}: held out of the router until the switch (atomic)", m.server);
+        return Ok(vec![]);
+    }
+    back(c, &[m], "ready")?;
     Ok(vec![])
 }
 
@@ -330,7 +344,6 @@ pub fn switch_back(c: &Call) -> Result<()> {
     if old.is_empty() {
         return Err(fail("every member runs the new edition: there is no half to switch back to"));
     }
-    back(c, &old, "drain")?;
     flip(c, &old, &new)
 }
 

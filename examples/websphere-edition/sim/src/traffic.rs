@@ -24,6 +24,7 @@ struct Answer {
     start: Instant,
     end: Instant,
     edition: String,
+    member: String,
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -46,16 +47,21 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let mut s = std::mem::take(&mut *summary.lock().unwrap());
     let answers = answers.lock().unwrap();
-    if let Some(first_new) = answers
-        .iter()
-        .filter(|a| a.edition == new)
-        .map(|a| a.end)
-        .min()
-    {
-        s.old_after_new = answers
+    if let Some(first) = answers.iter().filter(|a| a.edition == new).min_by_key(|a| a.end) {
+        let late: Vec<&Answer> = answers
             .iter()
-            .filter(|a| a.edition != new && a.start > first_new)
-            .count() as u64;
+            .filter(|a| a.edition != new && a.start > first.end)
+            .collect();
+        s.old_after_new = late.len() as u64;
+        for a in late.iter().take(5) {
+            s.errors.push(format!(
+                "edition {} from {} {} ms after {} answered {new}",
+                a.edition,
+                a.member,
+                (a.start - first.end).as_millis(),
+                first.member
+            ));
+        }
     }
     simkit::write_atomic(&out, serde_json::to_string_pretty(&s)?.as_bytes())
 }
@@ -133,10 +139,12 @@ fn client(
         }
         drop(s);
         session = Some((id, count));
+        let member = field("member=");
         answers.lock().unwrap().push(Answer {
             start,
             end: Instant::now(),
             edition,
+            member,
         });
         std::thread::sleep(Duration::from_millis(10));
     }
