@@ -9,9 +9,7 @@
 //! version, so both versions serve requests for a while.
 
 use cutover_sdk::waves;
-use cutover_sdk::{
-    Constraint, Decision, Pair, Plan, Result, StrategyInfo, Target, WaveReport,
-};
+use cutover_sdk::{Constraint, Decision, Pair, Plan, Result, StrategyInfo, Target, WaveReport};
 
 struct Atomic;
 
@@ -50,6 +48,5 @@ impl cutover_sdk::Strategy for Atomic {
         waves::keeps_failed(wave_index, &params, "continue")
     }
 }
-
 
 cutover_sdk::export_strategy!(Atomic);

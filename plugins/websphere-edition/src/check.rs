@@ -14,7 +14,11 @@ use std::path::PathBuf;
 /// internal quiesce timeout (about 5 min) + application or server restart (about 10 min)).
 pub fn timeout_needed(params: &[cutover_sdk::Pair], groups: u64) -> (u64, String) {
     let n = |k: &str, d: u64| get(params, k).and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (drain, quiesce, restart) = (n("drainage-interval", 30), n("quiesce-estimate", 300), n("restart-estimate", 600));
+    let (drain, quiesce, restart) = (
+        n("drainage-interval", 30),
+        n("quiesce-estimate", 300),
+        n("restart-estimate", 600),
+    );
     let total = groups * (drain + quiesce + restart);
     (
         total,
@@ -23,7 +27,8 @@ pub fn timeout_needed(params: &[cutover_sdk::Pair], groups: u64) -> (u64, String
 }
 
 fn soap_timeout(params: &[cutover_sdk::Pair]) -> std::result::Result<(PathBuf, u64), String> {
-    let profile = get(params, "profile").ok_or("no `profile` parameter (the deployment manager profile)")?;
+    let profile =
+        get(params, "profile").ok_or("no `profile` parameter (the deployment manager profile)")?;
     let path = PathBuf::from(profile).join("properties/soap.client.props");
     let text = files::read_string(&path).map_err(|e| e.message)?;
     let value = text
@@ -35,10 +40,12 @@ fn soap_timeout(params: &[cutover_sdk::Pair]) -> std::result::Result<(PathBuf, u
     match value {
         // The stock file's default ("timeout (specified in seconds [default 180]").
         None => Ok((path, 180)),
-        Some(v) => v
-            .parse()
-            .map(|n| (path.clone(), n))
-            .map_err(|_| format!("{}: com.ibm.SOAP.requestTimeout = `{v}` is not a number of seconds", path.display())),
+        Some(v) => v.parse().map(|n| (path.clone(), n)).map_err(|_| {
+            format!(
+                "{}: com.ibm.SOAP.requestTimeout = `{v}` is not a number of seconds",
+                path.display()
+            )
+        }),
     }
 }
 
@@ -59,21 +66,39 @@ pub fn findings(targets: &[Target], ctx: &PreflightContext) -> Result<Vec<Findin
     let w = Wsadmin::new(params)?;
     // Both editions installed (AdminApp.list) and mapped to the same cluster
     // (AdminApp.listModules with -server).
-    let apps = w.jython(&["print AdminApp.list()".into()], "list the installed applications", 300)?;
+    let apps = w.jython(
+        &["print AdminApp.list()".into()],
+        "list the installed applications",
+        300,
+    )?;
     let cluster = cutover_sdk::params::param(params, "cluster")?;
     for (edition, dep) in [(&e.from, &e.old), (&e.to, &e.new)] {
         if !apps.iter().any(|a| a.trim() == dep) {
             out.push(blocker(None, format!("edition {edition} of {} is not installed: no application `{dep}` in AdminApp.list() (install it with the same deployment target, then save and synchronize the nodes)", e.app)));
             continue;
         }
-        let modules = w.jython(&[format!("print AdminApp.listModules({}, '-server')", q(dep)?)], &format!("list the modules of {dep}"), 300)?;
-        if !modules.iter().any(|l| l.contains(&format!("cluster={cluster}"))) {
+        let modules = w.jython(
+            &[format!(
+                "print AdminApp.listModules({}, '-server')",
+                q(dep)?
+            )],
+            &format!("list the modules of {dep}"),
+            300,
+        )?;
+        if !modules
+            .iter()
+            .any(|l| l.contains(&format!("cluster={cluster}")))
+        {
             out.push(blocker(None, format!("`{dep}` is not mapped to cluster {cluster}: both editions need the same deployment target ({})", modules.join(" "))));
         }
     }
     // A routing policy for the new edition (L22-26), through workclassoperations.py.
     let script = cutover_sdk::params::param(params, "workclass-script")?;
-    let classes = w.script(script, &["listWorkClasses", "-type", "ARP", "-appname", &e.app], "list the routing work classes")?;
+    let classes = w.script(
+        script,
+        &["listWorkClasses", "-type", "ARP", "-appname", &e.app],
+        "list the routing work classes",
+    )?;
     let routed = classes.iter().any(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         f.len() >= 4 && f[1] == "ARP" && f[3] == e.new
@@ -84,18 +109,38 @@ pub fn findings(targets: &[Target], ctx: &PreflightContext) -> Result<Vec<Findin
     // Every member running, with the current edition.
     for t in targets {
         let m = Member::of(t)?;
-        let srv = w.jython(&[format!("print AdminControl.completeObjectName({})", q(&mbean("Server", &m.node, &m.server))?)], &format!("look for server {}", m.server), 120)?;
+        let srv = w.jython(
+            &[format!(
+                "print AdminControl.completeObjectName({})",
+                q(&mbean("Server", &m.node, &m.server))?
+            )],
+            &format!("look for server {}", m.server),
+            120,
+        )?;
         if !srv.iter().any(|l| l.contains("type=Server")) {
-            out.push(blocker(Some(&t.id), format!("server {} on node {} is not running", m.server, m.node)));
+            out.push(blocker(
+                Some(&t.id),
+                format!("server {} on node {} is not running", m.server, m.node),
+            ));
             continue;
         }
-        let set = w.jython(&[format!("print AdminControl.invoke(AdminControl.completeObjectName({}), 'getStatisticSet')", q(&mbean("Perf", &m.node, &m.server))?)], &format!("read the PMI statistic set of {}", m.server), 120)?;
+        let set = w.jython(
+            &[format!(
+                "print AdminControl.invoke(AdminControl.completeObjectName({}), 'getStatisticSet')",
+                q(&mbean("Perf", &m.node, &m.server))?
+            )],
+            &format!("read the PMI statistic set of {}", m.server),
+            120,
+        )?;
         if !set.iter().any(|l| l.trim() == "all") {
             out.push(warning(Some(&t.id), format!("PMI statistic set of {} is {:?}, not `all`: ActiveCount (servlet sessions) is collected at `all` only, so the drainage interval is waited in full", m.server, set.join(" "))));
         }
     }
     // The router knows every member.
-    let (addr, backend) = (cutover_sdk::params::param(params, "router")?, cutover_sdk::params::param(params, "router-backend")?);
+    let (addr, backend) = (
+        cutover_sdk::params::param(params, "router")?,
+        cutover_sdk::params::param(params, "router-backend")?,
+    );
     match router::states(addr, backend) {
         Ok(states) => {
             for t in targets {
@@ -119,7 +164,11 @@ pub fn findings(targets: &[Target], ctx: &PreflightContext) -> Result<Vec<Findin
         out.push(info(None, "one member: as IBM documents for single-server targets, the actions on the other half are skipped"));
     }
     // The SOAP request timeout against IBM's estimate (L10-16).
-    let groups = if ctx.waves.is_empty() { targets.len() } else { ctx.waves.len() } as u64;
+    let groups = if ctx.waves.is_empty() {
+        targets.len()
+    } else {
+        ctx.waves.len()
+    } as u64;
     let (needed, formula) = timeout_needed(params, groups);
     match soap_timeout(params) {
         Ok((_, 0)) => out.push(info(None, "com.ibm.SOAP.requestTimeout = 0: no SOAP timeout")),

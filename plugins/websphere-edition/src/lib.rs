@@ -22,11 +22,11 @@ mod steps;
 mod wsadmin;
 
 use cutover_sdk::params::{declare, get};
+use cutover_sdk::{About, Access, Cap, StepDef};
 use cutover_sdk::{
     Constraint, ConstraintKind, Estimate, Finding, MaxTogether, Pair, PreflightContext, Result,
     StepEstimate, StepKind, Target,
 };
-use cutover_sdk::{About, Access, Cap, StepDef};
 use steps::*;
 
 struct WebsphereEdition;
@@ -38,7 +38,13 @@ impl cutover_sdk::Adapter for WebsphereEdition {
     fn about() -> About {
         let p = declare;
         let not_documented = |name: &str, what: &str, default: Option<&str>| {
-            p(name, &format!("{what} (not documented by IBM)"), false, false, default)
+            p(
+                name,
+                &format!("{what} (not documented by IBM)"),
+                false,
+                false,
+                default,
+            )
         };
         About {
             name: "websphere-edition",
@@ -192,7 +198,11 @@ impl cutover_sdk::Adapter for WebsphereEdition {
     /// steps; the note gives IBM's estimate for `com.ibm.SOAP.requestTimeout`.
     fn estimate(_targets: Vec<Target>, params: Vec<Pair>, waves: u32) -> Result<Estimate> {
         let n = |k: &str, d: u32| get(&params, k).and_then(|v| v.parse().ok()).unwrap_or(d);
-        let (drain, quiesce, restart) = (n("drainage-interval", 30), n("quiesce-estimate", 300), n("restart-estimate", 600));
+        let (drain, quiesce, restart) = (
+            n("drainage-interval", 30),
+            n("quiesce-estimate", 300),
+            n("restart-estimate", 600),
+        );
         let hard = get(&params, "reset-strategy") == Some("hard");
         let step = |name: &str, expected: u32, worst: u32| StepEstimate {
             step: name.into(),

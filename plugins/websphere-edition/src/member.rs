@@ -15,10 +15,17 @@ impl Member {
     pub fn of(t: &Target) -> Result<Member> {
         let server = get(&t.labels, "server").unwrap_or(&t.id).to_string();
         let node = get(&t.labels, "node")
-            .ok_or_else(|| fail(format!("target `{}` has no `node` label (the member's node)", t.id)))?
+            .ok_or_else(|| {
+                fail(format!(
+                    "target `{}` has no `node` label (the member's node)",
+                    t.id
+                ))
+            })?
             .to_string();
         Ok(Member {
-            router_name: get(&t.labels, "router-server").unwrap_or(&server).to_string(),
+            router_name: get(&t.labels, "router-server")
+                .unwrap_or(&server)
+                .to_string(),
             address: get(&t.labels, "address").map(str::to_string),
             server,
             node,
@@ -44,7 +51,9 @@ impl Editions {
         let p = |k: &str| cutover_sdk::params::param(params, k).map(str::to_string);
         let (app, from, to) = (p("app")?, p("from-edition")?, p("edition")?);
         if from == to {
-            return Err(fail(format!("edition `{to}` is also from-edition: nothing to roll out")));
+            return Err(fail(format!(
+                "edition `{to}` is also from-edition: nothing to roll out"
+            )));
         }
         let template = get(params, "edition-deployment").unwrap_or("{app}-edition{edition}");
         let name = |e: &str| template.replace("{app}", &app).replace("{edition}", e);

@@ -30,7 +30,10 @@ pub fn set_state(address: &str, backend: &str, servers: &[(&str, &str)]) -> Resu
     let answer = command(address, &line.join("; "))?;
     // Success prints nothing; an error names the server or backend.
     if !answer.is_empty() {
-        return Err(fail(format!("HAProxy at {address} refused `{}`: {answer}", line.join("; "))));
+        return Err(fail(format!(
+            "HAProxy at {address} refused `{}`: {answer}",
+            line.join("; ")
+        )));
     }
     Ok(())
 }
@@ -47,7 +50,10 @@ pub struct ServerState {
 pub fn states(address: &str, backend: &str) -> Result<Vec<ServerState>> {
     let answer = command(address, &format!("show servers state {backend}"))?;
     let mut out = Vec::new();
-    for line in answer.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in answer
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         // be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 7 || f[1] != backend {
@@ -60,7 +66,9 @@ pub fn states(address: &str, backend: &str) -> Result<Vec<ServerState>> {
         });
     }
     if out.is_empty() {
-        return Err(fail(format!("HAProxy at {address} has no backend `{backend}` (show servers state)")));
+        return Err(fail(format!(
+            "HAProxy at {address} has no backend `{backend}` (show servers state)"
+        )));
     }
     Ok(out)
 }

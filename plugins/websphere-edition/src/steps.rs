@@ -7,15 +7,24 @@ use crate::wsadmin::{mbean, q, Wsadmin};
 use cutover_sdk::{fail, info, output, wait, warn, web, Call, Output, Result};
 
 fn router(c: &Call) -> Result<(String, String)> {
-    Ok((c.param("router")?.to_string(), c.param("router-backend")?.to_string()))
+    Ok((
+        c.param("router")?.to_string(),
+        c.param("router-backend")?.to_string(),
+    ))
 }
 
 /// Whether `app` runs on the member: its Application MBean exists ("If the application is
 /// not running, an empty string returns": completeObjectName).
 fn app_running(w: &Wsadmin, m: &Member, app: &str) -> Result<bool> {
-    let query = format!("type=Application,name={app},node={},process={},*", m.node, m.server);
+    let query = format!(
+        "type=Application,name={app},node={},process={},*",
+        m.node, m.server
+    );
     let out = w.jython(
-        &[format!("print AdminControl.completeObjectName({})", q(&query)?)],
+        &[format!(
+            "print AdminControl.completeObjectName({})",
+            q(&query)?
+        )],
         &format!("look for {app} on {}", m.server),
         120,
     )?;
@@ -26,7 +35,10 @@ fn app_running(w: &Wsadmin, m: &Member, app: &str) -> Result<bool> {
 /// command returns an empty string").
 fn server_running(w: &Wsadmin, m: &Member) -> Result<bool> {
     let out = w.jython(
-        &[format!("print AdminControl.completeObjectName({})", q(&mbean("Server", &m.node, &m.server))?)],
+        &[format!(
+            "print AdminControl.completeObjectName({})",
+            q(&mbean("Server", &m.node, &m.server))?
+        )],
         &format!("look for server {}", m.server),
         120,
     )?;
@@ -37,7 +49,10 @@ fn server_running(w: &Wsadmin, m: &Member) -> Result<bool> {
 fn app_op(w: &Wsadmin, m: &Member, op: &str, app: &str) -> Result<()> {
     w.jython(
         &[
-            format!("am = AdminControl.queryNames({})", q(&mbean("ApplicationManager", &m.node, &m.server))?),
+            format!(
+                "am = AdminControl.queryNames({})",
+                q(&mbean("ApplicationManager", &m.node, &m.server))?
+            ),
             format!("AdminControl.invoke(am, {}, {})", q(op)?, q(app)?),
         ],
         &format!("{op} {app} on {}", m.server),
@@ -49,7 +64,11 @@ fn app_op(w: &Wsadmin, m: &Member, op: &str, app: &str) -> Result<()> {
 
 fn server_op(w: &Wsadmin, m: &Member, op: &str) -> Result<()> {
     w.jython(
-        &[format!("print AdminControl.{op}({}, {})", q(&m.server)?, q(&m.node)?)],
+        &[format!(
+            "print AdminControl.{op}({}, {})",
+            q(&m.server)?,
+            q(&m.node)?
+        )],
         &format!("{op} {}", m.server),
         1200,
     )?;
@@ -75,7 +94,10 @@ fn pmi(w: &Wsadmin, m: &Member) -> Result<(i64, i64, i64)> {
     let n: Vec<i64> = out.iter().filter_map(|l| l.trim().parse().ok()).collect();
     match n[..] {
         [a, c, t] => Ok((a, c, t)),
-        _ => Err(fail(format!("PMI counters of {}: unexpected answer {out:?}", m.server))),
+        _ => Err(fail(format!(
+            "PMI counters of {}: unexpected answer {out:?}",
+            m.server
+        ))),
     }
 }
 
@@ -95,7 +117,10 @@ pub fn quiesce(c: &Call, m: &Member) -> Result<Vec<Output>> {
         .any(|s| s.name == m.router_name && s.admin & 1 == 1);
     if !out {
         router::set_state(&addr, &backend, &[(&m.router_name, "drain")])?;
-        info!("{}: no new sessions (drain); drainage interval {interval} s", m.server);
+        info!(
+            "{}: no new sessions (drain); drainage interval {interval} s",
+            m.server
+        );
     }
     let start = wait::now_ms();
     let mut last_total = None;
@@ -110,13 +135,19 @@ pub fn quiesce(c: &Call, m: &Member) -> Result<Vec<Output>> {
         match pmi(&w, m) {
             Ok((active, current, total)) => {
                 if active == 0 && current == 0 && last_total == Some(total) {
-                    why = format!("PMI shows it quiesced after {} s", (wait::now_ms() - start) / 1000);
+                    why = format!(
+                        "PMI shows it quiesced after {} s",
+                        (wait::now_ms() - start) / 1000
+                    );
                     break;
                 }
                 last_total = Some(total);
             }
             Err(e) if pmi_ok => {
-                warn!("{}: no PMI counters ({}); waiting the whole drainage interval", m.server, e.message);
+                warn!(
+                    "{}: no PMI counters ({}); waiting the whole drainage interval",
+                    m.server, e.message
+                );
                 pmi_ok = false;
                 if interval == 0 {
                     return Err(fail(format!("drainage interval 0 waits for PMI to show {} quiesced, and PMI cannot be read", m.server)));
@@ -155,7 +186,11 @@ fn hard(c: &Call) -> bool {
 
 /// Soft reset: stop the old edition in the server; hard reset: also stop the server.
 pub fn stop_old(c: &Call) -> Result<Vec<Output>> {
-    let (m, e, w) = (Member::of(c.target()?)?, Editions::of(c.params())?, Wsadmin::of(c)?);
+    let (m, e, w) = (
+        Member::of(c.target()?)?,
+        Editions::of(c.params())?,
+        Wsadmin::of(c)?,
+    );
     if server_running(&w, &m)? && app_running(&w, &m, &e.old)? {
         app_op(&w, &m, "stopApplication", &e.old)?;
     }
@@ -166,7 +201,11 @@ pub fn stop_old(c: &Call) -> Result<Vec<Output>> {
 }
 
 pub fn undo_stop_old(c: &Call) -> Result<()> {
-    let (m, e, w) = (Member::of(c.target()?)?, Editions::of(c.params())?, Wsadmin::of(c)?);
+    let (m, e, w) = (
+        Member::of(c.target()?)?,
+        Editions::of(c.params())?,
+        Wsadmin::of(c)?,
+    );
     if !server_running(&w, &m)? {
         server_op(&w, &m, "startServer")?;
     }
@@ -178,7 +217,11 @@ pub fn undo_stop_old(c: &Call) -> Result<()> {
 
 /// Hard reset: start the server; then start the new edition in it.
 pub fn start_new(c: &Call) -> Result<Vec<Output>> {
-    let (m, e, w) = (Member::of(c.target()?)?, Editions::of(c.params())?, Wsadmin::of(c)?);
+    let (m, e, w) = (
+        Member::of(c.target()?)?,
+        Editions::of(c.params())?,
+        Wsadmin::of(c)?,
+    );
     if !server_running(&w, &m)? {
         server_op(&w, &m, "startServer")?;
         if !server_running(&w, &m)? {
@@ -189,13 +232,20 @@ pub fn start_new(c: &Call) -> Result<Vec<Output>> {
         app_op(&w, &m, "startApplication", &e.new)?;
     }
     if !app_running(&w, &m, &e.new)? {
-        return Err(fail(format!("edition {} is not running on {} after startApplication", e.to, m.server)));
+        return Err(fail(format!(
+            "edition {} is not running on {} after startApplication",
+            e.to, m.server
+        )));
     }
     Ok(vec![])
 }
 
 pub fn undo_start_new(c: &Call) -> Result<()> {
-    let (m, e, w) = (Member::of(c.target()?)?, Editions::of(c.params())?, Wsadmin::of(c)?);
+    let (m, e, w) = (
+        Member::of(c.target()?)?,
+        Editions::of(c.params())?,
+        Wsadmin::of(c)?,
+    );
     if server_running(&w, &m)? && app_running(&w, &m, &e.new)? {
         app_op(&w, &m, "stopApplication", &e.new)?;
     }
@@ -208,20 +258,33 @@ pub fn undo_start_new(c: &Call) -> Result<()> {
 /// The server is STARTED, runs the new edition and not the old one, and (with an `address`)
 /// answers `verify-path` with `verify-expect`.
 pub fn verify(c: &Call) -> Result<Vec<Output>> {
-    let (m, e, w) = (Member::of(c.target()?)?, Editions::of(c.params())?, Wsadmin::of(c)?);
+    let (m, e, w) = (
+        Member::of(c.target()?)?,
+        Editions::of(c.params())?,
+        Wsadmin::of(c)?,
+    );
     let state = w.jython(
         &[
-            format!("s = AdminControl.completeObjectName({})", q(&mbean("Server", &m.node, &m.server))?),
+            format!(
+                "s = AdminControl.completeObjectName({})",
+                q(&mbean("Server", &m.node, &m.server))?
+            ),
             "print AdminControl.getAttribute(s, 'state')".into(),
         ],
         &format!("read the state of {}", m.server),
         120,
     )?;
     if !state.iter().any(|l| l.trim() == "STARTED") {
-        return Err(fail(format!("server {} is not STARTED: {state:?}", m.server)));
+        return Err(fail(format!(
+            "server {} is not STARTED: {state:?}",
+            m.server
+        )));
     }
     if !app_running(&w, &m, &e.new)? || app_running(&w, &m, &e.old)? {
-        return Err(fail(format!("{} does not run edition {} alone", m.server, e.to)));
+        return Err(fail(format!(
+            "{} does not run edition {} alone",
+            m.server, e.to
+        )));
     }
     if let Some(address) = &m.address {
         let url = format!("http://{address}{}", c.value_or("verify-path", "/"));
@@ -240,7 +303,10 @@ pub fn verify(c: &Call) -> Result<Vec<Output>> {
 pub fn rejoin(c: &Call) -> Result<Vec<Output>> {
     let m = Member::of(c.target()?)?;
     if atomic(c.params()) {
-        info!("{}: held out of the router until the switch (atomic)", m.server);
+        info!(
+            "{}: held out of the router until the switch (atomic)",
+            m.server
+        );
         return Ok(vec![]);
     }
     back(c, &[m], "ready")?;
@@ -249,7 +315,10 @@ pub fn rejoin(c: &Call) -> Result<Vec<Output>> {
 
 fn back(c: &Call, members: &[Member], state: &str) -> Result<()> {
     let (addr, backend) = router(c)?;
-    let set: Vec<(&str, &str)> = members.iter().map(|m| (m.router_name.as_str(), state)).collect();
+    let set: Vec<(&str, &str)> = members
+        .iter()
+        .map(|m| (m.router_name.as_str(), state))
+        .collect();
     router::set_state(&addr, &backend, &set)?;
     wait::poll(120_000, 300, |_| {
         let states = router::states(&addr, &backend).map_err(|e| e.message)?;
@@ -261,10 +330,20 @@ fn back(c: &Call, members: &[Member], state: &str) -> Result<()> {
         if down.is_empty() {
             Ok(())
         } else {
-            Err(format!("the router's health check does not pass yet for {}", down.join(", ")))
+            Err(format!(
+                "the router's health check does not pass yet for {}",
+                down.join(", ")
+            ))
         }
     })?;
-    info!("{} back in the router ({state})", members.iter().map(|m| m.server.as_str()).collect::<Vec<_>>().join(", "));
+    info!(
+        "{} back in the router ({state})",
+        members
+            .iter()
+            .map(|m| m.server.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(())
 }
 
@@ -282,14 +361,21 @@ pub fn rejoin_held(c: &Call) -> Result<Vec<Output>> {
 /// The members running the new edition (Application MBeans of the new edition).
 fn updated(c: &Call, w: &Wsadmin, e: &Editions) -> Result<(Vec<Member>, Vec<Member>)> {
     let out = w.jython(
-        &[format!("print AdminControl.queryNames({})", q(&format!("type=Application,name={},*", e.new))?)],
+        &[format!(
+            "print AdminControl.queryNames({})",
+            q(&format!("type=Application,name={},*", e.new))?
+        )],
         &format!("list the members running {}", e.new),
         120,
     )?;
     let on: Vec<(String, String)> = out
         .iter()
         .filter_map(|l| {
-            let key = |k: &str| l.split(',').find_map(|p| p.strip_prefix(&format!("{k}="))).map(str::to_string);
+            let key = |k: &str| {
+                l.split(',')
+                    .find_map(|p| p.strip_prefix(&format!("{k}=")))
+                    .map(str::to_string)
+            };
             Some((key("node")?, key("process")?))
         })
         .collect();
@@ -316,21 +402,37 @@ pub fn switch(c: &Call) -> Result<Vec<Output>> {
     let (e, w) = (Editions::of(c.params())?, Wsadmin::of(c)?);
     let (new, old) = updated(c, &w, &e)?;
     if new.is_empty() {
-        return Err(fail(format!("no member runs edition {}: nothing to switch to", e.to)));
+        return Err(fail(format!(
+            "no member runs edition {}: nothing to switch to",
+            e.to
+        )));
     }
     flip(c, &new, &old)?;
     info!(
         "all traffic to edition {} ({}); {} out of the router",
         e.to,
-        new.iter().map(|m| m.server.as_str()).collect::<Vec<_>>().join(", "),
-        if old.is_empty() { "no member".to_string() } else { old.iter().map(|m| m.server.as_str()).collect::<Vec<_>>().join(", ") }
+        new.iter()
+            .map(|m| m.server.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        if old.is_empty() {
+            "no member".to_string()
+        } else {
+            old.iter()
+                .map(|m| m.server.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     );
     Ok(vec![output("switched-to", e.to)])
 }
 
 fn flip(c: &Call, to: &[Member], from: &[Member]) -> Result<()> {
     let (addr, backend) = router(c)?;
-    let mut set: Vec<(&str, &str)> = to.iter().map(|m| (m.router_name.as_str(), "ready")).collect();
+    let mut set: Vec<(&str, &str)> = to
+        .iter()
+        .map(|m| (m.router_name.as_str(), "ready"))
+        .collect();
     set.extend(from.iter().map(|m| (m.router_name.as_str(), "maint")));
     router::set_state(&addr, &backend, &set)
 }
@@ -342,7 +444,9 @@ pub fn switch_back(c: &Call) -> Result<()> {
     let (e, w) = (Editions::of(c.params())?, Wsadmin::of(c)?);
     let (new, old) = updated(c, &w, &e)?;
     if old.is_empty() {
-        return Err(fail("every member runs the new edition: there is no half to switch back to"));
+        return Err(fail(
+            "every member runs the new edition: there is no half to switch back to",
+        ));
     }
     flip(c, &old, &new)
 }
@@ -352,16 +456,28 @@ fn editions_call(c: &Call, activate: &str, deactivate: &str) -> Result<()> {
     let app = &e.app;
     let out = w.jython(
         &[
-            format!("print AdminTask.activateEdition({})", q(&format!("[-appName {app} -edition {activate}]"))?),
-            format!("print AdminTask.deactivateEdition({})", q(&format!("[-appName {app} -edition {deactivate}]"))?),
+            format!(
+                "print AdminTask.activateEdition({})",
+                q(&format!("[-appName {app} -edition {activate}]"))?
+            ),
+            format!(
+                "print AdminTask.deactivateEdition({})",
+                q(&format!("[-appName {app} -edition {deactivate}]"))?
+            ),
             "AdminConfig.save()".into(),
         ],
         &format!("activate edition {activate} of {app}"),
         600,
     )?;
-    let answers: Vec<&str> = out.iter().map(|l| l.trim()).filter(|l| *l == "true" || *l == "false").collect();
+    let answers: Vec<&str> = out
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| *l == "true" || *l == "false")
+        .collect();
     if answers != ["true", "true"] {
-        return Err(fail(format!("activateEdition {activate} / deactivateEdition {deactivate} of {app} answered {out:?}")));
+        return Err(fail(format!(
+            "activateEdition {activate} / deactivateEdition {deactivate} of {app} answered {out:?}"
+        )));
     }
     info!("edition {activate} of {app} active, {deactivate} inactive");
     Ok(())

@@ -14,9 +14,14 @@ pub struct Wsadmin {
 /// A Jython string literal of `s` (quotes and backslashes escaped; no line breaks).
 pub fn q(s: &str) -> Result<String> {
     if s.contains(['\n', '\r']) {
-        return Err(fail(format!("`{s}` contains a line break, which a wsadmin command cannot carry")));
+        return Err(fail(format!(
+            "`{s}` contains a line break, which a wsadmin command cannot carry"
+        )));
     }
-    Ok(format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")))
+    Ok(format!(
+        "'{}'",
+        s.replace('\\', "\\\\").replace('\'', "\\'")
+    ))
 }
 
 impl Wsadmin {

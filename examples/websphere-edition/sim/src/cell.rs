@@ -167,7 +167,8 @@ impl Cell {
     }
 
     /// A fault the test planted for a member: `faults/<member>` holding `start-app` (its
-    /// applications fail to start) or `start-server` (its server fails to start).
+    /// applications fail to start), `start-app NAME` (that one fails) or `start-server` (its
+    /// server fails to start).
     fn fault(&self, member: &str, what: &str) -> bool {
         simkit::read(&self.dir.join("faults").join(member))
             .lines()
@@ -478,7 +479,9 @@ impl Cell {
                         self.event(&format!("{op} {} {app}", m.name));
                         if op == "startApplication" {
                             std::thread::sleep(Duration::from_millis(self.config.restart_ms / 4));
-                            if self.fault(&m.name, "start-app") {
+                            if self.fault(&m.name, "start-app")
+                                || self.fault(&m.name, &format!("start-app {app}"))
+                            {
                                 bail!("javax.management.MBeanException: com.ibm.ws.exception.RuntimeWarning: application {app} failed to start on {}", m.name);
                             }
                             m.apps.lock().unwrap().insert(app);

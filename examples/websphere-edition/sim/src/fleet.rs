@@ -29,12 +29,18 @@ pub fn build(dir: &Path, args: &[String]) -> Result<()> {
         admin.to_string(),
     ]
     .into();
-    for k in ["--request-timeout", "--statistic-set", "--routing", "--restart-ms", "--work-ms"] {
+    for k in [
+        "--request-timeout",
+        "--statistic-set",
+        "--routing",
+        "--restart-ms",
+        "--work-ms",
+    ] {
         if let Some(i) = args.iter().position(|a| a == k) {
             init.extend([k.to_string(), args.get(i + 1).cloned().unwrap_or_default()]);
         }
     }
-    crate::init(dir, &init[1..].iter().cloned().collect::<Vec<_>>())?;
+    crate::init(dir, &init[1..])?;
     std::fs::create_dir_all(dir.join("profile/temp"))?;
     let me = std::env::current_exe()?;
     simkit::spawn_detached(Command::new(&me).arg("serve").arg(dir))?;

@@ -123,7 +123,7 @@ pub fn init(dir: &Path, args: &[String]) -> Result<()> {
         .collect();
     simkit::write_atomic(
         &dir.join("haproxy.cfg"),
-        format!("global\n    stats socket ipv4@127.0.0.1:{admin} level admin\n    pidfile {pid}\n\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n    retries 3\n    option redispatch\n    retry-on conn-failure empty-response\n\nfrontend web\n    bind 127.0.0.1:{router}\n    default_backend cluster\n\nbackend cluster\n    balance roundrobin\n    cookie ROUTE insert indirect nocache\n    option httpchk GET /app/ping\n    http-check expect status 200\n{servers}",
+        format!("global\n    stats socket ipv4@127.0.0.1:{admin} level admin\n    pidfile {pid}\n\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n    retries 3\n    option redispatch\n    retry-on conn-failure empty-response\n    option http-server-close\n\nfrontend web\n    bind 127.0.0.1:{router}\n    default_backend cluster\n\nbackend cluster\n    balance roundrobin\n    cookie ROUTE insert indirect nocache\n    option httpchk GET /app/ping\n    http-check expect status 200\n{servers}",
             pid = dir.join("haproxy.pid").display()).as_bytes(),
     )?;
     Ok(())

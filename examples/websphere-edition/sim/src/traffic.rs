@@ -47,7 +47,11 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let mut s = std::mem::take(&mut *summary.lock().unwrap());
     let answers = answers.lock().unwrap();
-    if let Some(first) = answers.iter().filter(|a| a.edition == new).min_by_key(|a| a.end) {
+    if let Some(first) = answers
+        .iter()
+        .filter(|a| a.edition == new)
+        .min_by_key(|a| a.end)
+    {
         let late: Vec<&Answer> = answers
             .iter()
             .filter(|a| a.edition != new && a.start > first.end)
