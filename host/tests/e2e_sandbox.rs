@@ -182,7 +182,7 @@ fn plugin_inspect_shows_world_steps_and_capabilities() {
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["world"], "adapter");
-    assert_eq!(v["api"], "1.2.0");
+    assert_eq!(v["api"], "1.3.0");
     assert_eq!(v["steps"][2]["kind"], "target-rollout");
     // A plugin built for contract 1.0 still loads, as what it was built for.
     let old = run(
