@@ -222,7 +222,7 @@ fn plugin_inspect_shows_world_steps_and_capabilities() {
         ],
     );
     assert!(
-        text(&o).contains("grouped 0.1.0: strategy (cutover:plugin@1.2.0)"),
+        text(&o).contains("grouped 0.1.0: strategy (cutover:plugin@1.3.0)"),
         "{}",
         text(&o)
     );

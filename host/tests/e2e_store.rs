@@ -170,7 +170,7 @@ fn plugins_install_by_tag_and_digest_and_specs_run_them_by_reference() {
         &["plugin", "push", wasm.to_str().unwrap(), &tag],
     ));
     assert!(
-        pushed.contains("adapter plugin, cutover:plugin@1.2.0"),
+        pushed.contains("adapter plugin, cutover:plugin@1.3.0"),
         "{pushed}"
     );
     let installed = ok(cutover_in(w, &["plugin", "install", &tag]));
