@@ -4,7 +4,7 @@ use super::*;
 
 /// The schema version this build writes. A journal outlives the binary that wrote it: an
 /// older journal is migrated forward on open; a newer one is refused.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 7;
 
 /// Version 1: the tables as first released.
 const V1: &str = r#"
@@ -55,6 +55,20 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // `resume` and `rollback` load the same bytes whatever the spec's file or reference
         // holds by then, and who signed them.
         "CREATE TABLE IF NOT EXISTS plugins(rollout INTEGER NOT NULL, role TEXT NOT NULL, digest TEXT NOT NULL, source TEXT NOT NULL, signer TEXT NOT NULL DEFAULT '', PRIMARY KEY(rollout, role));",
+    ),
+    (
+        6,
+        // The measurements of analysis gates, so a resume continues an analysis where it
+        // stopped and `status` shows them. `value` is null for an inconclusive measurement;
+        // `outcome` is pass, fail, inconclusive, or resume (a later run of the stage began).
+        "CREATE TABLE IF NOT EXISTS measurements(rollout INTEGER NOT NULL, stage INTEGER NOT NULL, analysis TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL, outcome TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', PRIMARY KEY(rollout, analysis, seq));",
+    ),
+    (
+        7,
+        // Webhook deliveries waiting or done: written in the same commit as the state change
+        // they report, delivered at least once (by whichever cutover next opens the journal
+        // after a crash), each with its idempotency key.
+        "CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, rollout INTEGER NOT NULL, event TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL, key TEXT NOT NULL UNIQUE, created INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL DEFAULT 0, delivered INTEGER, last_error TEXT NOT NULL DEFAULT '');",
     ),
 ];
 
