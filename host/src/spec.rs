@@ -1,6 +1,8 @@
 //! The rollout spec: one TOML file naming the strategy, the adapter, the targets and the
 //! grants. Every error names the file, the line and the key to fix.
 
+pub mod analysis;
+pub mod notify;
 mod ssh;
 use serde::Deserialize;
 use serde_spanned::Spanned;
@@ -36,6 +38,10 @@ pub struct Spec {
     /// Where the adapter's fleet steps run: `local` (the controller, the default) or a host
     /// reached over SSH, such as a load balancer node.
     pub fleet_host: String,
+    /// Analysis gates and background analyses.
+    pub analyses: Vec<analysis::Analysis>,
+    /// Webhooks told of the rollout's events.
+    pub notify: Vec<notify::Hook>,
 }
 
 /// A plugin named by the spec: a file, or a reference (`oci://…`, `sha256:…`) resolved in the
@@ -134,6 +140,10 @@ struct Raw {
     trust: Option<RawTrust>,
     #[serde(default)]
     targets: Vec<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
+    #[serde(default)]
+    analysis: Vec<Spanned<analysis::RawAnalysis>>,
+    #[serde(default)]
+    notify: Vec<Spanned<notify::RawHook>>,
 }
 
 #[derive(Deserialize)]
@@ -531,9 +541,40 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
         }
         None => Ssh::default(),
     };
+    let mut analyses: Vec<analysis::Analysis> = Vec::new();
+    for a in raw.analysis {
+        let span = a.span();
+        let a = a
+            .into_inner()
+            .check(|p, sha, params| plugin_ref(p, sha, params))
+            .map_err(|(s, m)| cx.err(if s.is_empty() { span.clone() } else { s }, m))?;
+        if analyses.iter().any(|x| x.name == a.name) {
+            return Err(cx.err(
+                span,
+                format!("two [[analysis]] tables are named `{}`", a.name),
+            ));
+        }
+        analyses.push(a);
+    }
+    let mut notify = Vec::new();
+    for h in raw.notify {
+        let span = h.span();
+        let hook = h
+            .into_inner()
+            .check()
+            .map_err(|m| cx.err(span.clone(), m))?;
+        if let Some(s) = &hook.secret {
+            if !secrets.contains_key(s) {
+                return Err(cx.err(span, format!("notify secret `{s}` is not under [secrets]")));
+            }
+        }
+        notify.push(hook);
+    }
     Ok(Spec {
         ssh,
         fleet_host,
+        analyses,
+        notify,
         path: path.to_path_buf(),
         text: text.to_string(),
         name: rollout.name.unwrap_or_else(|| {

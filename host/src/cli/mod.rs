@@ -244,7 +244,10 @@ fn summary(env: &Env, outcome: &Outcome) -> Result<i32> {
 pub async fn run(ctx: &Ctx, spec: &Path) -> Result<i32> {
     let env = ctx.env()?;
     let spec = crate::spec::load(spec)?;
-    let outcome = engine::start(&env, spec).await?;
+    let hooks = engine::notify::Deliverer::start(env.journal.clone());
+    let outcome = engine::start(&env, spec).await;
+    hooks.finish(std::time::Duration::from_secs(10)).await;
+    let outcome = outcome?;
     summary(&env, &outcome)
 }
 
@@ -253,14 +256,20 @@ pub async fn resume(ctx: &Ctx, id: i64, in_flight: &[String], away: &[String]) -
     let choices = InFlightChoices::parse(in_flight).map_err(anyhow::Error::msg)?;
     let mut env = ctx.env()?;
     env.away = away.to_vec();
-    let outcome = engine::resume(&env, id, &choices).await?;
+    let hooks = engine::notify::Deliverer::start(env.journal.clone());
+    let outcome = engine::resume(&env, id, &choices).await;
+    hooks.finish(std::time::Duration::from_secs(10)).await;
+    let outcome = outcome?;
     summary(&env, &outcome)
 }
 
 /// `cutover approve ID`
 pub async fn approve(ctx: &Ctx, id: i64) -> Result<i32> {
     let env = ctx.env()?;
-    let outcome = engine::approve(&env, id).await?;
+    let hooks = engine::notify::Deliverer::start(env.journal.clone());
+    let outcome = engine::approve(&env, id).await;
+    hooks.finish(std::time::Duration::from_secs(10)).await;
+    let outcome = outcome?;
     summary(&env, &outcome)
 }
 
@@ -268,7 +277,10 @@ pub async fn approve(ctx: &Ctx, id: i64) -> Result<i32> {
 pub async fn rollback(ctx: &Ctx, id: i64, away: &[String]) -> Result<i32> {
     let mut env = ctx.env()?;
     env.away = away.to_vec();
-    let outcome = engine::rollback(&env, id).await?;
+    let hooks = engine::notify::Deliverer::start(env.journal.clone());
+    let outcome = engine::rollback(&env, id).await;
+    hooks.finish(std::time::Duration::from_secs(10)).await;
+    let outcome = outcome?;
     summary(&env, &outcome)
 }
 
@@ -284,7 +296,9 @@ pub fn abort(ctx: &Ctx, id: i64) -> Result<i32> {
         away: Vec::new(),
         store: Arc::new(ctx.store()?),
     };
-    match engine::abort(&env, id)? {
+    let status = engine::abort(&env, id)?;
+    engine::notify::flush(&env.journal, std::time::Duration::from_secs(10));
+    match status {
         Status::Running => {
             show!("rollout {id}: abort requested; steps in flight are interrupted and their targets undone (undos run to the end)")
         }

@@ -3,6 +3,7 @@
 
 pub mod duration;
 pub mod lease;
+pub mod notify;
 pub mod plan;
 pub mod prepare;
 mod run;
@@ -111,6 +112,11 @@ pub async fn start(env: &Env, spec: Spec) -> Result<Outcome> {
             .to_string(),
         &spec.text,
         &prepared.plugins,
+    )?;
+    env.journal.notify(
+        id,
+        "started",
+        serde_json::json!({ "targets": prepared.targets.len(), "strategy": prepared.strategy_label, "adapter": prepared.adapter_label }),
     )?;
     let keys: Vec<String> = prepared
         .targets

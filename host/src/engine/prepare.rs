@@ -79,6 +79,8 @@ pub struct AdapterSetup {
 /// Load the plugins of `spec`, describe the adapter, check its parameters and resolve its
 /// grants. Nothing on the targets is touched.
 pub async fn prepare(env: &Env, spec: Spec) -> Result<Prepared> {
+    super::notify::configure(&env.journal, &spec)
+        .with_context(|| format!("{}: [[notify]]", spec.path.display()))?;
     if spec.strategy.path.as_os_str().is_empty() && spec.strategy.reference.is_none() {
         bail!(
             "{}: no [strategy] table: a rollout needs one (`plugin = \"grouped.wasm\"`)",

@@ -4,7 +4,9 @@
 //! - `crash-after-commit=N`: the process exits (status 137, no cleanup) right after the Nth
 //!   durable journal commit, as a `kill -9` there would leave it;
 //! - `journal-fault-after=N`: every journal write after the Nth commit fails, as a full or
-//!   broken disk would.
+//!   broken disk would;
+//! - `crash-after-event=EVENT`: the process exits (status 137) right after the commit that
+//!   queued a webhook delivery of EVENT, before anything delivers it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -47,5 +49,15 @@ pub fn fault() -> Result<(), String> {
             "injected journal fault after commit {n} (CUTOVER_FAILPOINT)"
         )),
         _ => Ok(()),
+    }
+}
+
+/// A webhook delivery of `event` was just committed; the crash hook exits here.
+pub fn event_committed(event: &str) {
+    if let Ok(v) = std::env::var("CUTOVER_FAILPOINT") {
+        if v.strip_prefix("crash-after-event=") == Some(event) {
+            eprintln!("CUTOVER_FAILPOINT: exiting right after queuing the `{event}` webhook");
+            std::process::exit(137);
+        }
     }
 }

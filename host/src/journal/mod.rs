@@ -5,6 +5,8 @@
 //! once it is durable, so a step never starts before its start record is on disk.
 
 pub mod failpoint;
+pub mod measurements;
+pub mod outbox;
 mod plugins;
 mod records;
 mod schema;
@@ -34,6 +36,8 @@ pub struct Journal {
     /// redacted against it, so no later reader can show one (secret outputs are kept whole,
     /// so that a resume has them).
     redact: std::sync::RwLock<Option<std::sync::Arc<crate::redact::Redactor>>>,
+    /// Webhooks told of rollout events (see `outbox`).
+    hooks: std::sync::RwLock<Vec<crate::spec::notify::Hook>>,
     conn: Mutex<Connection>,
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -67,6 +71,7 @@ impl Journal {
         Ok(Journal {
             path: path.to_path_buf(),
             redact: std::sync::RwLock::new(None),
+            hooks: std::sync::RwLock::new(Vec::new()),
             conn: Mutex::new(conn),
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
@@ -240,12 +245,25 @@ impl Journal {
     }
 
     /// Set status and reason (durable on return).
+    /// The event it reports goes to the webhook outbox in the same commit.
     pub fn set_status(&self, rollout: i64, status: Status, reason: &str) -> Result<()> {
-        let c = self.writing()?;
-        c.execute(
+        let hooks = self.hooks();
+        let mut c = self.writing()?;
+        let tx = c.transaction()?;
+        let reason = self.scrub(reason);
+        tx.execute(
             "UPDATE rollouts SET status = ?2, reason = ?3, updated = ?4 WHERE id = ?1",
-            params![rollout, status.as_str(), self.scrub(reason), now_ms()],
+            params![rollout, status.as_str(), reason, now_ms()],
         )?;
+        let event = outbox::status_event(status, &reason);
+        let queued = match event {
+            Some(e) => outbox::enqueue(&tx, &hooks, rollout, e, &serde_json::Value::Null)?,
+            None => 0,
+        };
+        tx.commit()?;
+        if let (Some(e), true) = (event, queued > 0) {
+            failpoint::event_committed(e);
+        }
         Ok(())
     }
 

@@ -145,6 +145,11 @@ impl Inner {
                                 Some(_) => format!("after wave {name}: {kind}: {reason}"),
                             },
                         }]);
+                        self.env.journal.notify(
+                            self.id,
+                            "wave-done",
+                            serde_json::json!({ "wave": name, "index": index, "failed": failed, "decision": kind }),
+                        )?;
                         match decision.kind {
                             DecisionKind::Proceed => {}
                             DecisionKind::Pause => {
