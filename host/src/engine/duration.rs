@@ -105,6 +105,12 @@ pub fn durations(
                 (rounds.saturating_mul(e), rounds.saturating_mul(w))
             }
             XStage::Soak { seconds } => (*seconds, *seconds),
+            XStage::Analysis {
+                count, interval, ..
+            } => {
+                let t = u64::from(count.saturating_sub(1)) * interval;
+                (t, t)
+            }
             XStage::Approval { .. } => {
                 approvals += 1;
                 (0, 0)

@@ -1,6 +1,7 @@
 //! The engine: load the plugins, check grants, preflight, plan, verify the plan, run it,
 //! journal every step, and resume or roll back after a crash.
 
+pub mod analysis;
 pub mod duration;
 pub mod lease;
 pub mod notify;

@@ -26,6 +26,13 @@ pub enum XStage {
     Approval { message: String },
     /// Wait this long.
     Soak { seconds: u64 },
+    /// Measure with the spec's `[[analysis]]` of this name: `count` measurements `interval`
+    /// apart (seconds; both kept here for plans and durations).
+    Analysis {
+        name: String,
+        count: u32,
+        interval: u64,
+    },
 }
 
 /// The stages of a rollout, as journaled.
@@ -124,6 +131,11 @@ impl XStage {
             ),
             XStage::Approval { message } => format!("gate: wait for `cutover approve` ({message})"),
             XStage::Soak { seconds } => format!("gate: soak for {seconds}s"),
+            XStage::Analysis {
+                name,
+                count,
+                interval,
+            } => format!("gate: analysis `{name}` ({count} measurement(s), {interval}s apart)"),
         }
     }
 }

@@ -532,8 +532,9 @@ impl Prepared {
                     plugin_error(&e)
                 )
             })?;
-        let plan = plan::expand(&plan, &self.desc, &self.targets, &constraints)
+        let mut plan = plan::expand(&plan, &self.desc, &self.targets, &constraints)
             .map_err(|e| anyhow!("the plan of {} was refused: {e}", self.strategy_label))?;
+        super::analysis::place(&mut plan, &self.spec)?;
         Ok((plan, constraints))
     }
 

@@ -24,6 +24,11 @@ impl Inner {
                     ),
                 );
             }
+            let alarm = self.alarm.lock().unwrap().clone();
+            if let Some(why) = alarm {
+                self.env.ui.note(&format!("✘ {why}; rolling back"));
+                return self.rollback_all(cursor, &why).await;
+            }
             let stage = &self.plan.stages[cursor];
             self.env.ui.note(&format!(
                 "[stage {}/{total}] {}",
@@ -179,6 +184,29 @@ impl Inner {
                                 self.id
                             ),
                         );
+                    }
+                }
+                XStage::Analysis { name, .. } => {
+                    if !self.env.journal.approved(self.id, cursor as i64)? {
+                        match self.analysis_gate(cursor, name).await? {
+                            gate::Verdict::Passed => {}
+                            gate::Verdict::Halted => continue,
+                            gate::Verdict::Failed(why) => {
+                                let reason = format!("analysis `{name}` failed: {why}");
+                                self.env.ui.note(&format!("✘ {reason}; rolling back"));
+                                return self.rollback_all(cursor, &reason).await;
+                            }
+                            gate::Verdict::Inconclusive(why) => {
+                                self.env.journal.set_stage(self.id, cursor as i64)?;
+                                return self.finish(
+                                    Status::Paused,
+                                    format!(
+                                        "analysis `{name}` is inconclusive: {why}; `cutover approve {id}` accepts it, `cutover resume {id}` measures again, `cutover rollback {id}` undoes",
+                                        id = self.id
+                                    ),
+                                );
+                            }
+                        }
                     }
                 }
                 XStage::Soak { seconds } => {

@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 mod drive;
+mod gate;
 mod settle;
 mod step;
 mod undo;
@@ -60,6 +61,10 @@ struct Inner {
     /// Why no new step may start (a signal, a journal fault); steps in flight finish.
     halt: std::sync::Mutex<Option<Halt>>,
     failed_total: AtomicU32,
+    /// Takes the measurements of analysis gates.
+    measure: Arc<dyn crate::engine::analysis::Measure>,
+    /// Why a background analysis wants the rollout rolled back.
+    alarm: std::sync::Mutex<Option<String>>,
 }
 
 /// Who decides what the fleet does after each wave: the strategy plugin, or a fake in tests.
@@ -136,6 +141,7 @@ impl Run {
                 )
             })
             .count() as u32;
+        let (env_measure, p_measure) = (env.clone(), p.spec.clone());
         let target_index = p
             .targets
             .iter()
@@ -157,8 +163,22 @@ impl Run {
                 aborted: tokio::sync::watch::Sender::new(false),
                 halt: std::sync::Mutex::new(None),
                 failed_total: AtomicU32::new(failed_total),
+                measure: Arc::new(crate::engine::analysis::Providers::new(
+                    env_measure,
+                    p_measure,
+                )),
+                alarm: std::sync::Mutex::new(None),
             }),
         })
+    }
+
+    /// Take analysis measurements with `m` instead of the spec's providers (tests).
+    #[cfg(test)]
+    pub(crate) fn with_measure(mut self, m: Arc<dyn crate::engine::analysis::Measure>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("before the run starts")
+            .measure = m;
+        self
     }
 
     pub(crate) fn target_keys(&self) -> Vec<String> {
@@ -183,7 +203,17 @@ impl Run {
         let poller = tokio::spawn(poll_abort(me.clone()));
         let signals = tokio::spawn(watch_signals(me.clone()));
         let renewer = tokio::spawn(renew_leases(me.clone()));
+        let watchers: Vec<_> =
+            me.p.spec
+                .analyses
+                .iter()
+                .filter(|a| a.background)
+                .map(|a| tokio::spawn(me.clone().background(a.clone())))
+                .collect();
         let out = me.clone().drive_stages().await;
+        for w in watchers {
+            w.abort();
+        }
         poller.abort();
         signals.abort();
         renewer.abort();

@@ -171,6 +171,18 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(n: usize, group: usize, steps: &[StepDecl], on_failure: DecisionKind) -> Harness {
+        Harness::with_spec(n, group, steps, on_failure, "")
+    }
+
+    /// The same, with `extra` added to the spec (e.g. `[[analysis]]` tables, placed in the
+    /// plan as a rollout would place them).
+    pub fn with_spec(
+        n: usize,
+        group: usize,
+        steps: &[StepDecl],
+        on_failure: DecisionKind,
+        extra: &str,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let spec_path = dir.path().join("fleet.toml");
         let mut text = String::from(
@@ -179,6 +191,7 @@ impl Harness {
         for i in 1..=n {
             text.push_str(&format!("[[targets]]\nid = \"t{i}\"\n"));
         }
+        text.push_str(extra);
         let spec = crate::spec::parse(&spec_path, &text).unwrap();
         let desc = Description {
             leases: vec![],
@@ -219,12 +232,13 @@ impl Harness {
                 index: Some(i as u32),
             })
             .collect();
-        let plan = XPlan {
+        let mut plan = XPlan {
             waves: stages.len() as u32,
             stages,
             standby: vec![],
             steps: StepInfo::of(&desc),
         };
+        crate::engine::analysis::place(&mut plan, &spec).unwrap();
         let redact = Arc::new(Redactor::default());
         let journal = Journal::open(&dir.path().join("j.db"), Sync::Normal).unwrap();
         journal.set_redactor(redact.clone());

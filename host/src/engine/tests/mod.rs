@@ -2,6 +2,7 @@
 //! policy, with a fake transport and strategy, and paused time (soaks and retries take no
 //! real time). No wasm is built and no simulator started.
 
+mod analysis;
 mod harness;
 
 use crate::engine::{InFlight, InFlightChoices};
