@@ -16,6 +16,7 @@
 //! `target/wasm32-wasip2/release/` is the plugin. `cutover plugin new` writes a crate with
 //! the recommended build settings; `cutover plugin test` checks a plugin against the contract.
 
+pub mod analysis;
 mod call;
 pub mod cmd;
 pub mod config;
@@ -40,7 +41,7 @@ pub mod web;
 pub use call::Call;
 pub use error::{Error, Result};
 pub use logging::{log, progress};
-pub use steps::{Cap, StepDef};
+pub use steps::{Cap, RunFn, StepDef};
 
 #[doc(hidden)]
 pub mod __private {

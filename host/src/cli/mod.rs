@@ -30,6 +30,7 @@ macro_rules! show_err {
     };
 }
 
+mod report;
 mod status;
 pub mod store;
 pub use status::status;

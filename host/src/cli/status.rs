@@ -97,6 +97,8 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
         .collect();
     let lost = lost_hosts(&journal, &row)?;
     let plugins = journal.plugins(id)?;
+    let measurements = journal.measurements(id)?;
+    let deliveries = journal.rollout_deliveries(id)?;
     if json_out {
         let out = json!({
             "id": row.id,
@@ -111,6 +113,11 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
                 "host": h.host, "reason": redact.redact(&h.reason), "at_ms": h.at_ms, "targets": on,
             })).collect::<Vec<_>>(),
             "advice": advice(&row, interrupted),
+            "measurements": measurements,
+            "notifications": deliveries.iter().map(|d| json!({
+                "event": d.event, "url": d.url, "key": d.key, "attempts": d.attempts,
+                "delivered_ms": d.delivered, "last_error": redact.redact(&d.last_error),
+            })).collect::<Vec<_>>(),
             "reason": redact.redact(&row.reason),
             "stage": row.stage,
             "stages": plan.as_ref().map(|p| p.stages.len()).unwrap_or(0),
@@ -210,6 +217,8 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
             host = h.host
         );
     }
+    super::report::measurements(&measurements);
+    super::report::deliveries(&deliveries);
     let events = journal.events(id, 5)?;
     if !events.is_empty() {
         show!("  last log lines:");

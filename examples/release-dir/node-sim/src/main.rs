@@ -10,7 +10,12 @@
 //!   pid                     the running server's pid
 //!   sim.log                 every start and stop, as the simulator saw it
 //!   fail-start, fail-health a version that refuses to start / reports unhealthy
+//!   fail-work               a version whose `GET /work` answers 500 (its health stays ok)
 //! ```
+//!
+//! Each node serves `GET /health`, `GET /work` (the service itself) and `GET /metrics`, the
+//! request and error counters in Prometheus's text exposition format
+//! (https://prometheus.io/docs/instrumenting/exposition_formats/), for analysis gates.
 //!
 //! Commands: `fleet DIR --nodes N --base-port P --plugins DIR [--strategy grouped] [--group-size 4]`,
 //! `start NODE`, `stop NODE`, `serve NODE`, `status DIR`, `teardown DIR`.
@@ -115,11 +120,13 @@ fn stop(node: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The health server: answers `GET /health` with the version it started with.
+/// The node's server: `GET /health` with the version it started with, `GET /work`, and
+/// `GET /metrics` (the counters of `/work` since the start).
 fn serve(node: &Path) -> Result<()> {
     let version = current_version(node);
     let port = read(&node.join("port"));
     let listener = TcpListener::bind(format!("127.0.0.1:{port}"))?;
+    let (mut requests, mut errors) = (0u64, 0u64);
     for stream in listener.incoming() {
         let Ok(mut s) = stream else { continue };
         let mut first = String::new();
@@ -132,7 +139,25 @@ fn serve(node: &Path) -> Result<()> {
             }
         }
         let unhealthy = read(&node.join("fail-health")) == version;
-        let (status, body) = if !first.starts_with("GET /health") {
+        let (status, body) = if first.starts_with("GET /work") {
+            requests += 1;
+            if read(&node.join("fail-work")) == version {
+                errors += 1;
+                (
+                    "500 Internal Server Error",
+                    format!("version {version} failed"),
+                )
+            } else {
+                ("200 OK", format!("version {version} worked"))
+            }
+        } else if first.starts_with("GET /metrics") {
+            (
+                "200 OK",
+                format!(
+                    "# HELP node_requests_total Requests to /work.\n# TYPE node_requests_total counter\nnode_requests_total{{version=\"{version}\"}} {requests}\n# HELP node_errors_total Requests to /work that failed.\n# TYPE node_errors_total counter\nnode_errors_total{{version=\"{version}\"}} {errors}\n"
+                ),
+            )
+        } else if !first.starts_with("GET /health") {
             ("404 Not Found", "no such page".to_string())
         } else if unhealthy {
             (

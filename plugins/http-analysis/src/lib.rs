@@ -1,0 +1,62 @@
+//! `http-analysis`: an analysis provider that GETs a URL answering JSON and takes the number
+//! at a JSON pointer (RFC 6901, e.g. `/checks/errors/rate`). A status other than 2xx, no
+//! JSON, or no number there make the measurement inconclusive.
+
+use cutover_sdk::params::declare;
+use cutover_sdk::{analysis, fail, web, About, Call, Cap, Output, Result, StepDef};
+
+struct HttpJson;
+
+fn measure(c: &Call) -> Result<Vec<Output>> {
+    let url = c.param("url")?;
+    let pointer = c.param("pointer")?;
+    let (status, body) = web::get(url, Some(c.get("timeout-ms", 5000)?))?;
+    if !(200..300).contains(&status) {
+        return Err(fail(format!("{url} answered {status}")));
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| fail(format!("{url}: no JSON: {e}")))?;
+    let at = doc
+        .pointer(pointer)
+        .ok_or_else(|| fail(format!("{url} has nothing at {pointer}")))?;
+    let v = match at {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        serde_json::Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+        _ => None,
+    };
+    analysis::value(v.ok_or_else(|| fail(format!("{url}: {pointer} is {at}, not a number")))?)
+}
+
+impl cutover_sdk::Adapter for HttpJson {
+    fn about() -> About {
+        About {
+            name: "http-analysis",
+            version: env!("CARGO_PKG_VERSION"),
+            summary: "analysis provider: a number from a JSON answer",
+            parameters: vec![
+                declare("url", "the URL to GET", true, false, None),
+                declare(
+                    "pointer",
+                    "JSON pointer to the number, e.g. /errors/rate",
+                    true,
+                    false,
+                    None,
+                ),
+                declare(
+                    "timeout-ms",
+                    "how long the request may take",
+                    false,
+                    false,
+                    Some("5000"),
+                ),
+            ],
+            capabilities: vec![Cap::Http("{url}").capability()],
+            leases: vec![],
+        }
+    }
+
+    const STEPS: &'static [StepDef] = &[analysis::measure_step(measure, &[])];
+}
+
+cutover_sdk::export_adapter!(HttpJson);
