@@ -134,7 +134,7 @@ fn fleet(base: u16, prometheus_url: &str) -> SimFleet {
         f.spec(),
         spec.replace("group-size = \"4\"", "group-size = \"4\"\nanalysis = \"error-rate\"")
             + &format!(
-                "\n[[analysis]]\nname = \"error-rate\"\nprovider = \"{}\"\ninterval = \"2s\"\ncount = 5\nsuccess = \"value < 0.05\"\n[analysis.params]\nurl = \"{prometheus_url}\"\nquery = \"sum(rate(node_errors_total[5s])) / sum(rate(node_requests_total[5s]))\"\n",
+                "\n[[analysis]]\nname = \"error-rate\"\nprovider = \"{}\"\ninterval = \"2s\"\ncount = 5\nsuccess = \"value < 0.05\"\ninconclusive-limit = 2\n[analysis.params]\nurl = \"{prometheus_url}\"\nquery = \"sum(rate(node_errors_total[10s])) / sum(rate(node_requests_total[10s]))\"\n",
                 provider.display()
             ),
     )
@@ -155,8 +155,8 @@ fn versions(f: &SimFleet) -> Vec<String> {
 #[test]
 fn a_canary_whose_error_rate_rises_is_rolled_back_by_the_analysis() {
     let base = 18500;
-    let _prom = prometheus(18590, base);
     let f = fleet(base, "http://127.0.0.1:18590");
+    let _prom = prometheus(18590, base);
     for i in 1..=NODES {
         std::fs::write(
             f.path().join(format!("nodes/node-{i:02}/fail-work")),
@@ -190,8 +190,8 @@ fn a_canary_whose_error_rate_rises_is_rolled_back_by_the_analysis() {
 #[test]
 fn a_healthy_canary_passes_the_analysis_and_the_rollout_completes() {
     let base = 18600;
-    let _prom = prometheus(18690, base);
     let f = fleet(base, "http://127.0.0.1:18690");
+    let _prom = prometheus(18690, base);
     let _traffic = Traffic::start(base);
     let o = f.run(&["run", &f.spec()]);
     let out = text(&o);
