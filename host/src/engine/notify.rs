@@ -48,9 +48,10 @@ fn backoff(attempts: i64) -> i64 {
     1000 * (1i64 << attempts.clamp(0, 8)).min(300)
 }
 
-/// Deliver what is due once; how many are still waiting.
+/// Deliver what is due once, in order per receiver: a receiver's next event waits until the
+/// one before it is delivered. How many deliveries are still waiting.
 pub fn deliver_due(journal: &Journal) -> usize {
-    let due = match journal.due_deliveries(now_ms()) {
+    let waiting = match journal.due_deliveries(i64::MAX) {
         Ok(d) => d,
         Err(_) => return 0,
     };
@@ -59,8 +60,15 @@ pub fn deliver_due(journal: &Journal) -> usize {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut waiting = 0;
-    for d in due {
+    let now = now_ms();
+    let mut blocked: std::collections::HashSet<String> = Default::default();
+    let mut left = 0;
+    for d in waiting {
+        if blocked.contains(&d.url) || d.next_try > now {
+            blocked.insert(d.url.clone());
+            left += 1;
+            continue;
+        }
         let mut req = agent
             .post(&d.url)
             .header("Content-Type", "application/json")
@@ -75,14 +83,15 @@ pub fn deliver_due(journal: &Journal) -> usize {
             Err(e) => Err(format!("{}: {e}", d.url)),
         };
         if result.is_err() {
-            waiting += 1;
+            blocked.insert(d.url.clone());
+            left += 1;
         }
         let _ = journal.delivery_tried(
             d.id,
             result.map_err(|e| (e, now_ms() + backoff(d.attempts))),
         );
     }
-    waiting
+    left
 }
 
 /// Deliveries in the background while a command runs.
@@ -120,20 +129,10 @@ impl Deliverer {
     }
 }
 
-/// Deliver until nothing pending is due, or `limit` has passed.
+/// Deliver until nothing is waiting, or `limit` has passed.
 pub fn flush(journal: &Journal, limit: Duration) {
     let until = std::time::Instant::now() + limit;
-    loop {
-        let waiting = deliver_due(journal);
-        let pending = journal
-            .due_deliveries(i64::MAX)
-            .map(|d| d.len())
-            .unwrap_or(0);
-        if pending == 0 || std::time::Instant::now() >= until {
-            return;
-        }
-        if waiting > 0 || pending > 0 {
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    while deliver_due(journal) > 0 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -249,7 +249,7 @@ impl Journal {
     pub fn set_status(&self, rollout: i64, status: Status, reason: &str) -> Result<()> {
         let hooks = self.hooks();
         let mut c = self.writing()?;
-        let tx = c.transaction()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let reason = self.scrub(reason);
         tx.execute(
             "UPDATE rollouts SET status = ?2, reason = ?3, updated = ?4 WHERE id = ?1",

@@ -17,6 +17,8 @@ pub struct Delivery {
     pub body: String,
     pub key: String,
     pub attempts: i64,
+    /// Not before this (ms since the epoch).
+    pub next_try: i64,
     pub delivered: Option<i64>,
     pub last_error: String,
 }
@@ -97,7 +99,7 @@ impl Journal {
             return Ok(());
         }
         let mut c = self.writing()?;
-        let tx = c.transaction()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = enqueue(&tx, &hooks, rollout, event, &detail)?;
         tx.commit()?;
         if n > 0 {
@@ -122,7 +124,7 @@ impl Journal {
     fn deliveries(&self, filter: &str, p: impl rusqlite::Params) -> Result<Vec<Delivery>> {
         let c = self.conn.lock().unwrap();
         let mut st = c.prepare(&format!(
-            "SELECT id, rollout, event, url, body, key, attempts, delivered, last_error FROM outbox {filter}"
+            "SELECT id, rollout, event, url, body, key, attempts, next_try, delivered, last_error FROM outbox {filter}"
         ))?;
         let rows = st.query_map(p, |r| {
             Ok(Delivery {
@@ -133,8 +135,9 @@ impl Journal {
                 body: r.get(4)?,
                 key: r.get(5)?,
                 attempts: r.get(6)?,
-                delivered: r.get(7)?,
-                last_error: r.get(8)?,
+                next_try: r.get(7)?,
+                delivered: r.get(8)?,
+                last_error: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
