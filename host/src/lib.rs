@@ -11,6 +11,7 @@ pub mod kit;
 pub mod plugin;
 pub mod redact;
 pub mod remote;
+pub mod serve;
 pub mod spec;
 pub mod store;
 pub mod ui;

@@ -67,6 +67,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a web dashboard of the journal: every rollout live, with approve, abort,
+    /// rollback and resume for holders of a token.
+    Serve {
+        /// Where to listen: a loopback address unless --public.
+        #[arg(long, default_value = "127.0.0.1:8640")]
+        listen: std::net::SocketAddr,
+        /// Allow a non-loopback address (the server speaks plain HTTP: put TLS in front).
+        #[arg(long)]
+        public: bool,
+        /// Tokens that allow actions, one a line: `TOKEN` or `NAME TOKEN` (NAME is recorded
+        /// as who acted). Default: $CUTOVER_TOKEN, else one made and printed at start.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Who acts with a token that has no name (default: the user running the server).
+        #[arg(long, value_name = "NAME")]
+        operator: Option<String>,
+    },
     /// Inspect, create and test plugins.
     Plugin {
         #[command(subcommand)]
@@ -217,6 +234,20 @@ fn run(args: Args) -> Result<i32> {
             Command::Rollback { id, without_host } => cli::rollback(&ctx, id, &without_host).await,
             Command::Approve { id } => cli::approve(&ctx, id).await,
             Command::History { json } => cli::history(&ctx, json),
+            Command::Serve {
+                listen,
+                public,
+                token_file,
+                operator,
+            } => {
+                let opts = cutover::serve::Options {
+                    listen,
+                    public,
+                    token_file,
+                    operator,
+                };
+                cutover::serve::run(ctx.journal_path(), ctx.store_path(), opts).await
+            }
             Command::Plugin {
                 command: PluginCommand::Inspect { plugin, json },
             } => cli::inspect(&ctx, &cli::store::file_of(&ctx, &plugin)?, json).await,

@@ -34,7 +34,7 @@ mod report;
 mod status;
 pub mod store;
 pub use status::status;
-use status::target_rows;
+pub(crate) use status::{advice, redactor_for, target_rows};
 
 /// Where the journal and the plugin cache live, and how verbose to be.
 pub struct Ctx {
@@ -79,6 +79,16 @@ impl Ctx {
             away: Vec::new(),
             store: Arc::new(self.store()?),
         })
+    }
+
+    /// Where the journal is.
+    pub fn journal_path(&self) -> &Path {
+        &self.journal
+    }
+
+    /// Where the plugin store is.
+    pub fn store_path(&self) -> &Path {
+        &self.store
     }
 
     pub(crate) fn journal(&self) -> Result<Journal> {

@@ -3,7 +3,7 @@
 use super::*;
 
 /// A rollout's status with what the operator can do in it.
-pub(super) fn advice(row: &crate::journal::RolloutRow, interrupted: bool) -> String {
+pub(crate) fn advice(row: &crate::journal::RolloutRow, interrupted: bool) -> String {
     let id = row.id;
     let back = row.direction == crate::journal::Direction::Rollback;
     let way = if back {
@@ -35,7 +35,7 @@ pub(super) fn advice(row: &crate::journal::RolloutRow, interrupted: bool) -> Str
 }
 
 /// A rollout's targets with their states derived from the step records.
-pub(super) fn target_rows(
+pub(crate) fn target_rows(
     journal: &Journal,
     row: &crate::journal::RolloutRow,
 ) -> Result<Vec<TargetRow>> {
@@ -67,7 +67,8 @@ fn lost_hosts(
         .collect())
 }
 
-fn redactor_for(journal: &Journal, id: i64) -> Result<Redactor> {
+/// The secret outputs of rollout `id`'s steps, to hide wherever its text is shown.
+pub(crate) fn redactor_for(journal: &Journal, id: i64) -> Result<Redactor> {
     let r = Redactor::default();
     for s in journal.steps(id)? {
         for o in s.outputs.iter().filter(|o| o.secret) {
@@ -99,6 +100,7 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
     let plugins = journal.plugins(id)?;
     let measurements = journal.measurements(id)?;
     let deliveries = journal.rollout_deliveries(id)?;
+    let actions = journal.actions(id)?;
     if json_out {
         let out = json!({
             "id": row.id,
@@ -135,6 +137,9 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
                     "secret": o.secret,
                 })).collect::<Vec<_>>(),
                 "started_ms": s.started, "ended_ms": s.ended,
+            })).collect::<Vec<_>>(),
+            "actions": actions.iter().map(|a| json!({
+                "action": a.action, "who": a.who, "at_ms": a.ts, "result": redact.redact(&a.result),
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -219,6 +224,19 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
     }
     super::report::measurements(&measurements);
     super::report::deliveries(&deliveries);
+    if !actions.is_empty() {
+        show!("  operator actions:");
+        for a in &actions {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(a.ts.max(0) as u64);
+            show!(
+                "    {} {} by {}: {}",
+                humantime::format_rfc3339_seconds(at),
+                a.action,
+                a.who,
+                redact.redact(&a.result)
+            );
+        }
+    }
     let events = journal.events(id, 5)?;
     if !events.is_empty() {
         show!("  last log lines:");

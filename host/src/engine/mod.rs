@@ -345,17 +345,22 @@ pub async fn approve(env: &Env, id: i64) -> Result<Outcome> {
 /// Stop a rollout: a running one stops after its current steps; a paused or interrupted
 /// one is marked aborted at once. Updated targets stay updated.
 pub fn abort(env: &Env, id: i64) -> Result<Status> {
-    let row = env.journal.rollout(id)?;
+    abort_in(&env.journal, id)
+}
+
+/// [`abort`] with the journal alone: it loads no plugin (what `cutover serve` calls).
+pub fn abort_in(journal: &Journal, id: i64) -> Result<Status> {
+    let row = journal.rollout(id)?;
     if row.status.is_final() {
         bail!("rollout {id} is already {}", row.status.as_str());
     }
     if row.status == Status::Running && pid_alive(row.pid) && row.pid != std::process::id() as i64 {
-        env.journal.request_abort(id)?;
+        journal.request_abort(id)?;
         return Ok(Status::Running);
     }
-    env.journal
+    journal
         .set_status(id, Status::Aborted, "aborted by the operator")?;
-    release(&env.journal, id)?;
+    release(journal, id)?;
     Ok(Status::Aborted)
 }
 

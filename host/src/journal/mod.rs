@@ -4,6 +4,7 @@
 //! transaction (group commit across concurrent targets) and acknowledges each record only
 //! once it is durable, so a step never starts before its start record is on disk.
 
+mod actions;
 pub mod failpoint;
 mod hosts;
 pub mod measurements;
@@ -13,6 +14,7 @@ mod records;
 mod schema;
 mod writer;
 
+pub use actions::ActionRow;
 pub use plugins::LoadedPlugin;
 pub use records::*;
 

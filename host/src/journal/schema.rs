@@ -4,7 +4,7 @@ use super::*;
 
 /// The schema version this build writes. A journal outlives the binary that wrote it: an
 /// older journal is migrated forward on open; a newer one is refused.
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 /// Version 1: the tables as first released.
 const V1: &str = r#"
@@ -69,6 +69,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // they report, delivered at least once (by whichever cutover next opens the journal
         // after a crash), each with its idempotency key.
         "CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, rollout INTEGER NOT NULL, event TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL, key TEXT NOT NULL UNIQUE, created INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL DEFAULT 0, delivered INTEGER, last_error TEXT NOT NULL DEFAULT '');",
+    ),
+    (
+        8,
+        // Operator actions taken through `cutover serve`: who asked for what, when, and how
+        // it went (shown by `status` and the dashboard).
+        "CREATE TABLE IF NOT EXISTS actions(id INTEGER PRIMARY KEY AUTOINCREMENT, rollout INTEGER NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL, ts INTEGER NOT NULL, result TEXT NOT NULL DEFAULT '');",
     ),
 ];
 
