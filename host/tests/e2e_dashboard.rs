@@ -276,10 +276,14 @@ fn screenshots() -> PathBuf {
 
 /// The version a node-sim node points at.
 fn current(fleet: &SimFleet, i: usize) -> String {
-    std::fs::read_to_string(fleet.path().join(format!("nodes/node-{i:02}/current/VERSION")))
-        .unwrap()
-        .trim()
-        .to_string()
+    std::fs::read_to_string(
+        fleet
+            .path()
+            .join(format!("nodes/node-{i:02}/current/VERSION")),
+    )
+    .unwrap()
+    .trim()
+    .to_string()
 }
 
 fn node_log(fleet: &SimFleet, i: usize) -> Vec<String> {
@@ -297,10 +301,19 @@ fn now_ms() -> i64 {
 fn actions(journal: &Path, rollout: i64) -> Vec<(String, String, i64, String)> {
     journal_query(
         journal,
-        &format!("SELECT action, who, ts, result FROM actions WHERE rollout = {rollout} ORDER BY id"),
+        &format!(
+            "SELECT action, who, ts, result FROM actions WHERE rollout = {rollout} ORDER BY id"
+        ),
     )
     .into_iter()
-    .map(|r| (r[0].clone(), r[1].clone(), r[2].parse().unwrap(), r[3].clone()))
+    .map(|r| {
+        (
+            r[0].clone(),
+            r[1].clone(),
+            r[2].parse().unwrap(),
+            r[3].clone(),
+        )
+    })
     .collect()
 }
 
@@ -329,7 +342,10 @@ fn the_dashboard_follows_rollouts_live_and_its_buttons_act() {
         printed[1].contains("as configured (not shown)"),
         "{printed:?}"
     );
-    assert!(!printed.join("\n").contains(&token), "a configured token is never printed");
+    assert!(
+        !printed.join("\n").contains(&token),
+        "a configured token is never printed"
+    );
     let url = format!("http://{addr}/");
     let b = Browser::start();
     b.goto(&url);
@@ -357,7 +373,11 @@ fn the_dashboard_follows_rollouts_live_and_its_buttons_act() {
             .as_deref(),
         Some("pending")
     );
-    assert_eq!(b.js("return window.loadedOnce;"), "yes", "the page was reloaded");
+    assert_eq!(
+        b.js("return window.loadedOnce;"),
+        "yes",
+        "the page was reloaded"
+    );
     assert_eq!(
         wait_exit(&mut run_a, DEADLINE).and_then(|s| s.code()),
         Some(3),
@@ -377,7 +397,12 @@ fn the_dashboard_follows_rollouts_live_and_its_buttons_act() {
     b.click("#token-save");
     b.wait_attr("#confirm-modal", "hidden", "(absent)", SHOWN);
     b.click("#confirm-yes");
-    b.wait_attr("#status", "data-status", "completed", Duration::from_secs(120));
+    b.wait_attr(
+        "#status",
+        "data-status",
+        "completed",
+        Duration::from_secs(120),
+    );
     for i in 1..=6 {
         b.wait_attr(
             &format!("#targets tr[data-target=\"node-{i:02}\"]"),
@@ -411,12 +436,18 @@ fn the_dashboard_follows_rollouts_live_and_its_buttons_act() {
     assert_eq!(result, "completed (exit 0)");
     assert_eq!(s["actions"][0]["who"], "alice", "{s}");
     let shown = text(&run(&journal, &["status", "1"]));
-    assert!(shown.contains("approve by alice: completed (exit 0)"), "{shown}");
+    assert!(
+        shown.contains("approve by alice: completed (exit 0)"),
+        "{shown}"
+    );
 
     // (3) A second rollout, soaking for 10 minutes between its groups, aborted by clicking.
     let bfleet = SimFleet::build("node-sim", &["--nodes", "4", "--base-port", "25200"]);
     bfleet.set_spec("release-dir-demo", "shop-soak");
-    bfleet.set_spec("group-size = \"4\"", "group-size = \"2\"\nsoak-seconds = 600");
+    bfleet.set_spec(
+        "group-size = \"4\"",
+        "group-size = \"2\"\nsoak-seconds = 600",
+    );
     let mut run_b = spawn(
         &journal,
         &["run", &bfleet.spec()],
@@ -444,7 +475,11 @@ fn the_dashboard_follows_rollouts_live_and_its_buttons_act() {
     );
     assert_eq!(status_json(&journal, 2)["status"], "aborted");
     for i in 3..=4 {
-        assert_eq!(node_log(&bfleet, i), vec!["start 1.0.0"], "node {i} untouched");
+        assert_eq!(
+            node_log(&bfleet, i),
+            vec!["start 1.0.0"],
+            "node {i} untouched"
+        );
     }
     b.wait_present("#actions tr[data-action=\"abort\"]", SHOWN);
     let acts = actions(&journal, 2);
@@ -465,7 +500,12 @@ fn the_dashboard_follows_rollouts_live_and_its_buttons_act() {
         assert_eq!(current(&a, i), "2.0.0", "node {i}");
     }
     // A page of another name (DNS rebinding) gets nothing.
-    let (code, _) = http(&addr, "GET", "/api/rollouts", &[("host", "evil.example:80")]);
+    let (code, _) = http(
+        &addr,
+        "GET",
+        "/api/rollouts",
+        &[("host", "evil.example:80")],
+    );
     assert_eq!(code, 421);
 
     // (5) A step's secret output is never shown, nor is the token.
@@ -475,15 +515,28 @@ fn the_dashboard_follows_rollouts_live_and_its_buttons_act() {
     assert_ne!(o.status.code(), Some(1), "{}", text(&o));
     b.wait_present("#rollouts tr[data-rollout=\"3\"]", SHOWN);
     b.click("#rollouts tr[data-rollout=\"3\"]");
-    b.wait_present("#targets tr[data-target=\"t2\"] .chip[data-step=\"attack\"]", SHOWN);
+    b.wait_present(
+        "#targets tr[data-target=\"t2\"] .chip[data-step=\"attack\"]",
+        SHOWN,
+    );
     let page = b.source();
-    assert!(page.contains("«redacted»"), "the secret output is listed, redacted");
+    assert!(
+        page.contains("«redacted»"),
+        "the secret output is listed, redacted"
+    );
     let (_, api) = http(&addr, "GET", "/api/rollouts/3", &[]);
     for shown in [&page, &api] {
-        assert!(!shown.contains("k3y-0f-the-engine"), "a secret output was shown");
+        assert!(
+            !shown.contains("k3y-0f-the-engine"),
+            "a secret output was shown"
+        );
         assert!(!shown.contains(&token), "the token was shown");
     }
-    assert_eq!(b.js("return window.loadedOnce;"), "yes", "the page was reloaded");
+    assert_eq!(
+        b.js("return window.loadedOnce;"),
+        "yes",
+        "the page was reloaded"
+    );
 }
 
 #[test]
@@ -499,7 +552,12 @@ fn serve_makes_a_token_when_none_is_configured_and_keeps_to_loopback() {
     assert_eq!(token.len(), 64, "{printed:?}");
     let bearer = format!("Bearer {token}");
     // The printed token is accepted (there is no rollout 7), a wrong one is not.
-    let (code, body) = http(&addr, "POST", "/api/rollouts/7/approve", &[("authorization", &bearer)]);
+    let (code, body) = http(
+        &addr,
+        "POST",
+        "/api/rollouts/7/approve",
+        &[("authorization", &bearer)],
+    );
     assert_eq!(code, 404, "{body}");
     let (code, _) = http(&addr, "POST", "/api/rollouts/7/approve", &[]);
     assert_eq!(code, 401);

@@ -358,8 +358,7 @@ pub fn abort_in(journal: &Journal, id: i64) -> Result<Status> {
         journal.request_abort(id)?;
         return Ok(Status::Running);
     }
-    journal
-        .set_status(id, Status::Aborted, "aborted by the operator")?;
+    journal.set_status(id, Status::Aborted, "aborted by the operator")?;
     release(journal, id)?;
     Ok(Status::Aborted)
 }

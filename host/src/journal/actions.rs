@@ -24,7 +24,13 @@ pub struct ActionRow {
 impl Journal {
     /// Record that `who` asked for `action` on `rollout`, with its first `result` (durable on
     /// return); the action's id.
-    pub fn record_action(&self, rollout: i64, action: &str, who: &str, result: &str) -> Result<i64> {
+    pub fn record_action(
+        &self,
+        rollout: i64,
+        action: &str,
+        who: &str,
+        result: &str,
+    ) -> Result<i64> {
         let c = self.writing()?;
         c.execute(
             "INSERT INTO actions(rollout, action, who, ts, result) VALUES(?1, ?2, ?3, ?4, ?5)",

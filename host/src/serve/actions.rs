@@ -56,9 +56,11 @@ pub(super) async fn act(
             (StatusCode::OK, axum::Json(json!({ "result": result }))).into_response()
         }
         Decided::Spawn(aid) => match spawn(&st, id, action, aid) {
-            Ok(result) => {
-                (StatusCode::ACCEPTED, axum::Json(json!({ "result": result }))).into_response()
-            }
+            Ok(result) => (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({ "result": result })),
+            )
+                .into_response(),
             Err(e) => {
                 let why = format!("could not start `cutover {action}`: {e:#}");
                 st.busy.lock().unwrap().remove(&id);
@@ -115,7 +117,9 @@ fn decide(st: &Shared, id: i64, action: &str, who: &str) -> anyhow::Result<Decid
 /// and record how it ended. What to say now.
 fn spawn(st: &State, id: i64, action: &'static str, aid: i64) -> anyhow::Result<String> {
     std::fs::create_dir_all(&st.logs)?;
-    let log: PathBuf = st.logs.join(format!("rollout-{id}-action-{aid}-{action}.log"));
+    let log: PathBuf = st
+        .logs
+        .join(format!("rollout-{id}-action-{aid}-{action}.log"));
     let out = std::fs::File::create(&log)?;
     let mut child = tokio::process::Command::new(&st.exe)
         .arg("--journal")
@@ -137,13 +141,13 @@ fn spawn(st: &State, id: i64, action: &'static str, aid: i64) -> anyhow::Result<
     let st = Arc::clone(st);
     tokio::spawn(async move {
         let code = child.wait().await.ok().and_then(|s| s.code());
-        let s = st.clone();
+        // Free first: recording the result is what tells the pages to read again.
+        st.busy.lock().unwrap().remove(&id);
         let _ = tokio::task::spawn_blocking(move || {
-            let ended = ended(&s, id, code, &log);
-            let _ = s.journal.set_action_result(aid, &ended);
+            let ended = ended(&st, id, code, &log);
+            let _ = st.journal.set_action_result(aid, &ended);
         })
         .await;
-        st.busy.lock().unwrap().remove(&id);
     });
     Ok(result)
 }

@@ -154,6 +154,13 @@ pub(super) fn timeline(st: &Shared, id: i64) -> Result<Option<Value>> {
     })))
 }
 
+/// A number that changes whenever another connection (a rollout's process, or this server's
+/// own writes) commits to the journal.
+pub(super) fn data_version(st: &Shared) -> Result<i64> {
+    let c = st.reader.lock().unwrap();
+    Ok(c.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}
+
 /// The analysis measurements of rollout `id`, when the journal has a `measurements` table
 /// (written by analysis gates); none otherwise.
 fn measurements(st: &Shared, id: i64, redact: &crate::redact::Redactor) -> Result<Vec<Value>> {

@@ -149,7 +149,7 @@ mod tests {
         }
         assert!(check_request(&tokens, &HeaderMap::new()).is_none());
         std::fs::write(&f, "bob short\n").unwrap();
-        let e = format!("{:#}", tokens(Some(&f)).err().unwrap());
+        let e = format!("{:#}", super::tokens(Some(&f)).err().unwrap());
         assert!(e.contains("at least 16"), "{e}");
     }
 

@@ -97,7 +97,10 @@ pub async fn run(journal: &Path, store: &Path, opts: Options) -> Result<i32> {
         store: std::path::absolute(store)?,
         busy: Mutex::new(HashMap::new()),
     });
-    println!("dashboard of {}: http://{addr}/", shared.journal_path.display());
+    println!(
+        "dashboard of {}: http://{addr}/",
+        shared.journal_path.display()
+    );
     match generated {
         Some(t) => println!(
             "token for actions: {t} (made for this run; set CUTOVER_TOKEN or --token-file to choose one)"
@@ -140,10 +143,7 @@ fn router(shared: State) -> Router {
         .route("/api/rollouts/{id}", get(api::one))
         .route("/api/rollouts/{id}/{action}", post(actions::act))
         .route("/api/events", get(sse::events))
-        .layer(axum::middleware::from_fn_with_state(
-            shared.clone(),
-            guard,
-        ))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
         .with_state(shared)
 }
 
@@ -172,7 +172,10 @@ async fn guard(Ax(st): Ax<State>, req: Request<axum::body::Body>, next: Next) ->
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
@@ -193,7 +196,11 @@ async fn script() -> impl IntoResponse {
 
 /// A JSON error answer.
 pub(crate) fn error(code: StatusCode, message: impl Into<String>) -> Response {
-    (code, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
+    (
+        code,
+        axum::Json(serde_json::json!({ "error": message.into() })),
+    )
+        .into_response()
 }
 
 /// Run journal reads off the async threads; an error becomes a 500 answer.

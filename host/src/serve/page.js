@@ -115,7 +115,7 @@ function renderDetail(r) {
       el('h2', { text: `#${r.id} ${r.name}` }),
       el('span', { id: 'status', class: 'badge', 'data-status': r.status, text: r.status }),
       r.direction === 'rollback' ? el('span', { class: 'muted', text: 'rolling back' }) : null),
-    el('p', { class: 'advice', id: 'advice', text: r.advice }),
+    r.advice !== r.status ? el('p', { class: 'advice', id: 'advice', text: r.advice }) : null,
     r.reason ? el('p', { class: 'muted', id: 'reason', text: r.reason }) : null,
     el('p', { class: 'muted', text: `started ${clock(r.created_ms)} · ${r.spec}` }),
     el('div', { class: 'actions' }, ['approve', 'resume', 'abort', 'rollback'].map((a) => actionButton(r, a))),

@@ -10,8 +10,12 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
-/// How often the journal is read for changes.
+/// How often the journal is checked for changes.
 pub(super) const TICK: Duration = Duration::from_millis(500);
+
+/// How often the timeline is read again even if the journal did not change: a process that
+/// died leaves its rollout interrupted without writing anything.
+const REREAD: Duration = Duration::from_secs(5);
 
 #[derive(serde::Deserialize)]
 pub(super) struct Params {
@@ -26,6 +30,9 @@ struct Feed {
     one: String,
     queue: VecDeque<Event>,
     first: bool,
+    /// The journal's data version at the last read, and when that was.
+    version: Option<i64>,
+    read_at: std::time::Instant,
 }
 
 impl Feed {
@@ -33,7 +40,12 @@ impl Feed {
     async fn poll(&mut self) {
         let st = self.st.clone();
         let rollout = self.rollout;
-        let read = tokio::task::spawn_blocking(move || -> anyhow::Result<(String, String)> {
+        let (seen, stale) = (self.version, self.read_at.elapsed() >= REREAD);
+        let read = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let version = api::data_version(&st)?;
+            if seen == Some(version) && !stale {
+                return Ok(None);
+            }
             let list = api::rollouts(&st)?.to_string();
             let one = match rollout {
                 Some(id) => api::timeline(&st, id)?
@@ -41,13 +53,15 @@ impl Feed {
                     .unwrap_or_default(),
                 None => String::new(),
             };
-            Ok((list, one))
+            Ok(Some((version, list, one)))
         })
         .await;
-        let Ok(Ok((list, one))) = read else {
-            // A journal busy with a big commit is read again at the next tick.
+        // Unchanged, or a journal busy with a big commit: read again at the next tick.
+        let Ok(Ok(Some((version, list, one)))) = read else {
             return;
         };
+        self.version = Some(version);
+        self.read_at = std::time::Instant::now();
         if list != self.list {
             self.queue
                 .push_back(Event::default().event("rollouts").data(&list));
@@ -75,6 +89,8 @@ pub(super) async fn events(
         one: String::new(),
         queue: VecDeque::new(),
         first: true,
+        version: None,
+        read_at: std::time::Instant::now(),
     };
     let s = stream::unfold(feed, |mut feed| async move {
         loop {
