@@ -161,33 +161,17 @@ pub(super) fn data_version(st: &Shared) -> Result<i64> {
     Ok(c.query_row("PRAGMA data_version", [], |r| r.get(0))?)
 }
 
-/// The analysis measurements of rollout `id`, when the journal has a `measurements` table
-/// (written by analysis gates); none otherwise.
+/// The analysis measurements of rollout `id`, their details redacted.
 fn measurements(st: &Shared, id: i64, redact: &crate::redact::Redactor) -> Result<Vec<Value>> {
-    let c = st.reader.lock().unwrap();
-    let has: bool = c
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'measurements'",
-            [],
-            |_| Ok(()),
-        )
-        .is_ok();
-    if !has {
-        return Ok(Vec::new());
-    }
-    let mut q = c.prepare(
-        "SELECT stage, analysis, seq, ts, value, outcome, detail FROM measurements WHERE rollout = ?1 ORDER BY ts, seq",
-    )?;
-    let rows = q.query_map([id], |r| {
-        Ok(json!({
-            "stage": r.get::<_, Option<i64>>(0)?,
-            "analysis": r.get::<_, Option<String>>(1)?,
-            "seq": r.get::<_, Option<i64>>(2)?,
-            "ts": r.get::<_, Option<i64>>(3)?,
-            "value": r.get::<_, Option<f64>>(4)?,
-            "outcome": r.get::<_, Option<String>>(5)?,
-            "detail": r.get::<_, Option<String>>(6)?.map(|d| redact.redact(&d)),
-        }))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(st
+        .journal
+        .measurements(id)?
+        .into_iter()
+        .map(|m| {
+            json!({
+                "stage": m.stage, "analysis": m.analysis, "seq": m.seq, "ts": m.ts,
+                "value": m.value, "outcome": m.outcome, "detail": redact.redact(&m.detail),
+            })
+        })
+        .collect())
 }

@@ -42,7 +42,7 @@ pub struct Options {
 /// What every request handler shares.
 pub(crate) struct Shared {
     journal: Arc<Journal>,
-    /// A read-only connection for tables this build does not write (measurements).
+    /// A read-only connection that tells when the journal changed (`PRAGMA data_version`).
     reader: Mutex<rusqlite::Connection>,
     tokens: Vec<Token>,
     operator: String,

@@ -91,6 +91,12 @@ function stageItem(s, r) {
   } else if (s.kind === 'approval') {
     const note = s.approved ? 'approved' : s.state === 'current' && r.status === 'paused' ? 'waiting for approval' : '';
     if (note) li.append(el('div', { class: s.approved ? 'muted' : 'gate', text: note }));
+  } else if (s.kind === 'analysis') {
+    const taken = r.measurements.filter((m) => m.stage === s.index && m.outcome !== 'resume');
+    li.append(el('div', {}, taken.map((m) => el('span', {
+      class: 'chip', 'data-outcome': m.outcome, title: m.detail,
+      text: `${m.value === null ? '–' : m.value} ${m.outcome}`,
+    }))));
   } else if (s.kind === 'soak' && s.state === 'current' && r.status === 'running') {
     li.append(el('div', { class: 'gate', text: 'soaking' }));
   } else if (s.kind === 'fleet') {
