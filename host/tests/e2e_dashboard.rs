@@ -74,6 +74,29 @@ fn serve(journal: &Path, envs: &[(&str, &str)], extra: &[&str]) -> (Proc, String
     (Proc(child), addr, lines)
 }
 
+/// A loopback HTTP server answering every request with the JSON `body`, for the test's
+/// life; its port.
+fn json_server(body: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
 /// One HTTP/1.1 request to `addr`: status and body.
 fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -193,6 +216,25 @@ impl Browser {
             assert!(
                 Instant::now() < until,
                 "the page never showed {css} with {attr}={want}; it showed {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait until `css` matches `n` elements.
+    fn wait_count(&self, css: &str, n: usize, limit: Duration) {
+        let until = Instant::now() + limit;
+        loop {
+            let v = self.js(&format!(
+                "return document.querySelectorAll({}).length;",
+                json!(css)
+            ));
+            if v == n {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "the page showed {v} of {css}, not {n}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -331,6 +373,17 @@ fn the_dashboard_follows_rollouts_live_and_its_buttons_act() {
         "group-size = \"2\"\ncanary = \"1\"\ncanary-approval = \"true\"",
     );
     std::fs::write(a.path().join("nodes/start-delay-ms"), "2000").unwrap();
+    // After the canary, an analysis gate: two measurements of an error rate, through the
+    // http-analysis provider.
+    let checks = json_server(r#"{"checks": {"error_rate": 0.01}}"#);
+    let mut spec = std::fs::read_to_string(a.spec()).unwrap();
+    spec.push_str(&format!(
+        "\n[[analysis]]\nname = \"error-rate\"\nprovider = \"{}\"\nafter-wave = 1\ninterval = \"1s\"\n\
+         count = 2\nsuccess = \"value < 0.05\"\n[analysis.params]\nurl = \"http://127.0.0.1:{checks}/checks\"\n\
+         pointer = \"/checks/error_rate\"\n",
+        plugins().join("http_analysis.wasm").display()
+    ));
+    std::fs::write(a.spec(), spec).unwrap();
     let journal = a.journal();
 
     let (_server, addr, printed) = serve(
@@ -362,6 +415,19 @@ fn the_dashboard_follows_rollouts_live_and_its_buttons_act() {
     let seen_after = b.wait_attr(node1, "data-state", "updated", SHOWN);
     eprintln!("node-01 on the page: {seen:?} then {seen_after:?}");
     b.wait_attr("#status", "data-status", "paused", SHOWN);
+    // The analysis gate passed with its two measurements, shown on the timeline and listed.
+    b.wait_attr(
+        "#stages li[data-kind=\"analysis\"]",
+        "data-state",
+        "done",
+        SHOWN,
+    );
+    b.wait_count(
+        "#stages li[data-kind=\"analysis\"] .chip[data-outcome=\"pass\"]",
+        2,
+        SHOWN,
+    );
+    b.wait_count("#measurements tbody tr[data-outcome=\"pass\"]", 2, SHOWN);
     b.wait_attr(
         "#stages li[data-kind=\"approval\"]",
         "data-state",
