@@ -33,22 +33,34 @@ pub(super) async fn one(Ax(st): Ax<State>, Path(id): Path<i64>) -> Response {
 /// Every rollout, newest first, with its target counts.
 pub(super) fn rollouts(st: &Shared) -> Result<Value> {
     let j = &st.journal;
+    let mut known = st.finished.lock().unwrap();
     let mut out = Vec::new();
     for row in j.rollouts()? {
+        // A finished rollout's entry changes only with its row (a later rollback): counting
+        // its targets again at every change of the journal would read all its steps.
+        if let Some((at, v)) = known.get(&row.id) {
+            if *at == row.updated {
+                out.push(v.clone());
+                continue;
+            }
+        }
         let targets = crate::cli::target_rows(j, &row)?;
         let count = |s: TargetState| targets.iter().filter(|t| t.state == s).count();
-        let redact = crate::cli::redactor_for(j, row.id)?;
-        out.push(json!({
+        let v = json!({
             "id": row.id,
             "name": row.name,
             "status": row.status.as_str(),
-            "advice": redact.redact(&crate::cli::advice(&row, interrupted(&row))),
+            "advice": crate::cli::advice(&row, interrupted(&row)),
             "created_ms": row.created,
             "updated_ms": row.updated,
             "targets": targets.len(),
             "updated": count(TargetState::Updated),
             "failed": count(TargetState::Failed) + count(TargetState::NeedsAttention),
-        }));
+        });
+        if row.status.is_final() && !crate::engine::rollback_pending(&row) {
+            known.insert(row.id, (row.updated, v.clone()));
+        }
+        out.push(v);
     }
     Ok(Value::Array(out))
 }

@@ -25,8 +25,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-pub use auth::Token;
-
 /// How `cutover serve` was asked to run.
 pub struct Options {
     /// Where to listen; loopback unless `public`.
@@ -44,7 +42,7 @@ pub(crate) struct Shared {
     journal: Arc<Journal>,
     /// A read-only connection that tells when the journal changed (`PRAGMA data_version`).
     reader: Mutex<rusqlite::Connection>,
-    tokens: Vec<Token>,
+    tokens: Vec<auth::Token>,
     operator: String,
     /// `Host` headers the server answers (empty: any, with `--public`).
     hosts: Vec<String>,
@@ -56,6 +54,8 @@ pub(crate) struct Shared {
     logs: PathBuf,
     /// Rollouts with an action process of this server still running (rollout → pid).
     busy: Mutex<HashMap<i64, u32>>,
+    /// The list entries of finished rollouts, with the `updated` time of the row they show.
+    finished: Mutex<HashMap<i64, (i64, serde_json::Value)>>,
 }
 
 type State = Arc<Shared>;
@@ -96,6 +96,7 @@ pub async fn run(journal: &Path, store: &Path, opts: Options) -> Result<i32> {
         journal_path,
         store: std::path::absolute(store)?,
         busy: Mutex::new(HashMap::new()),
+        finished: Mutex::new(HashMap::new()),
     });
     println!(
         "dashboard of {}: http://{addr}/",
