@@ -118,7 +118,7 @@ function renderDetail(r) {
   const d = $('#detail');
   const parts = [
     el('div', { class: 'title' },
-      el('h2', { text: `#${r.id} ${r.name}` }),
+      el('h2', { 'data-rollout': r.id, text: `#${r.id} ${r.name}` }),
       el('span', { id: 'status', class: 'badge', 'data-status': r.status, text: r.status }),
       r.direction === 'rollback' ? el('span', { class: 'muted', text: 'rolling back' }) : null),
     r.advice !== r.status ? el('p', { class: 'advice', id: 'advice', text: r.advice }) : null,
