@@ -194,6 +194,7 @@ fn the_dashboard_follows_rollouts_live_and_its_buttons_act() {
     follow_and_approve(&d, &a);
     abort_by_clicking(&d);
     refused_without_the_token(&d, &a);
+    roll_back_by_clicking(&d, &a);
     no_secret_on_the_page(&d);
     d.assert_same_page();
 }
@@ -366,6 +367,27 @@ fn refused_without_the_token(d: &Dash, a: &SimFleet) {
         &[("host", "evil.example:80")],
     );
     assert_eq!(code, 421);
+}
+
+/// With the token, the completed canary rollout is rolled back by clicking, by a process of
+/// its own that the server records the end of.
+fn roll_back_by_clicking(d: &Dash, a: &SimFleet) {
+    d.open(1);
+    d.act("rollback");
+    d.b.wait_attr("#status", "data-status", "rolled-back", SHOWN);
+    wait_for("the rollback's result", SHOWN, || {
+        actions(&d.journal, 1)
+            .get(1)
+            .is_some_and(|a| !a.3.starts_with("started"))
+    });
+    let acts = actions(&d.journal, 1);
+    assert_eq!(
+        (acts[1].0.as_str(), acts[1].1.as_str(), acts[1].3.as_str()),
+        ("rollback", "alice", "rolled-back (exit 2)")
+    );
+    for i in 1..=6 {
+        assert_eq!(current(a, i), "1.0.0", "node {i}");
+    }
 }
 
 /// (5) A step's secret output is listed redacted, never in clear; the token is never shown.
