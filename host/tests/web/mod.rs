@@ -1,5 +1,5 @@
-//! Web helpers for the dashboard tests: headless Chromium driven over WebDriver
-//! (Debian's `chromium` and `chromium-driver`), and plain HTTP/1.1 on loopback.
+//! What the dashboard tests drive: headless Chromium over WebDriver (Debian's `chromium` and
+//! `chromium-driver`), and plain HTTP/1.1 on loopback.
 
 use crate::common::{root, wait_for};
 use fantoccini::{Client, ClientBuilder, Locator};
