@@ -219,7 +219,7 @@ impl Inner {
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
-                    if self.halted().is_some() {
+                    if self.halted().is_some() || self.abort.load(Ordering::SeqCst) {
                         // The soak starts over on resume: the stage is not passed.
                         continue;
                     }
