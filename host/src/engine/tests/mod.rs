@@ -330,3 +330,28 @@ async fn an_undo_whose_host_came_back_stays_in_flight_for_resume() {
     assert_eq!(h.transport.count("undo start t2"), 1);
     assert_eq!(h.transport.count("undo stop t2"), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_abort_during_a_soak_leaves_the_rollout_at_the_soak_not_past_it() {
+    let mut h = Harness::new(4, 2, RELEASE_DIR, DecisionKind::Proceed);
+    h.plan
+        .stages
+        .insert(1, crate::engine::plan::XStage::Soak { seconds: 600 });
+    h.env
+        .journal
+        .set_plan(h.id, &serde_json::to_string(&h.plan).unwrap())
+        .unwrap();
+    let driving = tokio::spawn(h.run().drive());
+    // Well into the soak (paused time: the first wave takes none).
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    h.env.journal.request_abort(h.id).unwrap();
+    let o = driving.await.unwrap().unwrap();
+    assert_eq!(o.status, Status::Aborted, "{}", o.reason);
+    assert_eq!(
+        h.env.journal.rollout(h.id).unwrap().stage,
+        1,
+        "still at the soak"
+    );
+    assert!(o.reason.contains("before stage 2"), "{}", o.reason);
+    assert_eq!(h.transport.count("run stop t3"), 0);
+}
