@@ -154,9 +154,9 @@ fn versions(f: &SimFleet) -> Vec<String> {
 
 #[test]
 fn a_canary_whose_error_rate_rises_is_rolled_back_by_the_analysis() {
-    let base = 18500;
-    let f = fleet(base, "http://127.0.0.1:18590");
-    let _prom = prometheus(18590, base);
+    let base = 17100;
+    let f = fleet(base, "http://127.0.0.1:17190");
+    let _prom = prometheus(17190, base);
     for i in 1..=NODES {
         std::fs::write(
             f.path().join(format!("nodes/node-{i:02}/fail-work")),
@@ -189,9 +189,9 @@ fn a_canary_whose_error_rate_rises_is_rolled_back_by_the_analysis() {
 
 #[test]
 fn a_healthy_canary_passes_the_analysis_and_the_rollout_completes() {
-    let base = 18600;
-    let f = fleet(base, "http://127.0.0.1:18690");
-    let _prom = prometheus(18690, base);
+    let base = 17200;
+    let f = fleet(base, "http://127.0.0.1:17290");
+    let _prom = prometheus(17290, base);
     let _traffic = Traffic::start(base);
     let o = f.run(&["run", &f.spec()]);
     let out = text(&o);
@@ -213,9 +213,9 @@ fn a_healthy_canary_passes_the_analysis_and_the_rollout_completes() {
 
 #[test]
 fn a_prometheus_that_is_down_makes_the_analysis_inconclusive_not_passed() {
-    let base = 18700;
-    // Nothing listens on 18799.
-    let f = fleet(base, "http://127.0.0.1:18799");
+    let base = 17300;
+    // Nothing listens on 17399.
+    let f = fleet(base, "http://127.0.0.1:17399");
     let o = f.run(&["run", &f.spec()]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(3), "paused: {out}");

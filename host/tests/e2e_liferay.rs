@@ -413,7 +413,7 @@ fn a_rolling_restart_takes_one_node_at_a_time_whatever_the_group_size() {
 
 #[test]
 fn an_irreversible_change_with_every_node_down_completes() {
-    let c = Cluster::new(18930, "all-down");
+    let c = Cluster::new(17500, "all-down");
     c.set_spec("module = \"blog-1.1.0.jar\"", "module = \"blog-2.0.0.jar\"");
     c.set_spec("schema-compatible = true", "schema-compatible = false");
     let (ok, out) = plan(&c);
@@ -443,7 +443,7 @@ fn an_irreversible_change_with_every_node_down_completes() {
 
 #[test]
 fn a_failed_update_with_every_node_down_restores_the_database_and_the_old_version() {
-    let c = Cluster::new(18950, "all-down");
+    let c = Cluster::new(17530, "all-down");
     c.set_spec("module = \"blog-1.1.0.jar\"", "module = \"blog-2.0.0.jar\"");
     c.set_spec("schema-compatible = true", "schema-compatible = false");
     c.set_spec("on-failure = \"pause\"", "on-failure = \"rollback\"");

@@ -99,8 +99,8 @@ fn events(got: &Got) -> Vec<String> {
 
 #[test]
 fn every_event_reaches_the_receiver_with_its_idempotency_key_retried_while_it_fails() {
-    let got = receiver(18950, 2);
-    let f = fleet(18900, 18950);
+    let got = receiver(17450, 2);
+    let f = fleet(17400, 17450);
     let o = f.run(&["run", &f.spec()]);
     assert_eq!(
         o.status.code(),
@@ -142,8 +142,8 @@ fn every_event_reaches_the_receiver_with_its_idempotency_key_retried_while_it_fa
 
 #[test]
 fn a_crash_between_an_event_and_its_delivery_loses_nothing() {
-    let got = receiver(18960, 0);
-    let f = fleet(18920, 18960);
+    let got = receiver(17460, 0);
+    let f = fleet(17420, 17460);
     let o = run_env(
         &f.journal(),
         &["run", &f.spec()],
