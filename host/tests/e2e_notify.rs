@@ -182,3 +182,42 @@ fn a_crash_between_an_event_and_its_delivery_loses_nothing() {
         "each event once, in order"
     );
 }
+
+#[test]
+fn a_host_wide_hook_file_is_told_only_the_events_it_names() {
+    let got = receiver(17470, 0);
+    let f = SimFleet::build(
+        "node-sim",
+        &["--nodes", "4", "--base-port", "17430", "--group-size", "2"],
+    );
+    // node-02 refuses to start 2.0.0: the first group fails and is rolled back.
+    std::fs::write(f.path().join("nodes/node-02/fail-start"), "2.0.0").unwrap();
+    let hooks = f.path().join("notify.toml");
+    std::fs::write(
+        &hooks,
+        "[[notify]]\nurl = \"http://127.0.0.1:17470/all\"\nevents = [\"rolled-back\", \"failed\"]\n",
+    )
+    .unwrap();
+    let f = f.with_env("CUTOVER_NOTIFY", hooks.to_str().unwrap());
+    let o = f.run(&["run", &f.spec()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(events(&got), ["rolled-back"], "only what the file names");
+    let body = got.lock().unwrap()[0].3.clone();
+    assert_eq!(body["status"], "rolled-back", "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("first wave"),
+        "{body}"
+    );
+    // A hook file that names an unknown event is refused before anything runs.
+    std::fs::write(
+        &hooks,
+        "[[notify]]\nurl = \"http://127.0.0.1:17470/x\"\nevents = [\"deployed\"]\n",
+    )
+    .unwrap();
+    let o = f.run(&["plan", &f.spec()]);
+    let out = text(&o);
+    assert!(
+        !o.status.success() && out.contains("notify event `deployed` is not one of"),
+        "{out}"
+    );
+}

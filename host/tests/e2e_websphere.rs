@@ -17,8 +17,12 @@ struct Cell {
 
 impl Cell {
     fn new(port: u16, extra: &[&str]) -> Cell {
-        let p = port.to_string();
-        let mut args = vec!["--members", "6", "--port", &p];
+        Cell::sized(port, 6, extra)
+    }
+
+    fn sized(port: u16, members: usize, extra: &[&str]) -> Cell {
+        let (p, n) = (port.to_string(), members.to_string());
+        let mut args = vec!["--members", &n, "--port", &p];
         args.extend_from_slice(extra);
         Cell {
             fleet: SimFleet::build("websphere-sim", &args),
@@ -310,4 +314,20 @@ fn preflight_refuses_a_short_soap_timeout_and_plan_shows_ibms_estimate() {
         out.contains("5 targets") || out.contains("(member1, member2, member3, member4, member5)"),
         "{out}"
     );
+}
+
+#[test]
+fn one_member_is_rolled_out_alone_the_other_half_skipped() {
+    let c = Cell::sized(19480, 1, &["--request-timeout", "0", "--mode", "atomic"]);
+    let o = c.fleet.run(&["run", &c.fleet.spec()]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("one member: as IBM documents for single-server targets"),
+        "{out}"
+    );
+    assert!(out.contains("fleet step `switch`"), "{out}");
+    let s = c.state();
+    assert_eq!(s["running"]["member1"][0], "Shop-edition2.0", "{s}");
+    assert_eq!(s["editions"]["2.0"], "active", "{s}");
 }
