@@ -221,3 +221,17 @@ fn a_host_wide_hook_file_is_told_only_the_events_it_names() {
         "{out}"
     );
 }
+
+#[test]
+fn aborting_a_paused_rollout_tells_the_webhooks() {
+    let got = receiver(17480, 0);
+    let f = fleet(17440, 17480);
+    let o = f.run(&["run", &f.spec()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = f.run(&["abort", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        events(&got),
+        ["started", "wave-done", "needs-approval", "aborted"]
+    );
+}

@@ -358,6 +358,13 @@ pub fn abort_in(journal: &Journal, id: i64) -> Result<Status> {
         journal.request_abort(id)?;
         return Ok(Status::Running);
     }
+    // This command loaded no spec: the rollout's own (journaled) names its webhooks.
+    if let Ok(spec) = crate::spec::parse(std::path::Path::new(&row.spec_path), &row.spec_text) {
+        // A broken hook file never stands in the way of an abort.
+        if let Err(e) = notify::configure(journal, &spec) {
+            eprintln!("warning: rollout {id}'s webhooks are not told of the abort: {e:#}");
+        }
+    }
     journal.set_status(id, Status::Aborted, "aborted by the operator")?;
     release(journal, id)?;
     Ok(Status::Aborted)

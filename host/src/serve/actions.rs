@@ -105,6 +105,9 @@ fn decide(st: &Shared, id: i64, action: &str, who: &str) -> anyhow::Result<Decid
             Ok(s) => s.as_str().to_string(),
             Err(e) => format!("refused: {e:#}"),
         };
+        // The `aborted` webhook, if the rollout has one (what is left waits for the next
+        // command).
+        crate::engine::notify::flush(j, std::time::Duration::from_secs(2));
         j.record_action(id, action, who, &result)?;
         return Ok(Decided::Aborted(result));
     }
