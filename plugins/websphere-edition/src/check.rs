@@ -10,15 +10,22 @@ use cutover_sdk::preflight::{blocker, info, warning};
 use cutover_sdk::{files, Finding, PreflightContext, Result, Target};
 use std::path::PathBuf;
 
-/// The seed's estimate of the SOAP request timeout (L13-16): groups × (drainage interval +
-/// internal quiesce timeout (about 5 min) + application or server restart (about 10 min)).
-pub fn timeout_needed(params: &[cutover_sdk::Pair], groups: u64) -> (u64, String) {
-    let n = |k: &str, d: u64| get(params, k).and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (drain, quiesce, restart) = (
+/// The seed's three times, in seconds: the drainage interval, the internal quiesce timeout
+/// (about 5 min) and the application or server restart (about 10 min).
+pub fn seed_times(params: &[cutover_sdk::Pair]) -> (u32, u32, u32) {
+    let n = |k: &str, d: u32| get(params, k).and_then(|v| v.parse().ok()).unwrap_or(d);
+    (
         n("drainage-interval", 30),
         n("quiesce-estimate", 300),
         n("restart-estimate", 600),
-    );
+    )
+}
+
+/// The seed's estimate of the SOAP request timeout (L13-16): groups × (drainage interval +
+/// internal quiesce timeout (about 5 min) + application or server restart (about 10 min)).
+pub fn timeout_needed(params: &[cutover_sdk::Pair], groups: u64) -> (u64, String) {
+    let (drain, quiesce, restart) = seed_times(params);
+    let (drain, quiesce, restart) = (u64::from(drain), u64::from(quiesce), u64::from(restart));
     let total = groups * (drain + quiesce + restart);
     (
         total,
@@ -109,15 +116,7 @@ pub fn findings(targets: &[Target], ctx: &PreflightContext) -> Result<Vec<Findin
     // Every member running, with the current edition.
     for t in targets {
         let m = Member::of(t)?;
-        let srv = w.jython(
-            &[format!(
-                "print AdminControl.completeObjectName({})",
-                q(&mbean("Server", &m.node, &m.server))?
-            )],
-            &format!("look for server {}", m.server),
-            120,
-        )?;
-        if !srv.iter().any(|l| l.contains("type=Server")) {
+        if !crate::steps::server_running(&w, &m)? {
             out.push(blocker(
                 Some(&t.id),
                 format!("server {} on node {} is not running", m.server, m.node),

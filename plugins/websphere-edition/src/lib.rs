@@ -197,12 +197,7 @@ impl cutover_sdk::Adapter for WebsphereEdition {
     /// Per group, at worst the seed's drainage interval + quiesce + restart, split over the
     /// steps; the note gives IBM's estimate for `com.ibm.SOAP.requestTimeout`.
     fn estimate(_targets: Vec<Target>, params: Vec<Pair>, waves: u32) -> Result<Estimate> {
-        let n = |k: &str, d: u32| get(&params, k).and_then(|v| v.parse().ok()).unwrap_or(d);
-        let (drain, quiesce, restart) = (
-            n("drainage-interval", 30),
-            n("quiesce-estimate", 300),
-            n("restart-estimate", 600),
-        );
+        let (drain, quiesce, restart) = check::seed_times(&params);
         let hard = get(&params, "reset-strategy") == Some("hard");
         let step = |name: &str, expected: u32, worst: u32| StepEstimate {
             step: name.into(),

@@ -20,29 +20,15 @@ fn app_running(w: &Wsadmin, m: &Member, app: &str) -> Result<bool> {
         "type=Application,name={app},node={},process={},*",
         m.node, m.server
     );
-    let out = w.jython(
-        &[format!(
-            "print AdminControl.completeObjectName({})",
-            q(&query)?
-        )],
-        &format!("look for {app} on {}", m.server),
-        120,
-    )?;
-    Ok(out.iter().any(|l| l.contains("type=Application")))
+    w.exists(&query, &format!("look for {app} on {}", m.server))
 }
 
-/// Whether the member's server runs ("If the server is stopped, the completeObjectName
-/// command returns an empty string").
-fn server_running(w: &Wsadmin, m: &Member) -> Result<bool> {
-    let out = w.jython(
-        &[format!(
-            "print AdminControl.completeObjectName({})",
-            q(&mbean("Server", &m.node, &m.server))?
-        )],
+/// Whether the member's server runs (its Server MBean exists).
+pub fn server_running(w: &Wsadmin, m: &Member) -> Result<bool> {
+    w.exists(
+        &mbean("Server", &m.node, &m.server),
         &format!("look for server {}", m.server),
-        120,
-    )?;
-    Ok(out.iter().any(|l| l.contains("type=Server")))
+    )
 }
 
 /// `startApplication` / `stopApplication` of `app` on the member's ApplicationManager.
@@ -184,28 +170,34 @@ fn hard(c: &Call) -> bool {
     c.value_or("reset-strategy", "soft") == "hard"
 }
 
-/// Soft reset: stop the old edition in the server; hard reset: also stop the server.
-pub fn stop_old(c: &Call) -> Result<Vec<Output>> {
-    let (m, e, w) = (
+/// The target's member, the rollout's editions and wsadmin.
+fn parts(c: &Call) -> Result<(Member, Editions, Wsadmin)> {
+    Ok((
         Member::of(c.target()?)?,
         Editions::of(c.params())?,
         Wsadmin::of(c)?,
-    );
-    if server_running(&w, &m)? && app_running(&w, &m, &e.old)? {
-        app_op(&w, &m, "stopApplication", &e.old)?;
+    ))
+}
+
+/// Stop edition `app` in the member's server; a hard reset also stops the server.
+fn stop_edition(c: &Call, app: impl Fn(&Editions) -> &str) -> Result<()> {
+    let (m, e, w) = parts(c)?;
+    if server_running(&w, &m)? && app_running(&w, &m, app(&e))? {
+        app_op(&w, &m, "stopApplication", app(&e))?;
     }
     if hard(c) && server_running(&w, &m)? {
         server_op(&w, &m, "stopServer")?;
     }
-    Ok(vec![])
+    Ok(())
+}
+
+/// Soft reset: stop the old edition in the server; hard reset: also stop the server.
+pub fn stop_old(c: &Call) -> Result<Vec<Output>> {
+    stop_edition(c, |e| &e.old).map(|_| vec![])
 }
 
 pub fn undo_stop_old(c: &Call) -> Result<()> {
-    let (m, e, w) = (
-        Member::of(c.target()?)?,
-        Editions::of(c.params())?,
-        Wsadmin::of(c)?,
-    );
+    let (m, e, w) = parts(c)?;
     if !server_running(&w, &m)? {
         server_op(&w, &m, "startServer")?;
     }
@@ -217,11 +209,7 @@ pub fn undo_stop_old(c: &Call) -> Result<()> {
 
 /// Hard reset: start the server; then start the new edition in it.
 pub fn start_new(c: &Call) -> Result<Vec<Output>> {
-    let (m, e, w) = (
-        Member::of(c.target()?)?,
-        Editions::of(c.params())?,
-        Wsadmin::of(c)?,
-    );
+    let (m, e, w) = parts(c)?;
     if !server_running(&w, &m)? {
         server_op(&w, &m, "startServer")?;
         if !server_running(&w, &m)? {
@@ -241,28 +229,13 @@ pub fn start_new(c: &Call) -> Result<Vec<Output>> {
 }
 
 pub fn undo_start_new(c: &Call) -> Result<()> {
-    let (m, e, w) = (
-        Member::of(c.target()?)?,
-        Editions::of(c.params())?,
-        Wsadmin::of(c)?,
-    );
-    if server_running(&w, &m)? && app_running(&w, &m, &e.new)? {
-        app_op(&w, &m, "stopApplication", &e.new)?;
-    }
-    if hard(c) && server_running(&w, &m)? {
-        server_op(&w, &m, "stopServer")?;
-    }
-    Ok(())
+    stop_edition(c, |e| &e.new)
 }
 
 /// The server is STARTED, runs the new edition and not the old one, and (with an `address`)
 /// answers `verify-path` with `verify-expect`.
 pub fn verify(c: &Call) -> Result<Vec<Output>> {
-    let (m, e, w) = (
-        Member::of(c.target()?)?,
-        Editions::of(c.params())?,
-        Wsadmin::of(c)?,
-    );
+    let (m, e, w) = parts(c)?;
     let state = w.jython(
         &[
             format!(

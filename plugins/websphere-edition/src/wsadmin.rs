@@ -84,6 +84,21 @@ impl Wsadmin {
         self.run(&["-c".into(), statements.join("; ")], what, timeout_s)
     }
 
+    /// Whether an MBean matching `query` is registered: `completeObjectName` answers an
+    /// empty string when none is ("If the server is stopped, the completeObjectName command
+    /// returns an empty string").
+    pub fn exists(&self, query: &str, what: &str) -> Result<bool> {
+        let out = self.jython(
+            &[format!(
+                "print AdminControl.completeObjectName({})",
+                q(query)?
+            )],
+            what,
+            120,
+        )?;
+        Ok(out.iter().any(|l| l.starts_with("WebSphere:")))
+    }
+
     /// Run a script file with arguments; the lines it printed.
     pub fn script(&self, file: &str, script_args: &[&str], what: &str) -> Result<Vec<String>> {
         let mut extra = vec!["-f".to_string(), file.to_string()];
