@@ -2,7 +2,8 @@
 //! outputs `value`, a number, which the host checks against an `[[analysis]]` condition.
 //! An error from `measure` makes the measurement inconclusive, never passed.
 
-use crate::{output, Error, Output, Result, StepDef};
+use crate::params::declare;
+use crate::{output, About, Call, Cap, Error, Output, Parameter, Result, StepDef};
 
 /// The `measure` step, running `run`.
 pub const fn measure_step(run: crate::RunFn, caps: &'static [crate::Cap]) -> StepDef {
@@ -15,6 +16,40 @@ pub const fn measure_step(run: crate::RunFn, caps: &'static [crate::Cap]) -> Ste
         caps,
         ..StepDef::FLEET
     }
+}
+
+/// An HTTP provider: parameters `url` (described by `url_about`), then `more`, then
+/// `timeout-ms` (described by `timeout_about`, default 5 s); HTTP to `{url}` and nothing else.
+pub fn http_provider(
+    name: &'static str,
+    version: &'static str,
+    summary: &'static str,
+    url_about: &str,
+    more: Vec<Parameter>,
+    timeout_about: &str,
+) -> About {
+    let mut parameters = vec![declare("url", url_about, true, false, None)];
+    parameters.extend(more);
+    parameters.push(declare(
+        "timeout-ms",
+        timeout_about,
+        false,
+        false,
+        Some("5000"),
+    ));
+    About {
+        name,
+        version,
+        summary,
+        parameters,
+        capabilities: vec![Cap::Http("{url}").capability()],
+        leases: vec![],
+    }
+}
+
+/// GET `url` within the provider's `timeout-ms`: (status, body).
+pub fn get(c: &Call, url: &str) -> Result<(u16, String)> {
+    crate::web::get(url, Some(c.get("timeout-ms", 5000)?))
 }
 
 /// The outputs of a measurement of `v`; NaN and infinities are refused as inconclusive.

@@ -3,14 +3,14 @@
 //! JSON, or no number there make the measurement inconclusive.
 
 use cutover_sdk::params::declare;
-use cutover_sdk::{analysis, fail, web, About, Call, Cap, Output, Result, StepDef};
+use cutover_sdk::{analysis, fail, About, Call, Output, Result, StepDef};
 
 struct HttpJson;
 
 fn measure(c: &Call) -> Result<Vec<Output>> {
     let url = c.param("url")?;
     let pointer = c.param("pointer")?;
-    let (status, body) = web::get(url, Some(c.get("timeout-ms", 5000)?))?;
+    let (status, body) = analysis::get(c, url)?;
     if !(200..300).contains(&status) {
         return Err(fail(format!("{url} answered {status}")));
     }
@@ -30,30 +30,20 @@ fn measure(c: &Call) -> Result<Vec<Output>> {
 
 impl cutover_sdk::Adapter for HttpJson {
     fn about() -> About {
-        About {
-            name: "http-analysis",
-            version: env!("CARGO_PKG_VERSION"),
-            summary: "analysis provider: a number from a JSON answer",
-            parameters: vec![
-                declare("url", "the URL to GET", true, false, None),
-                declare(
-                    "pointer",
-                    "JSON pointer to the number, e.g. /errors/rate",
-                    true,
-                    false,
-                    None,
-                ),
-                declare(
-                    "timeout-ms",
-                    "how long the request may take",
-                    false,
-                    false,
-                    Some("5000"),
-                ),
-            ],
-            capabilities: vec![Cap::Http("{url}").capability()],
-            leases: vec![],
-        }
+        analysis::http_provider(
+            "http-analysis",
+            env!("CARGO_PKG_VERSION"),
+            "analysis provider: a number from a JSON answer",
+            "the URL to GET",
+            vec![declare(
+                "pointer",
+                "JSON pointer to the number, e.g. /errors/rate",
+                true,
+                false,
+                None,
+            )],
+            "how long the request may take",
+        )
     }
 
     const STEPS: &'static [StepDef] = &[analysis::measure_step(measure, &[])];

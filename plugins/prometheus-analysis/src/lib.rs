@@ -5,7 +5,7 @@
 //! an unreachable Prometheus make the measurement inconclusive.
 
 use cutover_sdk::params::declare;
-use cutover_sdk::{analysis, fail, web, About, Call, Cap, Output, Result, StepDef};
+use cutover_sdk::{analysis, fail, About, Call, Output, Result, StepDef};
 use serde_json::Value;
 
 struct Prometheus;
@@ -22,7 +22,7 @@ fn measure(c: &Call) -> Result<Vec<Output>> {
         "{base}/api/v1/query?query={}",
         analysis::query_encode(query)
     );
-    let (status, body) = web::get(&url, Some(c.get("timeout-ms", 5000)?))?;
+    let (status, body) = analysis::get(c, &url)?;
     let doc: Value = serde_json::from_str(&body)
         .map_err(|e| fail(format!("{url} answered {status} with no JSON: {e}")))?;
     if doc["status"] != "success" {
@@ -57,36 +57,20 @@ fn measure(c: &Call) -> Result<Vec<Output>> {
 
 impl cutover_sdk::Adapter for Prometheus {
     fn about() -> About {
-        About {
-            name: "prometheus-analysis",
-            version: env!("CARGO_PKG_VERSION"),
-            summary: "analysis provider: a PromQL query through Prometheus's HTTP API",
-            parameters: vec![
-                declare(
-                    "url",
-                    "Prometheus's base URL, e.g. http://127.0.0.1:9090",
-                    true,
-                    false,
-                    None,
-                ),
-                declare(
-                    "query",
-                    "a PromQL expression giving one number",
-                    true,
-                    false,
-                    None,
-                ),
-                declare(
-                    "timeout-ms",
-                    "how long a query may take",
-                    false,
-                    false,
-                    Some("5000"),
-                ),
-            ],
-            capabilities: vec![Cap::Http("{url}").capability()],
-            leases: vec![],
-        }
+        analysis::http_provider(
+            "prometheus-analysis",
+            env!("CARGO_PKG_VERSION"),
+            "analysis provider: a PromQL query through Prometheus's HTTP API",
+            "Prometheus's base URL, e.g. http://127.0.0.1:9090",
+            vec![declare(
+                "query",
+                "a PromQL expression giving one number",
+                true,
+                false,
+                None,
+            )],
+            "how long a query may take",
+        )
     }
 
     const STEPS: &'static [StepDef] = &[analysis::measure_step(measure, &[])];
