@@ -34,7 +34,7 @@ mod report;
 mod status;
 pub mod store;
 pub use status::status;
-pub(crate) use status::{advice, redactor_for, target_rows};
+pub(crate) use status::{advice, redactor_for, step_json, target_rows};
 
 /// Where the journal and the plugin cache live, and how verbose to be.
 pub struct Ctx {

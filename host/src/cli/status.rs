@@ -67,6 +67,22 @@ fn lost_hosts(
         .collect())
 }
 
+/// A step record as `status --json` and the dashboard show it: its error redacted, secret
+/// outputs never shown.
+pub(crate) fn step_json(s: &crate::journal::StepRow, redact: &Redactor) -> serde_json::Value {
+    json!({
+        "seq": s.seq, "stage": s.stage, "target": s.target, "step": s.step,
+        "action": s.action, "attempt": s.attempt, "state": s.state,
+        "error": s.error.as_deref().map(|e| redact.redact(e)),
+        "outputs": s.outputs.iter().map(|o| json!({
+            "key": o.key,
+            "value": if o.secret { "«redacted»".to_string() } else { redact.redact(&o.value) },
+            "secret": o.secret,
+        })).collect::<Vec<_>>(),
+        "started_ms": s.started, "ended_ms": s.ended,
+    })
+}
+
 /// The secret outputs of rollout `id`'s steps, to hide wherever its text is shown.
 pub(crate) fn redactor_for(journal: &Journal, id: i64) -> Result<Redactor> {
     let r = Redactor::default();
@@ -127,17 +143,7 @@ pub fn status(ctx: &Ctx, id: Option<i64>, json_out: bool) -> Result<i32> {
             "targets": targets.iter().map(|t| json!({
                 "id": t.target, "state": t.state.as_str(), "detail": redact.redact(&t.detail),
             })).collect::<Vec<_>>(),
-            "steps": steps.iter().map(|s| json!({
-                "seq": s.seq, "stage": s.stage, "target": s.target, "step": s.step,
-                "action": s.action, "attempt": s.attempt, "state": s.state,
-                "error": s.error.as_deref().map(|e| redact.redact(e)),
-                "outputs": s.outputs.iter().map(|o| json!({
-                    "key": o.key,
-                    "value": if o.secret { "«redacted»".to_string() } else { redact.redact(&o.value) },
-                    "secret": o.secret,
-                })).collect::<Vec<_>>(),
-                "started_ms": s.started, "ended_ms": s.ended,
-            })).collect::<Vec<_>>(),
+            "steps": steps.iter().map(|s| step_json(s, &redact)).collect::<Vec<_>>(),
             "actions": actions.iter().map(|a| json!({
                 "action": a.action, "who": a.who, "at_ms": a.ts, "result": redact.redact(&a.result),
             })).collect::<Vec<_>>(),

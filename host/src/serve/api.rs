@@ -118,18 +118,9 @@ pub(super) fn timeline(st: &Shared, id: i64) -> Result<Option<Value>> {
         stages.push(v);
     }
     let step_json = |s: &crate::journal::StepRow| {
-        json!({
-            "seq": s.seq, "stage": s.stage, "target": s.target, "step": s.step,
-            "action": s.action.as_str(), "attempt": s.attempt, "state": s.state.as_str(),
-            "started_ms": s.started, "ended_ms": s.ended,
-            "duration_ms": s.ended.map(|e| e - s.started),
-            "error": s.error.as_deref().map(|e| redact.redact(e)),
-            "outputs": s.outputs.iter().map(|o| json!({
-                "key": o.key,
-                "value": if o.secret { "«redacted»".to_string() } else { redact.redact(&o.value) },
-                "secret": o.secret,
-            })).collect::<Vec<_>>(),
-        })
+        let mut v = crate::cli::step_json(s, &redact);
+        v["duration_ms"] = json!(s.ended.map(|e| e - s.started));
+        v
     };
     let busy = st.busy.lock().unwrap().contains_key(&id);
     Ok(Some(json!({
