@@ -55,6 +55,9 @@ pub fn deliver_due(journal: &Journal) -> usize {
         Ok(d) => d,
         Err(_) => return 0,
     };
+    if waiting.is_empty() {
+        return 0;
+    }
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .http_status_as_error(false)
