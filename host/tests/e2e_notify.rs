@@ -89,6 +89,15 @@ fn fleet(base: u16, port: u16) -> SimFleet {
     f
 }
 
+/// The events of a rollout paused for approval after its first group, then approved.
+const APPROVED: [&str; 5] = [
+    "started",
+    "wave-done",
+    "needs-approval",
+    "wave-done",
+    "completed",
+];
+
 fn events(got: &Got) -> Vec<String> {
     got.lock()
         .unwrap()
@@ -112,13 +121,7 @@ fn every_event_reaches_the_receiver_with_its_idempotency_key_retried_while_it_fa
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
         events(&got),
-        [
-            "started",
-            "wave-done",
-            "needs-approval",
-            "wave-done",
-            "completed"
-        ],
+        APPROVED,
         "the first two tries failed and were retried"
     );
     for (key, event, auth, body) in got.lock().unwrap().iter() {
@@ -170,17 +173,7 @@ fn a_crash_between_an_event_and_its_delivery_loses_nothing() {
     // The next command delivers it, then goes on.
     let o = f.run(&["approve", "1"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(
-        events(&got),
-        [
-            "started",
-            "wave-done",
-            "needs-approval",
-            "wave-done",
-            "completed"
-        ],
-        "each event once, in order"
-    );
+    assert_eq!(events(&got), APPROVED, "each event once, in order");
 }
 
 #[test]

@@ -15,9 +15,7 @@ pub fn build(dir: &Path, args: &[String]) -> Result<()> {
     let members: usize = crate::num(args, "--members", "6")?;
     let (soap, router, admin) = (port + 20, port + 21, port + 22);
     let mut init: Vec<String> = [
-        "init".to_string(),
-        dir.display().to_string(),
-        "--members".into(),
+        "--members".to_string(),
         members.to_string(),
         "--base-port".into(),
         port.to_string(),
@@ -40,7 +38,7 @@ pub fn build(dir: &Path, args: &[String]) -> Result<()> {
             init.extend([k.to_string(), args.get(i + 1).cloned().unwrap_or_default()]);
         }
     }
-    crate::init(dir, &init[1..])?;
+    crate::init(dir, &init)?;
     std::fs::create_dir_all(dir.join("profile/temp"))?;
     let me = std::env::current_exe()?;
     simkit::spawn_detached(Command::new(&me).arg("serve").arg(dir))?;
