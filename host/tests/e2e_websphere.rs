@@ -331,3 +331,23 @@ fn one_member_is_rolled_out_alone_the_other_half_skipped() {
     assert_eq!(s["running"]["member1"][0], "Shop-edition2.0", "{s}");
     assert_eq!(s["editions"]["2.0"], "active", "{s}");
 }
+
+#[test]
+fn preflight_refuses_an_operator_role_and_a_new_edition_without_a_routing_policy() {
+    // Only edition 1.0 has a routing policy (work class) in this cell.
+    let c = Cell::new(19510, &["--request-timeout", "0", "--routing", "1.0"]);
+    c.fleet
+        .set_spec("admin-role = \"configurator\"", "admin-role = \"operator\"");
+    let o = c.fleet.run(&["run", &c.fleet.spec()]);
+    let out = text(&o);
+    assert!(
+        !o.status.success() && out.contains("preflight refused the change"),
+        "{out}"
+    );
+    assert!(out.contains("admin-role is `operator`: an edition rollout needs the configurator or administrator role"), "{out}");
+    assert!(
+        out.contains("no routing policy for edition 2.0 (`Shop-edition2.0`)"),
+        "{out}"
+    );
+    assert!(events(&c).is_empty(), "nothing ran: {:?}", events(&c));
+}
